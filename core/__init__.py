@@ -1,0 +1,1 @@
+"""NumPy + Numba kernels of numbarl. This package never imports torch."""

@@ -1,0 +1,1 @@
+"""CUDA twins of the CPU kernels (numba.cuda), same names and arguments."""

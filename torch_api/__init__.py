@@ -1,0 +1,1 @@
+"""TorchRL-compatible environments and transforms backed by numbarl.core."""
