@@ -1,0 +1,121 @@
+"""EnvBase subclassing contract, step_mdp, and agreement with torchrl 0.14.1 for a user-written env."""
+import pytest
+import torch
+from tensordict import TensorDict
+
+from compare import assert_td_equal
+from numbarl.torch_api import Composite, EnvBase, Unbounded, seed_generator, step_mdp
+
+
+def make_counter(base):
+    """The same user env written against a given EnvBase / spec module."""
+
+    class Counter(base["EnvBase"]):
+        def __init__(self, limit=3):
+            super().__init__()
+            self.limit = limit
+            self.observation_spec = base["Composite"](count=base["Unbounded"]((1,)))
+            self.action_spec = base["Unbounded"]((1,))
+            self.reward_spec = base["Unbounded"]((1,))
+
+        def _reset(self, td):
+            self.n = torch.zeros(1)
+            return TensorDict({"count": self.n.clone()}, [])
+
+        def _step(self, td):
+            self.n = self.n + td["action"]
+            return TensorDict({"count": self.n.clone(), "reward": -self.n.clone(),
+                               "done": self.n >= self.limit}, [])
+
+        def _set_seed(self, seed):
+            self.seed = seed
+
+    return Counter
+
+
+OURS = {"EnvBase": EnvBase, "Composite": Composite, "Unbounded": Unbounded}
+
+
+def test_subclass_rollout_fills_done_keys():
+    env = make_counter(OURS)()
+    td = env.rollout(10, actions=[torch.ones(1)] * 10)
+    assert td.batch_size == (3,)
+    assert torch.equal(td["next", "terminated"], td["next", "done"])
+    assert not td["done"].any() and td["next", "done"][-1].all()
+    assert env.done_keys == ["done", "terminated"]
+
+
+def test_subclass_auto_reset_continues():
+    env = make_counter(OURS)(limit=2)
+    td = env.rollout(7, actions=[torch.ones(1)] * 7, break_when_any_done=False)
+    assert td["next", "count"].squeeze(-1).tolist() == [1, 2, 1, 2, 1, 2, 1]
+    assert td["count"].squeeze(-1).tolist() == [0, 1, 0, 1, 0, 1, 0]
+
+
+def test_set_seed_returns_next_seed():
+    env = make_counter(OURS)()
+    assert env.set_seed(3) == seed_generator(3)
+    assert env.seed == 3
+    assert env.set_seed(3, static_seed=True) == 3
+
+
+def test_spec_setters_validate():
+    env = make_counter(OURS)()
+    with pytest.raises(TypeError, match="observation_spec must be a Composite"):
+        env.observation_spec = Unbounded((3,))
+    with pytest.raises(TypeError, match="action_spec must be a TensorSpec"):
+        env.action_spec = "a"
+    batched = EnvBase(batch_size=[4])
+    with pytest.raises(ValueError, match="batch_size"):
+        batched.action_spec = Unbounded((1,))
+    batched.action_spec = Unbounded((4, 1))
+    assert batched.full_action_spec.shape == (4,)
+
+
+def test_rollout_arguments_validated():
+    env = make_counter(OURS)()
+    with pytest.raises(ValueError, match="max_steps"):
+        env.rollout(0)
+    with pytest.raises(ValueError, match="policy or actions"):
+        env.rollout(2, policy=lambda td: td, actions=[torch.ones(1)] * 2)
+    with pytest.raises(ValueError, match="auto_reset=False"):
+        env.rollout(2, auto_reset=False)
+
+
+def test_missing_methods_raise():
+    env = EnvBase()
+    with pytest.raises(NotImplementedError, match="_reset"):
+        env.reset()
+
+
+def test_step_mdp():
+    td = TensorDict({"observation": torch.zeros(2), "action": torch.ones(1), "other": torch.ones(3),
+                     "done": torch.zeros(1, dtype=torch.bool),
+                     "next": {"observation": torch.ones(2), "reward": torch.ones(1),
+                              "done": torch.ones(1, dtype=torch.bool)}}, [])
+    out = step_mdp(td)
+    assert set(out.keys()) == {"observation", "done", "other"}
+    assert out["done"].all() and torch.equal(out["observation"], torch.ones(2))
+    kept = step_mdp(td, exclude_reward=False, exclude_action=False, keep_other=False)
+    assert set(kept.keys()) == {"observation", "done", "reward", "action"}
+
+
+def test_append_transform_returns_transformed_env():
+    from numbarl.torch_api import Compose, TransformedEnv
+
+    env = make_counter(OURS)().append_transform(Compose())
+    assert isinstance(env, TransformedEnv)
+
+
+@pytest.mark.torchrl
+def test_user_env_matches_torchrl(torchrl):
+    from torchrl.data import Composite as TC, Unbounded as TU
+    from torchrl.envs import EnvBase as TE
+
+    ours = make_counter(OURS)(limit=3)
+    theirs = make_counter({"EnvBase": TE, "Composite": TC, "Unbounded": TU})(limit=3)
+    acts = [torch.ones(1)] * 8
+    for kwargs in ({}, {"break_when_any_done": False}):
+        assert_td_equal(ours.rollout(8, actions=acts, **kwargs), theirs.rollout(8, actions=acts, **kwargs))
+    assert_td_equal(ours.fake_tensordict(), theirs.fake_tensordict())
+    assert sorted(ours.done_keys) == sorted(theirs.done_keys)

@@ -1,0 +1,115 @@
+"""Transform / Compose / TransformedEnv: a user transform written for TorchRL works unchanged."""
+import pickle
+
+import pytest
+import torch
+from tensordict import TensorDict
+
+from compare import assert_td_equal
+from numbarl.torch_api import Compose, GymEnv, Transform, TransformedEnv, Unbounded, check_env_specs
+
+
+class AddOne(Transform):
+    """A user transform as written against TorchRL's Transform."""
+
+    def _apply_transform(self, obs):
+        return obs + 1
+
+    def _inv_apply_transform(self, state):
+        return state - 1
+
+    def transform_observation_spec(self, observation_spec):
+        for i, o in zip(self.in_keys, self.out_keys):
+            if o != i:
+                observation_spec[o] = observation_spec[i].clone()
+        return observation_spec
+
+
+def test_keys_validated():
+    with pytest.raises(ValueError, match="out_keys must have the same length as in_keys, got 2 and 1"):
+        AddOne(in_keys=["a"], out_keys=["b", "c"])
+    with pytest.raises(TypeError, match="in_keys"):
+        AddOne(in_keys=[3])
+    with pytest.raises(TypeError, match="Compose requires Transform"):
+        Compose(AddOne(in_keys=["a"]), "x")
+
+
+def test_forward_inverse_and_missing_keys():
+    t = AddOne(in_keys=["x"], out_keys=["y"], in_keys_inv=["action"], out_keys_inv=["policy_action"])
+    td = t(TensorDict({"x": torch.zeros(2)}, []))
+    assert torch.equal(td["y"], torch.ones(2))
+    inv = t.inv(TensorDict({"policy_action": torch.ones(1)}, []))
+    assert torch.equal(inv["action"], torch.zeros(1))
+    with pytest.raises(KeyError, match="'x' not found"):
+        t(TensorDict({"z": torch.zeros(1)}, []))
+    t.set_missing_tolerance(True)
+    assert "y" not in t(TensorDict({"z": torch.zeros(1)}, [])).keys()
+
+
+def test_compose_indexing_append_insert_nesting():
+    a, b, c = AddOne(in_keys=["x"]), AddOne(in_keys=["x"]), AddOne(in_keys=["x"])
+    comp = Compose(a, Compose(b))
+    comp.append(c)
+    comp.insert(0, AddOne(in_keys=["x"]))
+    assert len(comp) == 4 and comp[1] is a and comp[-1] is c
+    assert isinstance(comp[1:3], Compose) and len(comp[1:3]) == 2
+    out = comp(TensorDict({"x": torch.zeros(1)}, []))
+    assert out["x"].item() == 4
+    with pytest.raises(IndexError, match="Compose.insert index"):
+        comp.insert(10, AddOne(in_keys=["x"]))
+
+
+def test_transformed_env_specs_and_rollout():
+    env = TransformedEnv(GymEnv("Pendulum-v1"), AddOne(in_keys=["observation"], out_keys=["obs1"]))
+    assert "obs1" in env.observation_spec.keys()
+    check_env_specs(env, seed=0)
+    env.set_seed(0)
+    td = env.rollout(5)
+    assert torch.equal(td["obs1"], td["observation"] + 1)
+    assert torch.equal(td["next", "obs1"], td["next", "observation"] + 1)
+
+
+def test_nested_transformed_env_and_insert():
+    inner = TransformedEnv(GymEnv("Pendulum-v1"), AddOne(in_keys=["observation"]))
+    outer = TransformedEnv(inner, AddOne(in_keys=["observation"]))
+    outer.insert_transform(0, AddOne(in_keys=["observation"]))
+    raw = GymEnv("Pendulum-v1")
+    raw.set_seed(4)
+    outer.set_seed(4)
+    acts = [torch.zeros(1)] * 3
+    assert torch.allclose(outer.rollout(3, actions=acts)["observation"], raw.rollout(3, actions=acts)["observation"] + 3)
+    assert outer.env_name == "Pendulum-v1"  # attribute lookup falls back to the base env
+
+
+def test_parent_holds_preceding_transforms():
+    first, second = AddOne(in_keys=["observation"]), AddOne(in_keys=["observation"])
+    env = TransformedEnv(GymEnv("Pendulum-v1"), Compose(first, second))
+    parent = second.parent
+    assert isinstance(parent, TransformedEnv) and len(parent.transform) == 1
+    assert len(first.parent.transform) == 0
+    assert AddOne(in_keys=["x"]).parent is None
+
+
+def test_clone_and_pickle_keep_behaviour():
+    t = Compose(AddOne(in_keys=["x"]), AddOne(in_keys=["x"], out_keys=["y"]))
+    td = TensorDict({"x": torch.zeros(1)}, [])
+    for copy_ in (t.clone(), pickle.loads(pickle.dumps(t))):
+        assert_td_equal(copy_(td.clone()), t(td.clone()))
+        assert all(child.container is copy_ for child in copy_)
+
+
+def test_inverse_applies_to_action():
+    class Halve(Transform):
+        def _inv_apply_transform(self, action):
+            return action / 2
+
+        def _apply_transform(self, obs):
+            return obs
+
+    env = TransformedEnv(GymEnv("Pendulum-v1"), Halve(in_keys_inv=["action"]))
+    raw = GymEnv("Pendulum-v1")
+    env.set_seed(1)
+    raw.set_seed(1)
+    a = env.rollout(4, actions=[torch.ones(1)] * 4)
+    b = raw.rollout(4, actions=[torch.full((1,), 0.5)] * 4)
+    assert torch.equal(a["next", "observation"], b["next", "observation"])

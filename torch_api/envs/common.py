@@ -1,0 +1,526 @@
+"""``EnvBase``: the environment base class, with TorchRL 0.14.1's semantics.
+
+A subclass sets its specs in ``__init__`` and implements ``_reset``, ``_step``
+and ``_set_seed`` exactly as it would for TorchRL. Environments that can step
+on NumPy buffers (``GymEnv``, the batched envs, and ``TransformedEnv`` over
+them when every transform has an array path) also implement ``_np_reset`` and
+``_np_step``; ``rollout`` then preallocates its output and writes every step
+into it through array views instead of building a TensorDict per step.
+
+Examples:
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> from numbarl.torch_api import Composite, Unbounded
+    >>> class Counter(EnvBase):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.observation_spec = Composite(count=Unbounded((1,)))
+    ...         self.action_spec = Unbounded((1,))
+    ...         self.reward_spec = Unbounded((1,))
+    ...     def _reset(self, td):
+    ...         self.n = torch.zeros(1)
+    ...         return TensorDict({"count": self.n.clone()}, [])
+    ...     def _step(self, td):
+    ...         self.n += td["action"]
+    ...         return TensorDict({"count": self.n.clone(), "reward": self.n.clone(),
+    ...                            "done": self.n >= 3}, [])
+    ...     def _set_seed(self, seed):
+    ...         pass
+    >>> env = Counter()
+    >>> out = env.rollout(10, actions=[torch.ones(1)] * 10)
+    >>> out["next", "count"].squeeze(-1)
+    tensor([1., 2., 3.])
+    >>> sorted(env.done_keys)
+    ['done', 'terminated']
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torch import nn
+
+from ..specs import Categorical, Composite, TensorSpec
+from .utils import seed_generator, step_mdp, unravel_key
+
+__all__ = ["EnvBase"]
+
+
+def _as_batch_size(batch_size) -> torch.Size:
+    if batch_size is None:
+        return torch.Size([])
+    if isinstance(batch_size, int):
+        return torch.Size([batch_size])
+    try:
+        size = torch.Size(batch_size)
+    except TypeError:
+        raise TypeError(f"batch_size must be a torch.Size, a tuple of ints or an int, got {batch_size!r}") from None
+    if any(s < 0 for s in size):
+        raise ValueError(f"batch_size must hold non-negative sizes, got {tuple(size)}")
+    return size
+
+
+def _done_leaf(batch_size, device) -> Categorical:
+    return Categorical(2, shape=(*batch_size, 1), dtype=torch.bool, device=device)
+
+
+class EnvBase(nn.Module):
+    """Base class of every environment; see the module docstring for an example.
+
+    Args:
+        device: where the env's tensors live (``None``: wherever they are made).
+        batch_size: the env's batch size (``torch.Size([])`` for a single env).
+        run_type_checks: check every step's output against the specs.
+        allow_done_after_reset: accept a reset that returns ``done=True``.
+        spec_locked: accepted for compatibility; specs are replaced, not mutated.
+        auto_reset: accepted for compatibility.
+    """
+
+    _np_path = False  # subclasses that implement _np_reset / _np_step set this
+
+    def __init__(self, *, device=None, batch_size=None, run_type_checks: bool = False,
+                 allow_done_after_reset: bool = False, spec_locked: bool = True, auto_reset: bool = False):
+        super().__init__()
+        device = torch.device(device) if device is not None else None
+        batch_size = _as_batch_size(batch_size)
+        d = self.__dict__
+        d["_device"] = device
+        d["_batch_size"] = batch_size
+        d["_output_spec"] = Composite(
+            full_observation_spec=Composite(shape=batch_size, device=device),
+            full_reward_spec=Composite(shape=batch_size, device=device),
+            full_done_spec=Composite(shape=batch_size, device=device),
+            shape=batch_size, device=device,
+        )
+        d["_input_spec"] = Composite(
+            full_state_spec=Composite(shape=batch_size, device=device),
+            full_action_spec=Composite(shape=batch_size, device=device),
+            shape=batch_size, device=device,
+        )
+        d["run_type_checks"] = bool(run_type_checks)
+        d["_allow_done_after_reset"] = bool(allow_done_after_reset)
+        d["is_closed"] = False
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def batch_size(self) -> torch.Size:
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value) -> None:
+        value = _as_batch_size(value)
+        self.__dict__["_batch_size"] = value
+        self.__dict__["_output_spec"].shape = value
+        self.__dict__["_input_spec"].shape = value
+
+    @property
+    def device(self):
+        return self._device
+
+    @property
+    def batch_dims(self) -> int:
+        return len(self.batch_size)
+
+    # ------------------------------------------------------------------ specs
+    @property
+    def output_spec(self) -> Composite:
+        spec = self._output_spec
+        done = spec["full_done_spec"]
+        if done.is_empty():
+            done["done"] = _done_leaf(self.batch_size, self.device)
+            done["terminated"] = _done_leaf(self.batch_size, self.device)
+        return spec
+
+    @property
+    def input_spec(self) -> Composite:
+        return self._input_spec
+
+    def _check_spec(self, name: str, value, composite_only: bool = False) -> None:
+        if not isinstance(value, TensorSpec):
+            raise TypeError(f"{name} must be a TensorSpec, got {type(value).__name__}")
+        if composite_only and not isinstance(value, Composite):
+            raise TypeError(f"{name} must be a Composite, got {type(value).__name__}")
+        bs = self.batch_size
+        if tuple(value.shape[: len(bs)]) != tuple(bs):
+            raise ValueError(
+                f"{name} must have a shape starting with the env batch_size {tuple(bs)}, got {tuple(value.shape)}"
+            )
+
+    def _wrap(self, name: str, key: str, value) -> Composite:
+        self._check_spec(name, value)
+        if isinstance(value, Composite):
+            return value
+        return Composite({key: value}, shape=self.batch_size, device=self.device)
+
+    def _set_output(self, part: str, value: Composite) -> None:
+        if value.shape != self.batch_size:
+            value = value.clone()
+            value.shape = self.batch_size
+        self._output_spec[part] = value
+
+    def _set_input(self, part: str, value: Composite) -> None:
+        if value.shape != self.batch_size:
+            value = value.clone()
+            value.shape = self.batch_size
+        self._input_spec[part] = value
+
+    @property
+    def full_observation_spec(self) -> Composite:
+        return self.output_spec["full_observation_spec"]
+
+    @full_observation_spec.setter
+    def full_observation_spec(self, value) -> None:
+        self._check_spec("full_observation_spec", value, composite_only=True)
+        self._set_output("full_observation_spec", value)
+
+    observation_spec = full_observation_spec
+
+    @property
+    def full_reward_spec(self) -> Composite:
+        return self.output_spec["full_reward_spec"]
+
+    @full_reward_spec.setter
+    def full_reward_spec(self, value) -> None:
+        self._check_spec("full_reward_spec", value, composite_only=True)
+        self._set_output("full_reward_spec", value)
+
+    @property
+    def reward_spec(self):
+        return self._single("full_reward_spec", self.full_reward_spec)
+
+    @reward_spec.setter
+    def reward_spec(self, value) -> None:
+        self._set_output("full_reward_spec", self._wrap("reward_spec", "reward", value))
+
+    @property
+    def full_done_spec(self) -> Composite:
+        return self.output_spec["full_done_spec"]
+
+    @full_done_spec.setter
+    def full_done_spec(self, value) -> None:
+        self._check_spec("full_done_spec", value, composite_only=True)
+        self._set_output("full_done_spec", value)
+
+    @property
+    def done_spec(self):
+        return self._single("full_done_spec", self.full_done_spec)
+
+    @done_spec.setter
+    def done_spec(self, value) -> None:
+        if not isinstance(value, Composite):
+            self._check_spec("done_spec", value)
+            value = Composite(done=value, terminated=value.clone(), shape=self.batch_size, device=self.device)
+        self.full_done_spec = value
+
+    @property
+    def full_action_spec(self) -> Composite:
+        return self.input_spec["full_action_spec"]
+
+    @full_action_spec.setter
+    def full_action_spec(self, value) -> None:
+        self._check_spec("full_action_spec", value, composite_only=True)
+        self._set_input("full_action_spec", value)
+
+    @property
+    def action_spec(self):
+        return self._single("full_action_spec", self.full_action_spec)
+
+    @action_spec.setter
+    def action_spec(self, value) -> None:
+        self._set_input("full_action_spec", self._wrap("action_spec", "action", value))
+
+    @property
+    def full_state_spec(self) -> Composite:
+        return self.input_spec["full_state_spec"]
+
+    @full_state_spec.setter
+    def full_state_spec(self, value) -> None:
+        self._check_spec("full_state_spec", value, composite_only=True)
+        self._set_input("full_state_spec", value)
+
+    state_spec = full_state_spec
+
+    @staticmethod
+    def _single(name, composite: Composite):
+        keys = list(composite.keys(True, True))
+        if len(keys) == 1:
+            return composite[keys[0]]
+        return composite
+
+    @property
+    def action_keys(self) -> list:
+        return list(self.full_action_spec.keys(True, True))
+
+    @property
+    def action_key(self):
+        keys = self.action_keys
+        if not keys:
+            raise KeyError("this env has no action key; set env.action_spec first")
+        return keys[0]
+
+    @property
+    def reward_keys(self) -> list:
+        return list(self.full_reward_spec.keys(True, True))
+
+    @property
+    def reward_key(self):
+        keys = self.reward_keys
+        if not keys:
+            raise KeyError("this env has no reward key; set env.reward_spec first")
+        return keys[0]
+
+    @property
+    def done_keys(self) -> list:
+        return list(self.full_done_spec.keys(True, True))
+
+    @property
+    def observation_keys(self) -> list:
+        return list(self.full_observation_spec.keys(True, True))
+
+    @property
+    def reset_keys(self) -> list:
+        return ["_reset"]
+
+    # ------------------------------------------------------------ subclassing
+    def _reset(self, tensordict: TensorDictBase | None, **kwargs) -> TensorDictBase:
+        raise NotImplementedError(f"{type(self).__name__} must implement _reset(tensordict)")
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        raise NotImplementedError(f"{type(self).__name__} must implement _step(tensordict)")
+
+    def _set_seed(self, seed: int | None):
+        raise NotImplementedError(f"{type(self).__name__} must implement _set_seed(seed)")
+
+    # ---------------------------------------------------------------- running
+    def _complete_done(self, td: TensorDictBase, at_reset: bool) -> TensorDictBase:
+        """Fill done keys the env left out: done = terminated | truncated, terminated = done, others False."""
+        present = set(td.keys(True, True))
+        spec = self.full_done_spec
+        keys = list(spec.keys(True, True))
+        missing = [k for k in keys if k not in present]
+        if not missing:
+            return td
+        for key in missing:
+            name = key[-1] if isinstance(key, tuple) else key
+            prefix = key[:-1] if isinstance(key, tuple) else ()
+            if at_reset:
+                value = spec[key].zero()
+            elif name == "done":
+                parts = [td.get(prefix + (n,) if prefix else n) for n in ("terminated", "truncated")
+                         if (prefix + (n,) if prefix else n) in present]
+                value = parts[0].clone() if parts else spec[key].zero()
+                for p in parts[1:]:
+                    value = value | p
+            elif name == "terminated":
+                done = prefix + ("done",) if prefix else "done"
+                value = td.get(done).clone() if done in present else spec[key].zero()
+            else:
+                value = spec[key].zero()
+            td.set(key, value)
+        return td
+
+    def reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
+        """Reset the env (or the sub-envs flagged by ``tensordict["_reset"]``) and return the first observation."""
+        td = self._reset(tensordict, **kwargs)
+        if td.batch_size != self.batch_size:
+            raise ValueError(
+                f"{type(self).__name__}._reset returned batch_size {tuple(td.batch_size)}, "
+                f"expected the env batch_size {tuple(self.batch_size)}"
+            )
+        td = self._complete_done(td, at_reset=True)
+        if not self._allow_done_after_reset:
+            done = td.get("done", None)
+            if done is not None and done.any() and tensordict is None:
+                raise RuntimeError(
+                    f"{type(self).__name__}.reset() returned done=True; pass allow_done_after_reset=True "
+                    "to accept envs that can be done right after a reset"
+                )
+        return td
+
+    def step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Run one step with the action in ``tensordict``; the result goes under ``"next"``."""
+        next_td = self._step(tensordict)
+        next_td = self._complete_done(next_td, at_reset=False)
+        if self.run_type_checks:
+            for key in self.full_observation_spec.keys(True, True):
+                spec = self.full_observation_spec[key]
+                if not spec.is_in(next_td.get(key)):
+                    raise ValueError(f"step output {key!r} does not fit its spec {spec}")
+        tensordict.set("next", next_td)
+        return tensordict
+
+    def _any_done(self, tensordict: TensorDictBase) -> bool:
+        for key in self.done_keys:
+            value = tensordict.get(key, None)
+            if value is not None and value.any():
+                return True
+        return False
+
+    def maybe_reset(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Reset the sub-envs whose done flag is set in ``tensordict``; others keep their data."""
+        done = tensordict.get("done", None)
+        if done is None or not done.any():
+            return tensordict
+        request = tensordict.clone(False)
+        if self.batch_size:
+            request.set("_reset", done.clone())
+        reset = self.reset(request)
+        for key in reset.keys(True, True):
+            tensordict.set(key, reset.get(key))
+        return tensordict
+
+    def step_and_maybe_reset(self, tensordict: TensorDictBase) -> tuple[TensorDictBase, TensorDictBase]:
+        """``step``, then the next root tensordict with done sub-envs reset: ``(tensordict, tensordict_)``."""
+        tensordict = self.step(tensordict)
+        nxt = step_mdp(tensordict, reward_keys=self.reward_keys, done_keys=self.done_keys,
+                       action_keys=self.action_keys)
+        nxt = self.maybe_reset(nxt)
+        return tensordict, nxt
+
+    def rand_action(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
+        """Write a random action from the action spec into ``tensordict``."""
+        if tensordict is None:
+            tensordict = TensorDict(batch_size=self.batch_size, device=self.device)
+        tensordict.update(self.full_action_spec.rand())
+        return tensordict
+
+    def rand_step(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
+        """A step with a random action."""
+        return self.step(self.rand_action(tensordict))
+
+    def fake_tensordict(self) -> TensorDictBase:
+        """A tensordict of zeros with every key, shape and dtype one step of this env produces."""
+        obs = self.full_observation_spec.zero()
+        done = self.full_done_spec.zero()
+        root = TensorDict(batch_size=self.batch_size, device=self.device)
+        root.update(self.full_state_spec.zero())
+        root.update(obs)
+        root.update(done)
+        root.update(self.full_action_spec.zero())
+        nxt = TensorDict(batch_size=self.batch_size, device=self.device)
+        nxt.update(obs.clone())
+        nxt.update(self.full_reward_spec.zero())
+        nxt.update(done.clone())
+        root.set("next", nxt)
+        return root
+
+    def set_seed(self, seed: int | None = None, static_seed: bool = False) -> int | None:
+        """Seed the env; returns the seed for the next env (``seed_generator(seed)``) unless static."""
+        if seed is not None and not isinstance(seed, int):
+            raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+        self._set_seed(seed)
+        if seed is not None and not static_seed:
+            return seed_generator(seed)
+        return seed
+
+    def rollout(self, max_steps: int, policy: Callable | None = None, callback: Callable | None = None, *,
+                actions: Iterable[Any] | None = None, auto_reset: bool = True, auto_cast_to_device: bool = False,
+                break_when_any_done: bool | None = None, break_when_all_done: bool | None = None,
+                return_contiguous: bool | None = False, tensordict: TensorDictBase | None = None,
+                set_truncated: bool = False, out=None, trust_policy: bool = False, storing_device=None,
+                set_state: bool | None = None) -> TensorDictBase:
+        """Run up to ``max_steps`` steps and return them stacked along a time dim after the batch dims.
+
+        ``policy`` (a callable on the root tensordict that writes the action) or
+        ``actions`` (one action per step) choose the actions; with neither,
+        actions are drawn from the action spec. ``break_when_any_done`` (the
+        default) stops after the first step where a done flag is set;
+        otherwise done sub-envs are reset and the rollout goes on.
+        """
+        if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
+            raise ValueError(f"rollout requires max_steps to be an int >= 1, got {max_steps!r}")
+        if policy is not None and actions is not None:
+            raise ValueError("rollout takes a policy or actions, not both")
+        if break_when_any_done is None:
+            break_when_any_done = not break_when_all_done
+        if actions is not None:
+            actions = list(actions)
+            if len(actions) < max_steps:
+                raise ValueError(f"rollout got {len(actions)} actions for max_steps={max_steps}")
+        if not auto_reset and tensordict is None:
+            raise ValueError("rollout with auto_reset=False needs a tensordict to start from")
+        if (self._array_path_ready() and callback is None and out is None and auto_reset == (tensordict is None)
+                and not break_when_all_done and not set_truncated):
+            from ._array_rollout import array_rollout
+
+            return array_rollout(self, max_steps, policy, actions, break_when_any_done, start=tensordict)
+        return self._td_rollout(max_steps, policy, callback, actions, auto_reset, break_when_any_done,
+                                break_when_all_done, tensordict, set_truncated)
+
+    def _array_path_ready(self) -> bool:
+        return self._np_path and (self.device is None or self.device.type == "cpu")
+
+    def _td_rollout(self, max_steps, policy, callback, actions, auto_reset, break_when_any_done,
+                    break_when_all_done, tensordict, set_truncated):
+        td = self.reset(tensordict) if auto_reset else tensordict
+        steps = []
+        ever_done = None
+        for i in range(max_steps):
+            if actions is not None:
+                td.set(self.action_key, torch.as_tensor(actions[i]))
+            elif policy is not None:
+                result = policy(td)
+                if result is not None:
+                    td = result
+            else:
+                td = self.rand_action(td)
+            if set_truncated and i == max_steps - 1:
+                td = self.step(td)
+                nxt = td.get("next")
+                if "truncated" in nxt.keys():
+                    nxt.set("truncated", torch.ones_like(nxt.get("truncated")))
+                    nxt.set("done", torch.ones_like(nxt.get("done")))
+            if break_when_any_done:
+                if not (set_truncated and i == max_steps - 1):
+                    td = self.step(td)
+                steps.append(td.clone(False))
+                if self._any_done(td.get("next")):
+                    break
+                td = step_mdp(td, reward_keys=self.reward_keys, done_keys=self.done_keys,
+                              action_keys=self.action_keys)
+            else:
+                if not (set_truncated and i == max_steps - 1):
+                    td, nxt = self.step_and_maybe_reset(td)
+                else:
+                    nxt = step_mdp(td, reward_keys=self.reward_keys, done_keys=self.done_keys,
+                                   action_keys=self.action_keys)
+                steps.append(td)
+                done = td.get(("next", "done"), None)
+                if break_when_all_done and done is not None:
+                    ever_done = done.clone() if ever_done is None else ever_done | done
+                    if ever_done.all():
+                        break
+                td = nxt
+            if callback is not None:
+                callback(self, td)
+        return torch.stack(steps, dim=len(self.batch_size))
+
+    # ----------------------------------------------------------------- others
+    def append_transform(self, transform) -> "EnvBase":
+        """A ``TransformedEnv`` of this env with ``transform`` appended."""
+        from ..transforms.transformed_env import TransformedEnv
+
+        return TransformedEnv(self, transform)
+
+    def close(self, *, raise_if_closed: bool = True) -> None:
+        """Release the env's resources; closing twice is harmless."""
+        self.__dict__["is_closed"] = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def empty_cache(self) -> None:
+        """Drop cached specs (nothing is cached on a plain env)."""
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(batch_size={tuple(self.batch_size)}, device={self.device}, "
+                f"observation_keys={self.observation_keys}, action_keys={self.action_keys})")
+
+
+def _key_tuple(key) -> tuple:
+    key = unravel_key(key)
+    return key if isinstance(key, tuple) else (key,)

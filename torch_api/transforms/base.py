@@ -1,0 +1,380 @@
+"""``Transform`` and ``Compose``: the base of every environment transform.
+
+A transform written against TorchRL 0.14.1's base class works unchanged:
+override ``_apply_transform`` (and ``_inv_apply_transform``), or ``_call`` /
+``_inv_call`` / ``_step`` / ``_reset`` for more control, and the
+``transform_*_spec`` hooks for the specs.
+
+Kernel-backed transforms also implement the array path used by the
+preallocated rollout: ``_np_step(arrays)``, ``_np_reset(arrays, mask)`` and
+``_np_inv(arrays)`` work on a dict of NumPy arrays (one step, whole batch)
+and return it with their outputs set; ``_np_supported`` says whether the path
+is available. A transform without it makes the rollout use TensorDicts.
+
+Examples:
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> class Double(Transform):
+    ...     def _apply_transform(self, obs):
+    ...         return obs * 2
+    >>> t = Compose(Double(in_keys=["x"]), Double(in_keys=["x"], out_keys=["y"]))
+    >>> out = t(TensorDict({"x": torch.ones(2)}, []))
+    >>> out["x"], out["y"]
+    (tensor([2., 2.]), tensor([4., 4.]))
+    >>> len(t), type(t[0]).__name__
+    (2, 'Double')
+"""
+from __future__ import annotations
+
+import copy
+from typing import Iterator
+
+from tensordict import TensorDict, TensorDictBase
+from torch import nn
+
+from ..envs.utils import key_list
+
+__all__ = ["Transform", "Compose"]
+
+
+class Transform(nn.Module):
+    """Base class of environment transforms.
+
+    Args:
+        in_keys: keys read by the forward transform.
+        out_keys: keys written by it (default: ``in_keys``); same length as ``in_keys``.
+        in_keys_inv: keys written by the inverse transform, as the base env sees them.
+        out_keys_inv: keys read by the inverse transform, as the policy writes them
+            (default: ``in_keys_inv``).
+
+    Raises:
+        TypeError: a key is not a str or a tuple of str.
+        ValueError: ``out_keys`` (``out_keys_inv``) and ``in_keys`` (``in_keys_inv``) differ in length.
+    """
+
+    _np_supported = False
+
+    def __init__(self, in_keys=None, out_keys=None, in_keys_inv=None, out_keys_inv=None):
+        super().__init__()
+        in_keys = key_list(in_keys, "in_keys")
+        out_keys = key_list(out_keys, "out_keys") if out_keys is not None else list(in_keys)
+        in_keys_inv = key_list(in_keys_inv, "in_keys_inv")
+        out_keys_inv = key_list(out_keys_inv, "out_keys_inv") if out_keys_inv is not None else list(in_keys_inv)
+        if len(out_keys) != len(in_keys):
+            raise ValueError(f"out_keys must have the same length as in_keys, got {len(out_keys)} and {len(in_keys)}")
+        if len(out_keys_inv) != len(in_keys_inv):
+            raise ValueError(f"out_keys_inv must have the same length as in_keys_inv, got {len(out_keys_inv)} "
+                             f"and {len(in_keys_inv)}")
+        d = self.__dict__
+        d["in_keys"] = in_keys
+        d["out_keys"] = out_keys
+        d["in_keys_inv"] = in_keys_inv
+        d["out_keys_inv"] = out_keys_inv
+        d["_container"] = None
+        d["_missing_tolerance"] = False
+
+    # -------------------------------------------------------------- container
+    def set_container(self, container) -> None:
+        """Attach this transform to the ``Compose`` or ``TransformedEnv`` holding it."""
+        self.__dict__["_container"] = container
+
+    def reset_parent(self) -> None:
+        """Detach this transform from its container."""
+        self.__dict__["_container"] = None
+
+    @property
+    def container(self):
+        return self.__dict__["_container"]
+
+    def _erase_metadata(self) -> None:
+        container = self.container
+        if container is not None:
+            container._erase_metadata()
+
+    @property
+    def parent(self):
+        """A ``TransformedEnv`` of the base env with the transforms that come before this one (copies)."""
+        from .transformed_env import TransformedEnv
+
+        chain = []
+        child, node = self, self.container
+        while node is not None:
+            if isinstance(node, Compose):
+                index = next(i for i, t in enumerate(node.transforms) if t is child)
+                chain = [t for t in node.transforms[:index]] + chain
+                child, node = node, node.container
+            elif isinstance(node, TransformedEnv):
+                return TransformedEnv(node.base_env, Compose(*[t.clone() for t in chain]))
+            else:
+                return None
+        return None
+
+    def set_missing_tolerance(self, mode: bool = False) -> None:
+        """When true, a missing in_key is skipped instead of raising."""
+        self.__dict__["_missing_tolerance"] = bool(mode)
+
+    @property
+    def missing_tolerance(self) -> bool:
+        return self._missing_tolerance
+
+    # ----------------------------------------------------------- tensordicts
+    def _apply_transform(self, obs):
+        raise NotImplementedError(f"{type(self).__name__} must implement _apply_transform or _call")
+
+    def _inv_apply_transform(self, state):
+        return state
+
+    def _missing(self, key, tensordict) -> None:
+        if not self._missing_tolerance:
+            raise KeyError(f"{type(self).__name__}: key {key!r} not found; keys present: "
+                           f"{sorted(map(str, tensordict.keys(True, True)))}")
+
+    def _call(self, next_tensordict: TensorDictBase) -> TensorDictBase:
+        for in_key, out_key in zip(self.in_keys, self.out_keys):
+            value = next_tensordict.get(in_key, None)
+            if value is None:
+                self._missing(in_key, next_tensordict)
+                continue
+            next_tensordict.set(out_key, self._apply_transform(value))
+        return next_tensordict
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Apply the transform to data outside an env (e.g. a stored batch)."""
+        return self._call(tensordict)
+
+    def _step(self, tensordict: TensorDictBase, next_tensordict: TensorDictBase) -> TensorDictBase:
+        return self._call(next_tensordict)
+
+    def _reset(self, tensordict: TensorDictBase, tensordict_reset: TensorDictBase) -> TensorDictBase:
+        return self._call(tensordict_reset)
+
+    def _inv_call(self, tensordict: TensorDictBase) -> TensorDictBase:
+        for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
+            value = tensordict.get(out_key, None)
+            if value is None:
+                self._missing(out_key, tensordict)
+                continue
+            tensordict.set(in_key, self._inv_apply_transform(value))
+        return tensordict
+
+    def inv(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """The inverse transform (policy side to env side) on a shallow copy of ``tensordict``."""
+        return self._inv_call(tensordict.clone(False))
+
+    # ----------------------------------------------------------------- arrays
+    def _np_step(self, arrays: dict) -> dict:
+        raise NotImplementedError(f"{type(self).__name__} has no array path")
+
+    def _np_reset(self, arrays: dict, mask) -> dict:
+        return self._np_step(arrays)
+
+    def _np_inv(self, arrays: dict) -> dict:
+        return arrays
+
+    # ------------------------------------------------------------------ specs
+    def transform_observation_spec(self, observation_spec):
+        return observation_spec
+
+    def transform_reward_spec(self, reward_spec):
+        return reward_spec
+
+    def transform_done_spec(self, done_spec):
+        return done_spec
+
+    def transform_action_spec(self, action_spec):
+        return action_spec
+
+    def transform_state_spec(self, state_spec):
+        return state_spec
+
+    def transform_output_spec(self, output_spec):
+        output_spec = output_spec.clone()
+        output_spec["full_observation_spec"] = self.transform_observation_spec(output_spec["full_observation_spec"])
+        if "full_reward_spec" in output_spec.keys():
+            output_spec["full_reward_spec"] = self.transform_reward_spec(output_spec["full_reward_spec"])
+        if "full_done_spec" in output_spec.keys():
+            output_spec["full_done_spec"] = self.transform_done_spec(output_spec["full_done_spec"])
+        return output_spec
+
+    def transform_input_spec(self, input_spec):
+        input_spec = input_spec.clone()
+        input_spec["full_action_spec"] = self.transform_action_spec(input_spec["full_action_spec"])
+        if "full_state_spec" in input_spec.keys():
+            input_spec["full_state_spec"] = self.transform_state_spec(input_spec["full_state_spec"])
+        return input_spec
+
+    # ----------------------------------------------------------------- copies
+    def clone(self) -> "Transform":
+        """A deep copy, detached from any container."""
+        container = self.__dict__["_container"]
+        self.__dict__["_container"] = None
+        try:
+            return copy.deepcopy(self)
+        finally:
+            self.__dict__["_container"] = container
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_container"] = None
+        return state
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(keys={self.in_keys})"
+
+
+class Compose(Transform):
+    """A sequence of transforms applied in order (inverse transforms in reverse order).
+
+    Args:
+        *transforms: the transforms; a ``Compose`` may hold another ``Compose``.
+
+    Raises:
+        TypeError: an argument is not a ``Transform``.
+    """
+
+    def __init__(self, *transforms: Transform):
+        super().__init__()
+        for i, t in enumerate(transforms):
+            if not isinstance(t, Transform):
+                raise TypeError(f"Compose requires Transform instances, got {type(t).__name__} at position {i}")
+        self.transforms = nn.ModuleList(transforms)
+        for t in transforms:
+            t.set_container(self)
+
+    @property
+    def in_keys(self):
+        return [k for t in self.transforms for k in t.in_keys]
+
+    @property
+    def out_keys(self):
+        return [k for t in self.transforms for k in t.out_keys]
+
+    @property
+    def _np_supported(self) -> bool:
+        return all(t._np_supported for t in self.transforms)
+
+    def _call(self, next_tensordict):
+        for t in self.transforms:
+            next_tensordict = t._call(next_tensordict)
+        return next_tensordict
+
+    def forward(self, tensordict):
+        for t in self.transforms:
+            tensordict = t(tensordict)
+        return tensordict
+
+    def _step(self, tensordict, next_tensordict):
+        for t in self.transforms:
+            next_tensordict = t._step(tensordict, next_tensordict)
+        return next_tensordict
+
+    def _reset(self, tensordict, tensordict_reset):
+        for t in self.transforms:
+            tensordict_reset = t._reset(tensordict, tensordict_reset)
+        return tensordict_reset
+
+    def _inv_call(self, tensordict):
+        for t in reversed(self.transforms):
+            tensordict = t._inv_call(tensordict)
+        return tensordict
+
+    def _np_step(self, arrays):
+        for t in self.transforms:
+            arrays = t._np_step(arrays)
+        return arrays
+
+    def _np_reset(self, arrays, mask):
+        for t in self.transforms:
+            arrays = t._np_reset(arrays, mask)
+        return arrays
+
+    def _np_inv(self, arrays):
+        for t in reversed(self.transforms):
+            arrays = t._np_inv(arrays)
+        return arrays
+
+    def transform_output_spec(self, output_spec):
+        for t in self.transforms:
+            output_spec = t.transform_output_spec(output_spec)
+        return output_spec
+
+    def transform_input_spec(self, input_spec):
+        for t in self.transforms:
+            input_spec = t.transform_input_spec(input_spec)
+        return input_spec
+
+    def transform_observation_spec(self, observation_spec):
+        for t in self.transforms:
+            observation_spec = t.transform_observation_spec(observation_spec)
+        return observation_spec
+
+    def transform_reward_spec(self, reward_spec):
+        for t in self.transforms:
+            reward_spec = t.transform_reward_spec(reward_spec)
+        return reward_spec
+
+    def transform_done_spec(self, done_spec):
+        for t in self.transforms:
+            done_spec = t.transform_done_spec(done_spec)
+        return done_spec
+
+    def transform_action_spec(self, action_spec):
+        for t in self.transforms:
+            action_spec = t.transform_action_spec(action_spec)
+        return action_spec
+
+    def transform_state_spec(self, state_spec):
+        for t in self.transforms:
+            state_spec = t.transform_state_spec(state_spec)
+        return state_spec
+
+    def __getitem__(self, item):
+        if isinstance(item, slice):
+            return Compose(*[t.clone() for t in self.transforms[item]])
+        if isinstance(item, (list, tuple)):
+            return Compose(*[self.transforms[i].clone() for i in item])
+        return self.transforms[item]
+
+    def __len__(self) -> int:
+        return len(self.transforms)
+
+    def __iter__(self) -> Iterator[Transform]:
+        return iter(self.transforms)
+
+    def append(self, transform: Transform) -> None:
+        """Add ``transform`` at the end."""
+        if not isinstance(transform, Transform):
+            raise TypeError(f"Compose.append requires a Transform, got {type(transform).__name__}")
+        self.transforms.append(transform)
+        transform.set_container(self)
+        self._erase_metadata()
+
+    def insert(self, index: int, transform: Transform) -> None:
+        """Insert ``transform`` before position ``index`` (negative indices count from the end)."""
+        if not isinstance(transform, Transform):
+            raise TypeError(f"Compose.insert requires a Transform, got {type(transform).__name__}")
+        n = len(self.transforms)
+        if not -n - 1 <= index <= n:
+            raise IndexError(f"Compose.insert index must be in [{-n - 1}, {n}], got {index}")
+        if index < 0:
+            index += n + 1
+        items = list(self.transforms)
+        items.insert(index, transform)
+        self.transforms = nn.ModuleList(items)
+        transform.set_container(self)
+        self._erase_metadata()
+
+    def clone(self) -> "Compose":
+        out = super().clone()
+        for t in out.transforms:
+            t.set_container(out)
+        return out
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        for t in self.transforms:
+            t.set_container(self)
+
+    def __repr__(self) -> str:
+        inner = ",\n    ".join(repr(t) for t in self.transforms)
+        return f"Compose(\n    {inner})" if inner else "Compose()"

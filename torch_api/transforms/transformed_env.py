@@ -1,0 +1,158 @@
+"""``TransformedEnv``: an env seen through a transform (usually a ``Compose``).
+
+Examples:
+    >>> import torch
+    >>> from numbarl.torch_api import GymEnv, Transform
+    >>> class Scale(Transform):
+    ...     def _apply_transform(self, obs):
+    ...         return obs * 10
+    >>> env = TransformedEnv(GymEnv("Pendulum-v1"))
+    >>> len(env.transform)
+    0
+    >>> _ = env.append_transform(Scale(in_keys=["observation"], out_keys=["big"]))
+    >>> _ = env.set_seed(0)
+    >>> td = env.rollout(4)
+    >>> torch.equal(td["next", "big"], td["next", "observation"] * 10)
+    True
+"""
+from __future__ import annotations
+
+from tensordict import TensorDict
+
+from ..envs.common import EnvBase
+from .base import Compose, Transform
+
+__all__ = ["TransformedEnv"]
+
+
+class TransformedEnv(EnvBase):
+    """An env whose outputs go through ``transform`` and whose inputs go through its inverse.
+
+    Args:
+        env: the base env (may itself be a ``TransformedEnv``).
+        transform: a ``Transform``; a single transform is wrapped in a ``Compose``.
+        cache_specs: keep the transformed specs until a transform is added.
+
+    Raises:
+        TypeError: ``env`` is not an ``EnvBase`` or ``transform`` not a ``Transform``.
+    """
+
+    def __init__(self, env: EnvBase, transform: Transform | None = None, cache_specs: bool = True, **kwargs):
+        if not isinstance(env, EnvBase):
+            raise TypeError(f"TransformedEnv requires env to be an EnvBase, got {type(env).__name__}")
+        if transform is not None and not isinstance(transform, Transform):
+            raise TypeError(f"TransformedEnv requires transform to be a Transform, got {type(transform).__name__}")
+        super().__init__(device=env.device, batch_size=env.batch_size)
+        self.base_env = env
+        if transform is None:
+            transform = Compose()
+        elif not isinstance(transform, Compose):
+            transform = Compose(transform)
+        self.transform = transform
+        transform.set_container(self)
+        self.__dict__["_cache_specs"] = cache_specs
+        self.__dict__["_spec_cache"] = {}
+
+    # ------------------------------------------------------------------ specs
+    def _erase_metadata(self) -> None:
+        self.__dict__["_spec_cache"] = {}
+
+    empty_cache = _erase_metadata
+
+    @property
+    def batch_size(self):
+        return self.base_env.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value):
+        self.__dict__["_batch_size"] = value
+
+    @property
+    def device(self):
+        return self.base_env.device
+
+    @property
+    def output_spec(self):
+        cache = self._spec_cache
+        spec = cache.get("output")
+        if spec is None:
+            spec = self.transform.transform_output_spec(self.base_env.output_spec.clone())
+            if self._cache_specs:
+                cache["output"] = spec
+        return spec
+
+    @property
+    def input_spec(self):
+        cache = self._spec_cache
+        spec = cache.get("input")
+        if spec is None:
+            spec = self.transform.transform_input_spec(self.base_env.input_spec.clone())
+            if self._cache_specs:
+                cache["input"] = spec
+        return spec
+
+    # ---------------------------------------------------------------- running
+    def _reset(self, tensordict=None, **kwargs):
+        reset = self.base_env.reset(tensordict, **kwargs)
+        if tensordict is None:
+            tensordict = TensorDict(batch_size=self.batch_size, device=self.device)
+        return self.transform._reset(tensordict, reset)
+
+    def _step(self, tensordict):
+        inner = self.transform.inv(tensordict)
+        next_td = self.base_env._step(inner)
+        next_td = self.base_env._complete_done(next_td, at_reset=False)
+        return self.transform._step(tensordict, next_td)
+
+    def set_seed(self, seed=None, static_seed: bool = False):
+        return self.base_env.set_seed(seed, static_seed=static_seed)
+
+    def _set_seed(self, seed):
+        self.base_env._set_seed(seed)
+
+    # ----------------------------------------------------------------- arrays
+    def _array_path_ready(self) -> bool:
+        return self.base_env._array_path_ready() and self.transform._np_supported
+
+    def _np_reset(self, mask=None):
+        return self.transform._np_reset(dict(self.base_env._np_reset(mask)), mask)
+
+    def _np_step(self, action):
+        return self.transform._np_step(dict(self.base_env._np_step(action)))
+
+    # ----------------------------------------------------------- composition
+    def append_transform(self, transform: Transform) -> "TransformedEnv":
+        """Append ``transform`` to this env's transforms (in place) and return the env."""
+        if not isinstance(transform, Transform):
+            raise TypeError(f"append_transform requires a Transform, got {type(transform).__name__}")
+        self.transform.append(transform)
+        self._erase_metadata()
+        return self
+
+    def insert_transform(self, index: int, transform: Transform) -> "TransformedEnv":
+        """Insert ``transform`` at ``index`` in this env's transforms (in place) and return the env."""
+        self.transform.insert(index, transform)
+        self._erase_metadata()
+        return self
+
+    def close(self, *, raise_if_closed: bool = True) -> None:
+        if not self.is_closed:
+            self.base_env.close()
+        super().close()
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            pass
+        base = self.__dict__.get("_modules", {}).get("base_env")
+        if base is None or name.startswith("__"):
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+        return getattr(base, name)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.transform.set_container(self)
+
+    def __repr__(self) -> str:
+        return f"TransformedEnv(\n    env={self.base_env!r},\n    transform={self.transform!r})"
