@@ -1,6 +1,8 @@
-"""Environments: ``EnvBase``, ``GymEnv`` / ``GymWrapper`` and their helpers."""
-from .common import EnvBase
-from .gym import GymEnv, GymWrapper, gym_space_to_spec
-from .utils import check_env_specs, seed_generator, step_mdp
+"""Environments, one family per module; each module's ``__all__`` is re-exported."""
+import types as _types
 
-__all__ = ["EnvBase", "GymEnv", "GymWrapper", "gym_space_to_spec", "check_env_specs", "seed_generator", "step_mdp"]
+from .common import *  # noqa: F401,F403
+from .gym import *  # noqa: F401,F403
+from .utils import *  # noqa: F401,F403
+
+__all__ = sorted(n for n, v in list(globals().items()) if not n.startswith("_") and not isinstance(v, _types.ModuleType))

@@ -1,5 +1,7 @@
-"""Environment transforms, one family per module."""
-from .base import Compose, Transform
-from .transformed_env import TransformedEnv
+"""Environment transforms, one family per module; each module's ``__all__`` is re-exported."""
+import types as _types
 
-__all__ = ["Compose", "Transform", "TransformedEnv"]
+from .base import *  # noqa: F401,F403
+from .transformed_env import *  # noqa: F401,F403
+
+__all__ = sorted(n for n, v in list(globals().items()) if not n.startswith("_") and not isinstance(v, _types.ModuleType))
