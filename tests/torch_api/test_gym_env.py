@@ -259,3 +259,23 @@ def test_reset_and_step_match_torchrl(torchrl):
     assert_td_equal(a, b)
     a["action"] = b["action"] = torch.tensor([1.0])
     assert_td_equal(ours.step(a), theirs.step(b))
+
+
+@pytest.mark.torchrl
+@pytest.mark.parametrize("pixels_only", [True, False])
+def test_from_pixels_matches_torchrl(torchrl, pixels_only):
+    pytest.importorskip("pygame", reason="pygame renders classic-control frames")
+    ours, theirs = _pair(torchrl, "Pendulum-v1", from_pixels=True, pixels_only=pixels_only)
+    assert_spec_matches_torchrl(ours.observation_spec, theirs.observation_spec)
+    assert ("observation" in ours.observation_spec.keys()) is not pixels_only
+    acts = [torch.tensor([0.5])] * 3
+    ours.set_seed(0)
+    theirs.set_seed(0)
+    a = ours.rollout(3, actions=acts)
+    assert a["next", "pixels"].dtype == torch.uint8 and a["next", "pixels"].shape[-1] == 3
+    assert_td_equal(a, theirs.rollout(3, actions=acts))
+
+
+def test_from_pixels_needs_rgb_array():
+    with pytest.raises(ValueError, match="render_mode='rgb_array'"):
+        GymWrapper(gym.make("Pendulum-v1"), from_pixels=True)

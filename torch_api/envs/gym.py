@@ -206,6 +206,7 @@ class GymWrapper(ArrayEnvBase):
                 obs[name] = gym_space_to_spec(space, self.categorical_action_encoding)
                 self._readers.append((name, _getter(None if key == () else key), _writer(obs[name])))
         if self.from_pixels:
+            env.reset()  # rendering needs a state: the frame's shape is read from a first reset
             frame = env.render()
             if not isinstance(frame, np.ndarray):
                 raise ValueError(f"from_pixels=True requires env.render() to return an array, got {type(frame).__name__}")
