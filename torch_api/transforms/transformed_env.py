@@ -118,6 +118,11 @@ class TransformedEnv(EnvBase):
         return self.transform._np_reset(dict(self.base_env._np_reset(mask)), mask)
 
     def _np_step(self, action):
+        keys = self._spec_cache.get("np_action_keys")
+        if keys is None:
+            keys = self._spec_cache["np_action_keys"] = (self.action_key, self.base_env.action_key)
+        outer, inner = keys
+        action = self.transform._np_inv({outer: action})[inner]
         return self.transform._np_step(dict(self.base_env._np_step(action)))
 
     # ----------------------------------------------------------- composition
