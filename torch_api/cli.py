@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["main", "TRANSFORMS"]
+__all__ = ["main", "TRANSFORMS", "PRESETS"]
 
 
 def _transform_factories() -> dict[str, Callable]:
@@ -40,11 +40,27 @@ def _transform_factories() -> dict[str, Callable]:
 TRANSFORMS = _transform_factories()
 
 
+def _atari_pipeline(key):
+    """ToTensorImage -> GrayScale -> Resize(84, 84) -> CatFrames(4, dim=-3) on ``key`` (DQN's Atari input)."""
+    from . import transforms as T
+
+    return [T.ToTensorImage(in_keys=[key]), T.GrayScale(in_keys=[key]), T.Resize(84, 84, in_keys=[key]),
+            T.CatFrames(4, dim=-3, in_keys=[key])]
+
+
+# name: (default env id, factory of the transforms for the env's pixel key)
+PRESETS = {"atari": ("ALE/Pong-v5", _atari_pipeline)}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="numbarl", description="numbarl: TorchRL-compatible envs and transforms on Numba")
     sub = parser.add_subparsers(dest="command", required=True)
     collect = sub.add_parser("collect", help="collect a rollout with a random policy")
-    collect.add_argument("--env", default="Pendulum-v1", help="gymnasium env id (default: Pendulum-v1)")
+    collect.add_argument("--env", default=None,
+                         help="gymnasium env id (default: Pendulum-v1, or ALE/Pong-v5 with --preset atari)")
+    collect.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                         help="a transform pipeline: 'atari' = ToTensorImage, GrayScale, Resize(84, 84), "
+                              "CatFrames(4, dim=-3) on the env's pixels (applied before --transforms)")
     collect.add_argument("--steps", type=_positive_int, default=10_000, help="steps per env (default: 10000)")
     collect.add_argument("--num-envs", type=_positive_int, default=1, help="number of envs (default: 1)")
     collect.add_argument("--parallel", action="store_true", help="run the envs in worker processes (ParallelEnv)")
@@ -95,6 +111,10 @@ def _make_env(args):
         env = make()
     key = env.observation_keys[0]
     env = TransformedEnv(env)
+    if args.preset is not None:
+        pixels = "pixels" if "pixels" in env.observation_keys else key
+        for transform in PRESETS[args.preset][1](pixels):
+            env.append_transform(transform)
     for name in args.transforms:
         env.append_transform(TRANSFORMS[name](key))
     return env
@@ -103,6 +123,8 @@ def _make_env(args):
 def collect(args) -> int:
     from .envs.utils import step_mdp
 
+    if args.env is None:
+        args.env = PRESETS[args.preset][0] if args.preset is not None else "Pendulum-v1"
     try:
         env = _make_env(args)
     except ValueError as err:
@@ -128,7 +150,7 @@ def collect(args) -> int:
                 part = env.rollout(n, break_when_any_done=False, auto_reset=False, tensordict=td)
             chunks.append(part)
             last = part[..., -1]
-            td = env.maybe_reset(step_mdp(last, reward_keys=env.reward_keys, done_keys=env.done_keys,
+            td = env.maybe_reset(step_mdp(last, reward_keys=env._mdp_reward_keys(), done_keys=env.done_keys,
                                           action_keys=env.action_keys))
             done_steps += n
             if bar is not None:

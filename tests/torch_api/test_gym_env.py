@@ -279,3 +279,27 @@ def test_from_pixels_matches_torchrl(torchrl, pixels_only):
 def test_from_pixels_needs_rgb_array():
     with pytest.raises(ValueError, match="render_mode='rgb_array'"):
         GymWrapper(gym.make("Pendulum-v1"), from_pixels=True)
+
+
+@pytest.mark.torchrl
+def test_random_policy_rollouts_match_torchrl_across_early_stops(torchrl):
+    """Random actions are drawn in bulk, yet the generator ends where per-step draws leave it."""
+    ours, theirs = _pair(torchrl, "CartPole-v1")
+    out = []
+    for env in (ours, theirs):
+        env.set_seed(3)
+        torch.manual_seed(7)
+        first = env.rollout(500)  # stops early, at the first done
+        second = env.rollout(40, break_when_any_done=False)
+        out.append((first, second, torch.rand(3)))
+    assert out[0][0].shape[0] < 500
+    assert_td_equal(out[0][0], out[1][0])
+    assert_td_equal(out[0][1], out[1][1])
+    assert torch.equal(out[0][2], out[1][2])
+
+
+def test_state_dict_of_gym_envs():
+    from numbarl.torch_api import TransformedEnv
+
+    assert GymEnv("Pendulum-v1").state_dict() == {}
+    assert isinstance(TransformedEnv(GymEnv("Pendulum-v1")).state_dict(), dict)

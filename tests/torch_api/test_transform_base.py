@@ -113,3 +113,72 @@ def test_inverse_applies_to_action():
     a = env.rollout(4, actions=[torch.ones(1)] * 4)
     b = raw.rollout(4, actions=[torch.full((1,), 0.5)] * 4)
     assert torch.equal(a["next", "observation"], b["next", "observation"])
+
+
+def test_single_transform_is_kept_until_a_second_is_appended():
+    t = AddOne(in_keys=["observation"])
+    env = TransformedEnv(GymEnv("Pendulum-v1"), t)
+    assert env.transform is t and t.container is env  # as in TorchRL
+    second = AddOne(in_keys=["observation"])
+    env.append_transform(second)
+    assert isinstance(env.transform, Compose) and env.transform[0] is t and env.transform[1] is second
+    assert t.container is env.transform and env.transform.container is env
+
+
+def test_compose_tells_children_when_attached():
+    seen = []
+
+    class Refuses(AddOne):
+        def set_container(self, container):
+            super().set_container(container)
+            node = container
+            while node is not None and not isinstance(node, TransformedEnv):
+                node = getattr(node, "container", None)
+            seen.append(node is not None)
+
+    comp = Compose(Refuses(in_keys=["observation"]))
+    assert seen == [False]
+    TransformedEnv(GymEnv("Pendulum-v1"), comp)
+    assert seen[-1] is True
+
+
+def test_reset_skips_keys_absent_at_reset():
+    """The default _reset tolerates keys a reset does not carry (the reward), as TorchRL's does."""
+    env = TransformedEnv(GymEnv("Pendulum-v1"), AddOne(in_keys=["reward"]))
+    env.set_seed(0)
+    td = env.reset()
+    assert "reward" not in td.keys()
+    acts = [torch.zeros(1)] * 3
+    raw = GymEnv("Pendulum-v1")
+    raw.set_seed(0)
+    env.set_seed(0)
+    assert torch.equal(env.rollout(3, actions=acts)["next", "reward"], raw.rollout(3, actions=acts)["next", "reward"] + 1)
+
+
+def test_reward_keys_that_are_state_keys_survive_step_mdp():
+    """A key in both the reward and the observation spec stays in the root between steps."""
+
+    class Total(Transform):
+        def _call(self, td):
+            return td
+
+        def _step(self, td, next_td):
+            next_td.set("total", td.get("total") + next_td.get("reward"))
+            return next_td
+
+        def _reset(self, td, td_reset):
+            td_reset.set("total", torch.zeros(1))
+            return td_reset
+
+        def transform_observation_spec(self, spec):
+            spec["total"] = Unbounded((1,))
+            return spec
+
+        def transform_reward_spec(self, spec):
+            spec["total"] = Unbounded((1,))
+            return spec
+
+    env = TransformedEnv(GymEnv("Pendulum-v1"), Total())
+    env.set_seed(0)
+    td = env.rollout(5, break_when_any_done=False)
+    assert torch.allclose(td["next", "total"].squeeze(-1), td["next", "reward"].squeeze(-1).cumsum(0))

@@ -76,8 +76,12 @@ def array_rollout(env, max_steps: int, policy, actions, break_when_any_done: boo
         for t in range(max_steps):
             action_view[pre + (t,)] = as_array(torch.as_tensor(actions[t]))
     elif policy is None:
-        sample = env.full_action_spec[action_key].rand((max_steps,))
-        action_view[...] = np.moveaxis(as_array(sample), 0, nb)
+        # One draw for the whole rollout gives the same actions as one draw per
+        # step; after an early stop the generator is rewound to where per-step
+        # draws would have left it.
+        rng_state = torch.get_rng_state()
+        action_spec = env.full_action_spec[action_key]
+        action_view[...] = np.moveaxis(as_array(action_spec.rand((max_steps,))), 0, nb)
 
     current = None
     if policy is not None:
@@ -119,7 +123,7 @@ def array_rollout(env, max_steps: int, policy, actions, break_when_any_done: boo
                 steps = t + 1
                 break
             if t + 1 < max_steps:
-                mask = done.reshape(done.shape[:nb]) if nb else None
+                mask = done.reshape(done.shape[:nb]).copy() if nb else None  # done is overwritten next step
                 if mask is not None and mask.all():
                     mask = None
                 reset = env._np_reset(mask)
@@ -137,5 +141,8 @@ def array_rollout(env, max_steps: int, policy, actions, break_when_any_done: boo
                 else:
                     views[key][idx][mask] = value[mask]
     if steps < max_steps:
+        if policy is None and actions is None:
+            torch.set_rng_state(rng_state)
+            action_spec.rand((steps,))
         out = out[..., :steps]
     return out

@@ -363,17 +363,28 @@ class EnvBase(nn.Module):
         if done is None or not done.any():
             return tensordict
         request = tensordict.clone(False)
-        if self.batch_size:
-            request.set("_reset", done.clone())
+        nb = len(self.batch_size)
+        mask = done.reshape(*self.batch_size, -1).any(-1) if nb else None
+        if nb:
+            request.set("_reset", mask.unsqueeze(-1))
         reset = self.reset(request)
         for key in reset.keys(True, True):
-            tensordict.set(key, reset.get(key))
+            value = reset.get(key)
+            current = tensordict.get(key, None)
+            if mask is not None and current is not None and current.shape == value.shape and not mask.all():
+                value = torch.where(mask.reshape(*mask.shape, *(1,) * (value.dim() - nb)), value, current)
+            tensordict.set(key, value)
         return tensordict
+
+    def _mdp_reward_keys(self) -> list:
+        """Reward keys dropped by ``step_mdp``: those that are not also state or observation keys."""
+        kept = set(self.full_state_spec.keys(True, True)) | set(self.full_observation_spec.keys(True, True))
+        return [k for k in self.reward_keys if k not in kept]
 
     def step_and_maybe_reset(self, tensordict: TensorDictBase) -> tuple[TensorDictBase, TensorDictBase]:
         """``step``, then the next root tensordict with done sub-envs reset: ``(tensordict, tensordict_)``."""
         tensordict = self.step(tensordict)
-        nxt = step_mdp(tensordict, reward_keys=self.reward_keys, done_keys=self.done_keys,
+        nxt = step_mdp(tensordict, reward_keys=self._mdp_reward_keys(), done_keys=self.done_keys,
                        action_keys=self.action_keys)
         nxt = self.maybe_reset(nxt)
         return tensordict, nxt
@@ -477,13 +488,13 @@ class EnvBase(nn.Module):
                 steps.append(td.clone(False))
                 if self._any_done(td.get("next")):
                     break
-                td = step_mdp(td, reward_keys=self.reward_keys, done_keys=self.done_keys,
+                td = step_mdp(td, reward_keys=self._mdp_reward_keys(), done_keys=self.done_keys,
                               action_keys=self.action_keys)
             else:
                 if not (set_truncated and i == max_steps - 1):
                     td, nxt = self.step_and_maybe_reset(td)
                 else:
-                    nxt = step_mdp(td, reward_keys=self.reward_keys, done_keys=self.done_keys,
+                    nxt = step_mdp(td, reward_keys=self._mdp_reward_keys(), done_keys=self.done_keys,
                                    action_keys=self.action_keys)
                 steps.append(td)
                 done = td.get(("next", "done"), None)

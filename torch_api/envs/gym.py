@@ -220,17 +220,17 @@ class GymWrapper(ArrayEnvBase):
         self.reward_spec = Unbounded(shape=(1,), dtype=torch.float32)
         done = Categorical(2, shape=(1,), dtype=torch.bool)
         self.full_done_spec = Composite(done=done, terminated=done.clone(), truncated=done.clone())
-        self._buffers = {}
+        self._obs_buffers = {}
         for key in self.full_observation_spec.keys(True, True):
             spec = self.full_observation_spec[key]
-            self._buffers[key] = np.zeros(tuple(spec.shape), dtype=_np(spec.dtype))
+            self._obs_buffers[key] = np.zeros(tuple(spec.shape), dtype=_np(spec.dtype))
         self._reward = np.zeros((1,), dtype=np.float32)
         self._done = np.zeros((1,), dtype=np.bool_)
         self._terminated = np.zeros((1,), dtype=np.bool_)
         self._truncated = np.zeros((1,), dtype=np.bool_)
-        self._next = dict(self._buffers, reward=self._reward, done=self._done, terminated=self._terminated,
+        self._next = dict(self._obs_buffers, reward=self._reward, done=self._done, terminated=self._terminated,
                           truncated=self._truncated)
-        self._root = dict(self._buffers, done=self._done, terminated=self._terminated, truncated=self._truncated)
+        self._root = dict(self._obs_buffers, done=self._done, terminated=self._terminated, truncated=self._truncated)
         self._action_to_gym = self._make_action_converter(env.action_space, action)
 
     def _make_action_converter(self, space, spec):
@@ -258,11 +258,11 @@ class GymWrapper(ArrayEnvBase):
 
     # ------------------------------------------------------------ array path
     def _write_obs(self, obs) -> None:
-        buffers = self._buffers
+        buffers = self._obs_buffers
         for name, read, write in self._readers:
             write(buffers[name], read(obs))
         if self.from_pixels:
-            self._buffers["pixels"][...] = self._env.render()
+            self._obs_buffers["pixels"][...] = self._env.render()
 
     def _np_reset(self, mask=None):
         obs, _ = self._env.reset()

@@ -146,7 +146,13 @@ class Transform(nn.Module):
         return self._call(next_tensordict)
 
     def _reset(self, tensordict: TensorDictBase, tensordict_reset: TensorDictBase) -> TensorDictBase:
-        return self._call(tensordict_reset)
+        # A reset carries no reward: keys absent there are skipped, not errors.
+        tolerant = self._missing_tolerance
+        self.__dict__["_missing_tolerance"] = True
+        try:
+            return self._call(tensordict_reset)
+        finally:
+            self.__dict__["_missing_tolerance"] = tolerant
 
     def _inv_call(self, tensordict: TensorDictBase) -> TensorDictBase:
         for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
@@ -241,6 +247,12 @@ class Compose(Transform):
         for t in transforms:
             t.set_container(self)
 
+    def set_container(self, container) -> None:
+        """Attach to ``container`` and tell every child, so a child can refuse the env it ends up in."""
+        super().set_container(container)
+        for t in self.transforms:
+            t.set_container(self)
+
     @property
     def in_keys(self):
         return [k for t in self.transforms for k in t.in_keys]
@@ -253,23 +265,41 @@ class Compose(Transform):
     def _np_supported(self) -> bool:
         return all(t._np_supported for t in self.transforms)
 
+    # -------------------------------------------------- fused runs (hook)
+    def _plan(self) -> list:
+        """The steps the forward methods run: ``self.transforms`` with fusable runs merged.
+
+        :func:`._fused_pixels.plan_fused` replaces runs such as ``ToTensorImage
+        -> GrayScale -> Resize -> CatFrames`` on one key by one fused step with
+        the same output; every other transform is its own step. The plan is
+        cached until the list of transforms changes (append, insert, item
+        assignment); it holds the transforms, so their ids stay unique.
+        """
+        ids = tuple(map(id, self.transforms))
+        cached = self.__dict__.get("_fused_plan")
+        if cached is None or cached[0] != ids:
+            from ._fused_pixels import plan_fused
+
+            cached = self.__dict__["_fused_plan"] = (ids, plan_fused(self.transforms))
+        return cached[1]
+
     def _call(self, next_tensordict):
-        for t in self.transforms:
+        for t in self._plan():
             next_tensordict = t._call(next_tensordict)
         return next_tensordict
 
     def forward(self, tensordict):
-        for t in self.transforms:
+        for t in self._plan():
             tensordict = t(tensordict)
         return tensordict
 
     def _step(self, tensordict, next_tensordict):
-        for t in self.transforms:
+        for t in self._plan():
             next_tensordict = t._step(tensordict, next_tensordict)
         return next_tensordict
 
     def _reset(self, tensordict, tensordict_reset):
-        for t in self.transforms:
+        for t in self._plan():
             tensordict_reset = t._reset(tensordict, tensordict_reset)
         return tensordict_reset
 
@@ -279,12 +309,12 @@ class Compose(Transform):
         return tensordict
 
     def _np_step(self, arrays):
-        for t in self.transforms:
+        for t in self._plan():
             arrays = t._np_step(arrays)
         return arrays
 
     def _np_reset(self, arrays, mask):
-        for t in self.transforms:
+        for t in self._plan():
             arrays = t._np_reset(arrays, mask)
         return arrays
 

@@ -25,6 +25,16 @@ from .base import Compose, Transform
 __all__ = ["TransformedEnv"]
 
 
+def _env_batch_size(transform, batch_size):
+    """The batch size seen through ``transform``: each transform's ``transform_env_batch_size`` hook, in order."""
+    if isinstance(transform, Compose):
+        for t in transform.transforms:
+            batch_size = _env_batch_size(t, batch_size)
+        return batch_size
+    hook = getattr(transform, "transform_env_batch_size", None)
+    return batch_size if hook is None else hook(batch_size)
+
+
 class TransformedEnv(EnvBase):
     """An env whose outputs go through ``transform`` and whose inputs go through its inverse.
 
@@ -43,15 +53,19 @@ class TransformedEnv(EnvBase):
         if transform is not None and not isinstance(transform, Transform):
             raise TypeError(f"TransformedEnv requires transform to be a Transform, got {type(transform).__name__}")
         super().__init__(device=env.device, batch_size=env.batch_size)
-        self.base_env = env
-        if transform is None:
-            transform = Compose()
-        elif not isinstance(transform, Compose):
-            transform = Compose(transform)
-        self.transform = transform
-        transform.set_container(self)
         self.__dict__["_cache_specs"] = cache_specs
         self.__dict__["_spec_cache"] = {}
+        self.base_env = env
+        self._set_transform(Compose() if transform is None else transform)
+
+    def _set_transform(self, transform: Transform) -> None:
+        # As in TorchRL, a single transform stays ``env.transform`` itself until a
+        # second one is appended. The per-step array path reads the base env and
+        # the transform through ``_fast`` rather than nn.Module's attribute lookup.
+        self.transform = transform
+        transform.set_container(self)
+        self.__dict__["_fast"] = (self.base_env, transform)
+        self._erase_metadata()
 
     # ------------------------------------------------------------------ specs
     def _erase_metadata(self) -> None:
@@ -61,7 +75,13 @@ class TransformedEnv(EnvBase):
 
     @property
     def batch_size(self):
-        return self.base_env.batch_size
+        cache = self.__dict__.get("_spec_cache")
+        size = None if cache is None else cache.get("batch_size")
+        if size is None:
+            size = _env_batch_size(self.transform, self.base_env.batch_size)
+            if cache is not None and self._cache_specs:
+                cache["batch_size"] = size
+        return size
 
     @batch_size.setter
     def batch_size(self, value):
@@ -115,30 +135,37 @@ class TransformedEnv(EnvBase):
         return self.base_env._array_path_ready() and self.transform._np_supported
 
     def _np_reset(self, mask=None):
-        return self.transform._np_reset(dict(self.base_env._np_reset(mask)), mask)
+        base, transform = self._fast
+        return transform._np_reset(dict(base._np_reset(mask)), mask)
 
     def _np_step(self, action):
+        base, transform = self._fast
         keys = self._spec_cache.get("np_action_keys")
         if keys is None:
-            keys = self._spec_cache["np_action_keys"] = (self.action_key, self.base_env.action_key)
+            keys = self._spec_cache["np_action_keys"] = (self.action_key, base.action_key)
         outer, inner = keys
-        action = self.transform._np_inv({outer: action})[inner]
-        return self.transform._np_step(dict(self.base_env._np_step(action)))
+        action = transform._np_inv({outer: action})[inner]
+        return transform._np_step(dict(base._np_step(action)))
 
     # ----------------------------------------------------------- composition
     def append_transform(self, transform: Transform) -> "TransformedEnv":
         """Append ``transform`` to this env's transforms (in place) and return the env."""
         if not isinstance(transform, Transform):
             raise TypeError(f"append_transform requires a Transform, got {type(transform).__name__}")
-        self.transform.append(transform)
+        self._as_compose().append(transform)
         self._erase_metadata()
         return self
 
     def insert_transform(self, index: int, transform: Transform) -> "TransformedEnv":
         """Insert ``transform`` at ``index`` in this env's transforms (in place) and return the env."""
-        self.transform.insert(index, transform)
+        self._as_compose().insert(index, transform)
         self._erase_metadata()
         return self
+
+    def _as_compose(self) -> Compose:
+        if not isinstance(self.transform, Compose):
+            self._set_transform(Compose(self.transform))
+        return self.transform
 
     def close(self, *, raise_if_closed: bool = True) -> None:
         if not self.is_closed:
@@ -157,7 +184,7 @@ class TransformedEnv(EnvBase):
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        self.transform.set_container(self)
+        self._set_transform(self.transform)
 
     def __repr__(self) -> str:
         return f"TransformedEnv(\n    env={self.base_env!r},\n    transform={self.transform!r})"
