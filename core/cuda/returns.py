@@ -1,0 +1,200 @@
+"""CUDA twin of :func:`numbarl.core.returns.reward_to_go`.
+
+One thread per trajectory: the arrays are viewed as ``[A, T, C]`` (dims before
+the time dim merged into ``A``, dims after it into ``C``) and thread
+``i = a * C + c`` scans trajectory ``(a, c)`` backwards in time, accumulating
+in float64 exactly as the CPU kernel does. With ``C > 1`` neighbouring threads
+read neighbouring addresses at each step, so the loads coalesce.
+
+Importing this module imports ``numba.cuda``; ``numbarl.core`` does not import
+it. Set ``NUMBA_ENABLE_CUDASIM=1`` before the first import of ``numba.cuda``
+to run it on the simulator.
+"""
+import numbers
+
+import numpy as np
+from numba import cuda
+
+from numbarl.core.returns import (
+    _bootstrap_rows,
+    _check_dtypes,
+    _check_gamma,
+    _check_open_end,
+    _check_shapes,
+    _open_end_error,
+)
+
+__all__ = ["reward_to_go"]
+
+THREADS_PER_BLOCK = 128
+
+
+@cuda.jit
+def _reward_to_go_kernel(reward, done, gamma, boot, boot_value, use_boot, out, open_info):
+    """Scan trajectory ``cuda.grid(1)`` of the ``[A, T, C]`` views.
+
+    The carry after the last step is ``boot[a, c]`` when ``use_boot`` else
+    ``boot_value``. Trajectories whose last step is not done are counted in
+    ``open_info[0]``, and the smallest such index is kept in ``open_info[1]``.
+    """
+    i = cuda.grid(1)
+    n_rows, n_steps, n_cols = reward.shape
+    if i >= n_rows * n_cols:
+        return
+    a = i // n_cols
+    c = i - a * n_cols
+    g = boot_value
+    if use_boot:
+        g = np.float64(boot[a, c])
+    if not done[a, n_steps - 1, c]:
+        cuda.atomic.add(open_info, 0, 1)
+        cuda.atomic.min(open_info, 1, i)
+    for t in range(n_steps - 1, -1, -1):
+        k = gamma
+        if done[a, t, c]:
+            k = 0.0
+        g = np.float64(reward[a, t, c]) + k * g
+        out[a, t, c] = g
+
+
+def _is_device_array(obj):
+    return bool(getattr(obj, "__cuda_ndarray__", False))
+
+
+def _device_array(obj, name):
+    """``obj`` as a numba device array, without copying."""
+    if _is_device_array(obj):
+        return obj
+    if hasattr(obj, "__cuda_array_interface__") and hasattr(cuda, "as_cuda_array"):
+        return cuda.as_cuda_array(obj)
+    raise TypeError(
+        f"reward_to_go (CUDA) requires {name} to be a CUDA device array (a numba device array or an object "
+        f"with __cuda_array_interface__), got {type(obj).__name__}; copy host arrays with numba.cuda.to_device"
+    )
+
+
+def _rows(array, name, n_rows, n_steps, n_cols):
+    if not array.is_c_contiguous():
+        raise ValueError(
+            f"reward_to_go (CUDA) requires a C-contiguous {name}, got strides {array.strides} for shape "
+            f"{array.shape}; pass a contiguous copy"
+        )
+    return array.reshape(n_rows, n_steps, n_cols)
+
+
+def _device_bootstrap(boot, reward_shape, axis, n_rows, n_cols):
+    """Check a device bootstrap array and view it as ``[A, C]``."""
+    dtype = np.dtype(boot.dtype)
+    if dtype == np.bool_ or not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise TypeError(f"reward_to_go requires a real-valued bootstrap, got dtype {dtype}")
+    batch_shape = tuple(reward_shape[:axis]) + tuple(reward_shape[axis + 1 :])
+    with_time = tuple(reward_shape[:axis]) + (1,) + tuple(reward_shape[axis + 1 :])
+    if tuple(boot.shape) not in (batch_shape, with_time):
+        raise ValueError(
+            f"reward_to_go (CUDA) requires a device bootstrap of shape {batch_shape} or {with_time}, got "
+            f"{tuple(boot.shape)}; host arrays and scalars broadcast"
+        )
+    if not boot.is_c_contiguous():
+        raise ValueError("reward_to_go (CUDA) requires a C-contiguous device bootstrap; pass a contiguous copy")
+    return boot.reshape(n_rows, n_cols)
+
+
+def reward_to_go(reward, done, gamma, out=None, time_dim=-2, bootstrap=None, open_end="error", stream=0):
+    """Discounted reward-to-go on the GPU, one thread per trajectory.
+
+    Same arguments and results as :func:`numbarl.core.returns.reward_to_go`,
+    for device arrays: ``G[t] = r[t]`` where ``done[t]``, else
+    ``G[t] = r[t] + gamma * G[t + 1]``, summed in float64 and written in the
+    reward's dtype.
+
+    Args:
+        reward: C-contiguous float32 or float64 device array (a numba device
+            array or anything with ``__cuda_array_interface__``, such as a CUDA
+            tensor), ``[..., T, 1]`` or ``[..., T]`` with ``time_dim=-1``.
+        done: C-contiguous bool (or integer) device array of the same shape.
+        gamma: discount factor, a real number in [0, 1].
+        out: C-contiguous device array of the reward's shape and dtype, or None
+            to allocate one on the device. It may be ``reward`` itself.
+        time_dim: the time dim of ``reward``. Defaults to -2.
+        bootstrap: value after the last step where it is not done: a scalar,
+            a host array (broadcast as on the CPU and copied over), or a device
+            array of the reward's shape without its time dim (or with it of
+            size 1).
+        open_end: ``"error"`` or ``"truncate"``, as on the CPU. ``"error"``
+            synchronises ``stream`` to read back the check; ``out`` then holds
+            the truncated result when it raises.
+        stream: CUDA stream to run on (0: the default stream).
+
+    Returns:
+        ``out`` as given (a tensor stays a tensor), or the device array
+        allocated for it, holding the reward-to-go.
+
+    Raises:
+        TypeError: an argument that is not a device array, or of a wrong dtype.
+        ValueError: as on the CPU, and for a non-contiguous array.
+
+    Examples:
+        >>> import numpy as np
+        >>> from numba import cuda
+        >>> reward = cuda.to_device(np.ones((1, 4, 1), dtype=np.float32))
+        >>> done = cuda.to_device(np.array([[[False], [True], [False], [True]]]))
+        >>> reward_to_go(reward, done, 0.5).copy_to_host()[0, :, 0]
+        array([1.5, 1. , 1.5, 1. ], dtype=float32)
+    """
+    reward = _device_array(reward, "reward")
+    done = _device_array(done, "done")
+    _check_dtypes(np.dtype(reward.dtype), np.dtype(done.dtype))
+    axis, n_rows, n_steps, n_cols = _check_shapes(reward.shape, done.shape, time_dim)
+    gamma = _check_gamma(gamma)
+    _check_open_end(open_end)
+    if out is None:
+        out = result = cuda.device_array(reward.shape, dtype=reward.dtype, stream=stream)
+    else:
+        result = out
+        out = _device_array(out, "out")
+        if np.dtype(out.dtype) != np.dtype(reward.dtype):
+            raise TypeError(f"reward_to_go requires out of the reward's dtype {reward.dtype}, got {out.dtype}")
+        if tuple(out.shape) != tuple(reward.shape):
+            raise ValueError(
+                f"reward_to_go requires out of the reward's shape {tuple(reward.shape)}, got {tuple(out.shape)}"
+            )
+
+    use_boot = False
+    boot_value = 0.0
+    boot = None
+    if bootstrap is not None:
+        if _is_device_array(bootstrap) or hasattr(bootstrap, "__cuda_array_interface__"):
+            boot = _device_bootstrap(_device_array(bootstrap, "bootstrap"), reward.shape, axis, n_rows, n_cols)
+            use_boot = True
+        elif isinstance(bootstrap, numbers.Real) and not isinstance(bootstrap, (bool, np.bool_)):
+            boot_value = float(bootstrap)
+        else:
+            boot = cuda.to_device(_bootstrap_rows(bootstrap, reward.shape, axis), stream=stream)
+            use_boot = True
+    n_traj = n_rows * n_cols
+    if n_traj * n_steps == 0:
+        return result
+    if boot is None:
+        boot = cuda.device_array((1, 1), dtype=np.float64, stream=stream)
+
+    reward3 = _rows(reward, "reward", n_rows, n_steps, n_cols)
+    done3 = _rows(done, "done", n_rows, n_steps, n_cols)
+    out3 = _rows(out, "out", n_rows, n_steps, n_cols)
+    check = bootstrap is None and open_end == "error"
+    if check:
+        open_info = cuda.to_device(np.array([0, n_traj], dtype=np.int64), stream=stream)
+    else:
+        open_info = cuda.device_array(2, dtype=np.int64, stream=stream)
+    blocks = (n_traj + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+    _reward_to_go_kernel[blocks, THREADS_PER_BLOCK, stream](
+        reward3, done3, gamma, boot, boot_value, use_boot, out3, open_info
+    )
+    if check:
+        host_info = open_info.copy_to_host(stream=stream)
+        if stream:
+            stream.synchronize()
+        n_open, first = int(host_info[0]), int(host_info[1])
+        if n_open:
+            batch_shape = tuple(reward.shape[:axis]) + tuple(reward.shape[axis + 1 :])
+            raise _open_end_error(n_open, n_traj, first, batch_shape)
+    return result
