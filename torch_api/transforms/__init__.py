@@ -3,5 +3,6 @@ import types as _types
 
 from .base import *  # noqa: F401,F403
 from .transformed_env import *  # noqa: F401,F403
+from .normalization import *  # noqa: F401,F403
 
 __all__ = sorted(n for n, v in list(globals().items()) if not n.startswith("_") and not isinstance(v, _types.ModuleType))

@@ -1,0 +1,469 @@
+"""The engine shared by ``VecNorm`` (legacy) and ``VecNormV2``.
+
+Both keep one running-moment state per in_key (see ``_vecnorm_stats``) and,
+per call, update it with the new data and then normalize that data with the
+updated statistics, in one fused ``numbarl.core.moments`` kernel call on
+zero-copy array views. The TensorDict path (``_call``, ``_step``,
+``_reset``, ``forward``) and the array path (``_np_step``, ``_np_reset``)
+run the same function on the same arrays, so they give identical results.
+
+A subclass says where the batch ends (``_feature_shape``), how the
+standard deviation is floored (``_eps_std``), whether a call updates the
+statistics (``_updating``) and how its state dict is named (``_style``).
+
+Examples:
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> from numbarl.torch_api import VecNormV2
+    >>> t = VecNormV2(in_keys=["x"], decay=1.0)
+    >>> out = t(TensorDict({"x": torch.tensor([1.0, 3.0])}, []))
+    >>> out = t(TensorDict({"x": torch.tensor([3.0, 3.0])}, []))
+    >>> out["x"]
+    tensor([1., 0.])
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+
+from numbarl.core.moments import (NonFiniteError, moments_normalize, moments_normalize_unchecked, moments_update,
+                                  moments_update_normalize, moments_update_normalize_unchecked)
+
+from .._arrays import as_array
+from ..envs.utils import key_list
+from ..specs import Unbounded
+from .base import Compose, Transform
+from ._vecnorm_stats import _Stats
+
+__all__ = []
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_NONFINITE = ("raise", "skip")
+
+
+# ------------------------------------------------------------------ validation
+def check_keys(owner, in_keys, out_keys):
+    """Validated (in_keys, out_keys) lists; TypeError / ValueError naming the argument."""
+    lists = []
+    for name, keys in (("in_keys", in_keys), ("out_keys", out_keys)):
+        try:
+            lists.append(key_list(keys, name))
+        except TypeError:
+            raise TypeError(f"{owner} requires {name} as a key or a list of keys (str or tuple of str), "
+                            f"got {keys!r}") from None
+    ins, outs = lists
+    if out_keys is None:
+        outs = list(ins)
+    if len(outs) != len(ins):
+        raise ValueError(f"{owner} requires out_keys of the same length as in_keys ({len(ins)}), got {len(outs)}: "
+                         f"{outs}")
+    return ins, outs
+
+
+def check_number(owner, name, value, low, high, low_open=True, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner} requires {name} as a float, got {type(value).__name__}: {value!r}")
+    value = float(value)
+    ok = (low < value if low_open else low <= value) and value <= high
+    if not ok or value != value:
+        bounds = f"in ({low:g}, {high:g}]" if high != float("inf") else f"> {low:g} and finite"
+        raise ValueError(f"{owner} requires {name} {bounds}, got {value!r}")
+    if value == float("inf"):
+        raise ValueError(f"{owner} requires a finite {name}, got {value!r}")
+    return value
+
+
+def check_choice(owner, name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{owner} requires {name} in {choices}, got {value!r}")
+    return value
+
+
+def check_lock(owner, lock):
+    if lock is not None and not (hasattr(lock, "__enter__") and hasattr(lock, "__exit__")):
+        raise TypeError(f"{owner} requires lock as a context manager (e.g. multiprocessing.Lock()) or None, "
+                        f"got {type(lock).__name__}")
+    return lock
+
+
+def float_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of normalized values: float32/64 kept, other floats computed in float32, ints to the default."""
+    if dtype in (torch.float32, torch.float64):
+        return dtype
+    return torch.float32 if dtype.is_floating_point else torch.get_default_dtype()
+
+
+def _np_float(dtype: np.dtype) -> np.dtype:
+    """NumPy twin of ``float_dtype`` for arrays that are not float32/64."""
+    if dtype.kind == "f":
+        return _F32
+    return _F64 if torch.get_default_dtype() == torch.float64 else _F32
+
+
+def float_unbounded(spec):
+    """An Unbounded float spec of ``spec``'s shape and device."""
+    return Unbounded(shape=spec.shape, device=spec.device, dtype=float_dtype(spec.dtype))
+
+
+def env_of(transform):
+    """The env holding ``transform`` (through Compose containers), or None."""
+    node = transform.container
+    while isinstance(node, Compose):
+        node = node.container
+    return node
+
+
+# ---------------------------------------------------------------------- engine
+class _VecNormBase(Transform):
+    """Running normalization of ``in_keys`` into ``out_keys`` (update, then normalize)."""
+
+    _style = "v2"
+    _np_supported = True
+
+    def _init_stats_state(self, decay, eps, nonfinite, lock):
+        d = self.__dict__
+        d["decay"] = decay
+        d["eps"] = eps
+        d["nonfinite"] = nonfinite
+        d["_skip"] = nonfinite == "skip"
+        d["_stats"] = _Stats(self.in_keys, lock)
+        d["_bufs"] = {}
+        d["_np_bnd"] = None
+
+    @property
+    def lock(self):
+        """The lock given at construction (taken around updates of ``shared_td`` statistics), or None."""
+        return self._stats.lock
+
+    # --------------------------------------------------------- subclass hooks
+    def _feature_shape(self, i: int, shape: tuple, batch_ndim: int) -> tuple:
+        raise NotImplementedError
+
+    def _eps_std(self) -> float:
+        return self.eps
+
+    def _updating(self) -> bool:
+        return True
+
+    def _per_env_stats(self) -> bool:
+        """Whether the statistics have the env batch dims (then a partial reset does not update them)."""
+        return False
+
+    # ------------------------------------------------------------ the kernel
+    def _kernel(self, i: int, x: np.ndarray, out: np.ndarray, batch_ndim: int, update: bool, mask) -> None:
+        """Update the statistics of key ``i`` with ``x`` (unless ``update`` is false), normalize ``x`` into ``out``."""
+        st = self._stats
+        state = st.states[i]
+        key = self.in_keys[i]
+        owner = type(self).__name__
+        if state is None:
+            st.init_key(i, self._feature_shape(i, tuple(x.shape), batch_ndim))
+            state = st.states[i]
+        loc, m2, weight, count = state.arrays
+        eps = self._eps_std()
+        # Inputs already in the kernels' form (the usual case) skip the argument checks of numbarl.core.
+        plain = (type(x) is np.ndarray and (x.dtype is _F32 or x.dtype is _F64) and out.dtype is x.dtype
+                 and out.shape == x.shape and out.flags.c_contiguous and x.ndim >= loc.ndim
+                 and x.shape[x.ndim - loc.ndim:] == loc.shape)
+        try:
+            with st.locked():
+                if not update:
+                    if plain:
+                        moments_normalize_unchecked(x, loc, m2, weight, eps, out)
+                    else:
+                        moments_normalize(x, loc, m2, weight, eps, out)
+                elif mask is None:
+                    if plain:
+                        moments_update_normalize_unchecked(x, loc, m2, weight, count, self.decay, eps, out,
+                                                           self._skip)
+                    else:
+                        moments_update_normalize(x, loc, m2, weight, count, self.decay, eps, out, self.nonfinite)
+                else:
+                    if not self._per_env_stats():
+                        moments_update(x[mask], loc, m2, weight, count, self.decay, None, self.nonfinite)
+                    moments_normalize(x, loc, m2, weight, eps, out)
+        except NonFiniteError:
+            raise NonFiniteError(f"{owner}: {key!r} holds NaN or inf; statistics left unchanged "
+                                 f"(pass nonfinite='skip' to drop such samples)") from None
+        except ValueError as err:
+            raise ValueError(f"{owner}: key {key!r}: {err}") from None
+
+    def _apply_tensor(self, i: int, value: torch.Tensor, batch_ndim: int, update: bool, mask=None) -> torch.Tensor:
+        x = value.detach()
+        device, dtype = x.device, x.dtype
+        calc = float_dtype(dtype)
+        if device.type != "cpu":
+            x = x.cpu()
+        if dtype != calc:
+            x = x.to(calc)
+        if self._stats.dtypes[i] is None:
+            self._stats.dtypes[i] = calc
+        out = torch.empty(x.shape, dtype=calc)
+        self._kernel(i, as_array(x), out.numpy(), batch_ndim, update, mask)
+        if dtype.is_floating_point and dtype != calc:
+            out = out.to(dtype)
+        return out if device.type == "cpu" else out.to(device)
+
+    # ------------------------------------------------------- tensordict path
+    def _td_apply(self, td, update: bool, at_reset: bool, mask=None):
+        bnd = td.batch_dims
+        for i, (ik, ok) in enumerate(zip(self.in_keys, self.out_keys)):
+            value = td.get(ik, None)
+            if value is None:
+                if not at_reset:
+                    self._missing(ik, td)
+                continue
+            td.set(ok, self._apply_tensor(i, value, bnd, update, mask))
+        return td
+
+    def _call(self, next_tensordict):
+        return self._td_apply(next_tensordict, self._updating(), False)
+
+    def forward(self, tensordict):
+        """Update the statistics with ``tensordict``'s in_keys, then write the normalized values to out_keys.
+
+        The dims of ``tensordict.batch_size`` are batch dims of the data (see
+        the class for which of them the statistics merge).
+
+        Args:
+            tensordict: holds every in_key; it is updated in place and returned.
+
+        Raises:
+            KeyError: an in_key is missing (unless missing keys are tolerated).
+            NonFiniteError: NaN or inf in an input with ``nonfinite="raise"``.
+            ValueError: data whose shape does not fit the statistics.
+
+        Examples:
+            >>> import torch
+            >>> from tensordict import TensorDict
+            >>> from numbarl.torch_api import VecNorm
+            >>> t = VecNorm(in_keys=["x"], out_keys=["y"], decay=1.0)
+            >>> t(TensorDict({"x": torch.tensor([[0.0], [2.0]])}, [2]))["y"]
+            tensor([[-1.],
+                    [ 1.]])
+        """
+        return self._call(tensordict)
+
+    def _step(self, tensordict, next_tensordict):
+        return self._call(next_tensordict)
+
+    def _reset(self, tensordict, tensordict_reset):
+        mask = None
+        if tensordict is not None and tensordict_reset.batch_dims:
+            request = tensordict.get("_reset", None)
+            if request is not None:
+                m = as_array(request.cpu()).reshape(tuple(tensordict_reset.batch_size))
+                mask = None if m.all() else m
+        return self._td_apply(tensordict_reset, self._updating(), True, mask)
+
+    # ------------------------------------------------------------ array path
+    def _np_batch_ndim(self) -> int:
+        bnd = self._np_bnd
+        if bnd is None:
+            env = env_of(self)
+            bnd = len(getattr(env, "batch_size", ()) or ())
+            self.__dict__["_np_bnd"] = bnd
+        return bnd
+
+    def _np_apply(self, arrays: dict, mask, at_reset: bool) -> dict:
+        bnd = self._np_batch_ndim()
+        update = self._updating()
+        bufs = self._bufs
+        for i, (ik, ok) in enumerate(zip(self.in_keys, self.out_keys)):
+            x = arrays.get(ik)
+            if x is None:
+                if not at_reset and not self._missing_tolerance:
+                    raise KeyError(f"{type(self).__name__}: key {ik!r} not found; keys present: "
+                                   f"{sorted(map(str, arrays))}")
+                continue
+            if x.dtype != _F32 and x.dtype != _F64:
+                x = x.astype(_np_float(x.dtype))
+            buf = bufs.get(i)
+            if buf is None or buf.shape != x.shape or buf.dtype != x.dtype:
+                buf = bufs[i] = np.empty(x.shape, dtype=x.dtype)
+            if self._stats.dtypes[i] is None:
+                self._stats.dtypes[i] = torch.float32 if x.dtype == _F32 else torch.float64
+            self._kernel(i, x, buf, bnd, update, mask)
+            arrays[ok] = buf
+        return arrays
+
+    def _np_step(self, arrays: dict) -> dict:
+        return self._np_apply(arrays, None, False)
+
+    def _np_reset(self, arrays: dict, mask) -> dict:
+        self.__dict__["_np_bnd"] = None
+        return self._np_apply(arrays, mask, True)
+
+    # ----------------------------------------------------------------- specs
+    def transform_observation_spec(self, observation_spec):
+        """Set the out_keys of in_keys found in ``observation_spec`` to Unbounded float specs (in place).
+
+        Args:
+            observation_spec: a Composite.
+
+        Returns:
+            observation_spec, with int / Bounded inputs' outputs Unbounded float.
+
+        Examples:
+            >>> import torch
+            >>> from numbarl.torch_api import Bounded, Composite, VecNormV2
+            >>> t = VecNormV2(in_keys=["obs"], out_keys=["obs_n"])
+            >>> spec = t.transform_observation_spec(Composite(obs=Bounded(0, 9, shape=(2,), dtype=torch.int64)))
+            >>> type(spec["obs_n"]).__name__, spec["obs_n"].dtype
+            ('UnboundedContinuous', torch.float32)
+        """
+        for ik, ok in zip(self.in_keys, self.out_keys):
+            spec = observation_spec.get(ik)
+            if spec is not None:
+                observation_spec[ok] = float_unbounded(spec)
+        return observation_spec
+
+    def transform_reward_spec(self, reward_spec, observation_spec=None):
+        """Set the out_keys of in_keys found in ``reward_spec`` to Unbounded float specs (in place).
+
+        Args:
+            reward_spec: a Composite (the env's full reward spec).
+            observation_spec: unused; TorchRL's signature.
+
+        Returns:
+            reward_spec.
+
+        Examples:
+            >>> from numbarl.torch_api import Composite, Unbounded, VecNormV2
+            >>> t = VecNormV2(in_keys=["reward"], out_keys=["reward_norm"])
+            >>> sorted(t.transform_reward_spec(Composite(reward=Unbounded((1,)))).keys())
+            ['reward', 'reward_norm']
+        """
+        for ik, ok in zip(self.in_keys, self.out_keys):
+            spec = reward_spec.get(ik)
+            if spec is not None:
+                reward_spec[ok] = float_unbounded(spec)
+        return reward_spec
+
+    # ------------------------------------------------------------ statistics
+    def _loc_scale(self, i: int):
+        """(mean, max(std, eps floor)) of key ``i`` as tensors of the data dtype."""
+        s = self._stats.states[i]
+        if s is None:
+            raise ValueError(f"{type(self).__name__} has no statistics for {self.in_keys[i]!r} yet: "
+                             "apply it to data (or roll out its env) first")
+        with self._stats.locked():
+            loc, std = s.loc.copy(), s.std(self._eps_std())
+        dtype = self._stats.dtypes[i] or torch.get_default_dtype()
+        return torch.from_numpy(loc).to(dtype), torch.from_numpy(std).to(dtype)
+
+    def _observation_norms(self):
+        from .normalization import ObservationNorm
+
+        norms = []
+        for i, (ik, ok) in enumerate(zip(self.in_keys, self.out_keys)):
+            loc, scale = self._loc_scale(i)
+            norms.append(ObservationNorm(loc=loc, scale=scale, in_keys=[ik], out_keys=[ok], standard_normal=True))
+        return norms[0] if len(norms) == 1 else Compose(*norms)
+
+    def get_extra_state(self) -> dict:
+        """The statistics as a dict of plain float64 / int64 tensors (copies), saved by ``state_dict()``.
+
+        Per in_key: ``loc`` (mean), ``m2`` (weighted centred sum of squares),
+        ``weight`` (sum of sample weights) and ``count`` (samples accepted);
+        named ``{key}_loc`` etc. by VecNorm, ``loc.-|-.{key}`` etc. by
+        VecNormV2 (TorchRL's separators for nested keys). Keys without data
+        yet are left out.
+
+        Examples:
+            >>> import torch
+            >>> from tensordict import TensorDict
+            >>> from numbarl.torch_api import VecNorm
+            >>> t = VecNorm(in_keys=["x"], decay=1.0)
+            >>> _ = t(TensorDict({"x": torch.tensor([[1.0], [3.0]])}, [2]))
+            >>> t.get_extra_state()
+            {'x_loc': tensor([2.], dtype=torch.float64), 'x_m2': tensor([2.], dtype=torch.float64),
+             'x_weight': tensor([2.], dtype=torch.float64), 'x_count': tensor([2])}
+        """
+        return self._stats.extra_state(self._style)
+
+    def set_extra_state(self, state) -> None:
+        """Load statistics saved by ``get_extra_state`` or by TorchRL 0.14.1 (called by ``load_state_dict``).
+
+        TorchRL's entries (VecNormV2: ``loc`` / ``var`` (E[x**2]) / ``count``;
+        VecNorm: ``sum`` / ``ssq`` / ``count``) are converted to the mean and
+        variance TorchRL normalizes with. Statistics held in shared memory are
+        overwritten in place, under their lock.
+
+        Args:
+            state: dict of tensors.
+
+        Raises:
+            TypeError: ``state`` is not a mapping.
+            ValueError: entries for keys that are not in_keys, or of the wrong shape.
+
+        Examples:
+            >>> import torch
+            >>> from numbarl.torch_api import VecNorm
+            >>> t = VecNorm(in_keys=["x"], decay=1.0)
+            >>> t.set_extra_state({"x_sum": torch.tensor([4.0]), "x_ssq": torch.tensor([10.0]),
+            ...                    "x_count": torch.tensor([2.0])})  # TorchRL's legacy format
+            >>> t.to_observation_norm().loc, t.to_observation_norm().scale
+            (tensor([2.]), tensor([1.]))
+        """
+        self._stats.load_extra_state(state, self._style, self.decay, type(self).__name__)
+
+    # --------------------------------------------------------- shared memory
+    def _known_shape(self, i: int):
+        """The feature shape of key ``i`` given at construction, or None."""
+        return None
+
+    def _init_from_spec(self) -> None:
+        st = self._stats
+        for i in range(len(self.in_keys)):
+            shape = self._known_shape(i) if st.states[i] is None else None
+            if shape is not None:
+                st.init_key(i, shape)
+        if st.ready():
+            return
+        env = env_of(self)
+        missing = [k for k, s in zip(self.in_keys, st.states) if s is None]
+        if env is None:
+            raise ValueError(f"{type(self).__name__} cannot share statistics of unknown shape for {missing}: apply it "
+                             "to data once, or put it in a TransformedEnv so that the env specs give the shapes")
+        parent = self.parent
+        bnd = len(parent.batch_size)
+        specs = (parent.full_observation_spec, parent.full_reward_spec)
+        for i, key in enumerate(self.in_keys):
+            if st.states[i] is not None:
+                continue
+            spec = next((c.get(key) for c in specs if c.get(key) is not None), None)
+            if spec is None:
+                raise KeyError(f"{type(self).__name__}: key {key!r} is in no observation or reward spec of the env; "
+                               f"observation keys: {sorted(map(str, specs[0].keys(True, True)))}")
+            st.init_key(i, self._feature_shape(i, tuple(spec.shape), bnd))
+            st.dtypes[i] = float_dtype(spec.dtype)
+
+    def _make_shared(self) -> None:
+        """Move the statistics into a ``SharedArrays`` block owned by this process (no-op if shared or stateless)."""
+        if not getattr(self, "stateful", True):
+            return
+        if not self._stats.ready():
+            self._init_from_spec()
+        self._stats.make_shared()
+
+    def _shared_handle(self):
+        """The ``SharedArrays`` block holding the statistics (picklable, sent by name), or None."""
+        return self._stats.shared
+
+    def _attach_shared(self, handle) -> None:
+        """Use the block ``handle`` (from ``_shared_handle`` of a twin transform) as the statistics."""
+        self._stats.attach(handle, type(self).__name__)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_bufs"] = {}
+        state["_np_bnd"] = None
+        return state
+
+    def extra_repr(self) -> str:
+        return ""

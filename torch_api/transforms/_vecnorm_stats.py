@@ -1,0 +1,317 @@
+"""Statistics of ``VecNorm`` / ``VecNormV2``: per-key running moments, local or shared.
+
+Each normalized key owns one :class:`numbarl.core.moments.MomentState`
+(float64 ``loc`` and ``m2``, float64 ``weight``, int64 ``count``). The four
+arrays live in one of three places:
+
+- local NumPy arrays (the default);
+- a :class:`numbarl.core.shared.SharedArrays` block (``make_shared`` /
+  ``attach``), whose cross-process lock is taken around every update; pickling
+  sends the block's name, not the data;
+- the tensors of a TensorDict in torch shared memory (``shared_td`` of the
+  legacy ``VecNorm``), locked by the ``lock`` the user passes.
+
+A deep copy (``Transform.clone``) is always a local, independent snapshot.
+
+Conversions from and to TorchRL 0.14.1 checkpoints are here too. TorchRL's
+``VecNormV2`` stores ``loc`` (an exponential average started at zero) and
+``var`` (the same average of ``x**2``, not a variance) and a sample count
+``c``; it normalizes with ``loc / (1 - d**c)`` and ``(var - loc**2) / (1 -
+d**c)`` (``d < 1``) or ``loc`` and ``var - loc**2`` (``d == 1``). Its legacy
+``VecNorm`` stores decayed sums ``sum``, ``ssq`` (of ``x**2``) and ``count``
+and normalizes with ``sum / count`` and ``ssq / count - (sum / count)**2``.
+Loading computes exactly those mean and variance (in float64) and stores them
+as ``loc`` and ``m2 = var * weight``; exporting inverts the same formulas, so
+TorchRL normalizes with our mean and variance.
+
+Examples:
+    >>> import numpy as np
+    >>> from numbarl.core.moments import moments_update
+    >>> stats = _Stats(["x"])
+    >>> stats.init_key(0, (2,))
+    >>> _ = moments_update(np.array([[1.0, 2.0], [3.0, 2.0]]), *stats.states[0].arrays)
+    >>> sd = stats.extra_state("v2")
+    >>> sorted(sd)
+    ['count.-|-.x', 'loc.-|-.x', 'm2.-|-.x', 'weight.-|-.x']
+    >>> L, V, c = state_to_torchrl_v2(stats.states[0], 1.0)
+    >>> L, V, c
+    (array([2., 2.]), array([5., 4.]), 2)
+    >>> torchrl_v2_to_state(L, V, c, 1.0).var
+    array([1., 0.])
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from numbarl.core.moments import MomentState, moments_init
+from numbarl.core.shared import SharedArrays
+
+from .._arrays import as_array
+
+__all__ = []
+
+_NULL = contextlib.nullcontext()
+_FIELDS = ("loc", "m2", "weight", "count")
+V2_SEP = ".-|-."
+LEGACY_SEP = "-<.>-"
+
+
+def key_parts(key) -> tuple:
+    return (key,) if isinstance(key, str) else tuple(key)
+
+
+def key_name(key, style: str) -> str:
+    """The name of ``key`` in a state dict: TorchRL's separators for nested keys."""
+    return (V2_SEP if style == "v2" else LEGACY_SEP).join(key_parts(key))
+
+
+def field_name(field: str, key, style: str) -> str:
+    name = key_name(key, style)
+    return f"{field}{V2_SEP}{name}" if style == "v2" else f"{name}_{field}"
+
+
+# ----------------------------------------------------------------- conversions
+def _f64(value) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().to(torch.float64).numpy()
+    return np.array(value, dtype=np.float64)
+
+
+def _state_from_moments(mean, var, weight, count) -> MomentState:
+    mean = np.ascontiguousarray(mean, dtype=np.float64)
+    state = moments_init(mean.shape if mean.ndim else ())
+    if weight > 0.0:
+        state.loc[...] = mean
+        state.m2[...] = np.maximum(var, 0.0) * weight
+        state.weight[0] = weight
+        state.count[0] = count
+    return state
+
+
+def torchrl_v2_to_state(loc, var, count, decay: float) -> MomentState:
+    """A MomentState from TorchRL VecNormV2's ``loc``, ``var`` (E[x**2]) and ``count``.
+
+    The mean and variance are those TorchRL normalizes with; the weight is
+    that of ``count`` single-sample updates at ``decay``.
+    """
+    L, V = _f64(loc), _f64(var)
+    c = int(torch.as_tensor(count).reshape(-1)[0]) if isinstance(count, torch.Tensor) else int(count)
+    if c <= 0:
+        return _state_from_moments(np.zeros_like(L), 0.0, 0.0, 0)
+    if decay == 1.0:
+        return _state_from_moments(L, V - L * L, float(c), c)
+    bias = 1.0 - decay ** c
+    return _state_from_moments(L / bias, (V - L * L) / bias, bias / (1.0 - decay), c)
+
+
+def state_to_torchrl_v2(state: MomentState, decay: float):
+    """``(loc, var, count)`` in TorchRL VecNormV2's convention (float64 arrays, int)."""
+    c = int(state.count[0])
+    mean, var = state.loc.copy(), state.var
+    if c == 0:
+        return np.zeros_like(mean), np.zeros_like(mean), 0
+    if decay == 1.0:
+        return mean, var + mean * mean, c
+    bias = 1.0 - decay ** c
+    L = mean * bias
+    return L, var * bias + L * L, c
+
+
+def torchrl_legacy_to_state(sum_, ssq, count) -> MomentState:
+    """A MomentState from TorchRL's legacy VecNorm ``sum``, ``ssq`` and decayed ``count``.
+
+    ``count`` is a decayed weight there; the number of samples is taken as its
+    rounded value (exact for ``decay == 1``).
+    """
+    S, Q = _f64(sum_), _f64(ssq)
+    W = float(_f64(count).reshape(-1)[0])
+    if W <= 0.0:
+        return _state_from_moments(np.zeros_like(S), 0.0, 0.0, 0)
+    mean = S / W
+    return _state_from_moments(mean, Q / W - mean * mean, W, int(round(W)))
+
+
+def state_to_torchrl_legacy(state: MomentState):
+    """``(sum, ssq, count)`` in TorchRL's legacy VecNorm convention (float64 arrays)."""
+    W = float(state.weight[0])
+    mean = state.loc
+    return mean * W, state.m2 + mean * mean * W, np.array([W])
+
+
+# ----------------------------------------------------------------------- store
+class _Stats:
+    """Running moments of the keys of one VecNorm (see the module docstring).
+
+    Args:
+        keys: the normalized keys, in order.
+        lock: a context manager (e.g. ``multiprocessing.Lock()``) taken around
+            updates of statistics held in a ``shared_td``, or None.
+    """
+
+    def __init__(self, keys, lock=None):
+        self.keys = list(keys)
+        self.states = [None] * len(self.keys)
+        self.dtypes = [None] * len(self.keys)
+        self.shared = None
+        self.td = None
+        self.lock = lock
+
+    # ------------------------------------------------------------- queries
+    def ready(self) -> bool:
+        return all(s is not None for s in self.states)
+
+    def locked(self):
+        """The lock to hold around a read-modify-write of the statistics."""
+        if self.shared is not None:
+            return self.shared.lock()
+        if self.lock is not None:
+            return self.lock
+        return _NULL
+
+    def init_key(self, i: int, shape) -> None:
+        self.states[i] = moments_init(tuple(shape))
+
+    # -------------------------------------------------------------- backing
+    def use_td(self, td, owner: str) -> None:
+        """Hold the statistics in the tensors of ``td`` (layout of ``build_td_for_shared_vecnorm``)."""
+        states = []
+        for key in self.keys:
+            parts = key_parts(key)
+            arrays = []
+            for field in _FIELDS:
+                tensor = td.get((field,) + parts, None)
+                if tensor is None:
+                    raise ValueError(
+                        f"{owner} requires shared_td to hold {(field,) + parts!r} (as made by "
+                        f"VecNorm.build_td_for_shared_vecnorm); it holds {sorted(map(str, td.keys(True, True)))}")
+                if not tensor.is_contiguous() or tensor.device.type != "cpu":
+                    raise ValueError(f"{owner} requires contiguous CPU tensors in shared_td, got {(field,) + parts!r}")
+                arrays.append(as_array(tensor))
+            try:
+                states.append(MomentState(*arrays))
+            except (TypeError, ValueError) as err:
+                raise type(err)(f"{owner}: shared_td entries of {key!r} do not form moment statistics: {err}") from None
+        self.states = states
+        self.td = td
+
+    def _layout(self):
+        layout = {}
+        for i, s in enumerate(self.states):
+            layout[f"{i}.loc"] = (s.loc.shape, np.float64)
+            layout[f"{i}.m2"] = (s.m2.shape, np.float64)
+            layout[f"{i}.weight"] = ((1,), np.float64)
+            layout[f"{i}.count"] = ((1,), np.int64)
+        return layout
+
+    def _use_block(self, block) -> None:
+        self.states = [MomentState(block[f"{i}.loc"], block[f"{i}.m2"], block[f"{i}.weight"], block[f"{i}.count"])
+                       for i in range(len(self.keys))]
+        self.shared = block
+        self.td = None
+
+    def make_shared(self) -> None:
+        """Move the statistics into a new SharedArrays block owned by this process."""
+        if self.shared is not None:
+            return
+        block = SharedArrays.create(self._layout())
+        with self.locked():
+            for i, s in enumerate(self.states):
+                for field, a in zip(_FIELDS, s.arrays):
+                    block[f"{i}.{field}"][...] = a
+        self._use_block(block)
+
+    def attach(self, handle, owner: str) -> None:
+        """Use the block ``handle`` (a SharedArrays) as the statistics."""
+        if not isinstance(handle, SharedArrays):
+            raise TypeError(f"{owner}._attach_shared requires a SharedArrays handle, got {type(handle).__name__}")
+        expected = {f"{i}.{f}" for i in range(len(self.keys)) for f in _FIELDS}
+        if set(handle.keys()) != expected:
+            raise ValueError(f"{owner}._attach_shared: block {handle.name!r} holds {sorted(handle.keys())}, "
+                             f"expected the statistics of {len(self.keys)} keys {self.keys}")
+        for i, s in enumerate(self.states):
+            shape = handle[f"{i}.loc"].shape
+            if s is not None and s.loc.shape != shape:
+                raise ValueError(f"{owner}._attach_shared: key {self.keys[i]!r} has statistics of shape "
+                                 f"{s.loc.shape}, the block holds {shape}")
+        self._use_block(handle)
+
+    # ---------------------------------------------------------- state dicts
+    def extra_state(self, style: str) -> dict:
+        """Plain float64/int64 tensors, copies of the statistics."""
+        out = {}
+        with self.locked():
+            for key, s in zip(self.keys, self.states):
+                if s is None:
+                    continue
+                for field, a in zip(_FIELDS, s.arrays):
+                    out[field_name(field, key, style)] = torch.from_numpy(a.copy())
+        return out
+
+    def load(self, i: int, new: MomentState, owner: str) -> None:
+        s = self.states[i]
+        if s is None and self.shared is None and self.td is None:
+            self.states[i] = new
+            return
+        if s is None or s.loc.shape != new.loc.shape:
+            raise ValueError(f"{owner}: state of key {self.keys[i]!r} has shape {new.loc.shape}, "
+                             f"the statistics have {None if s is None else s.loc.shape}")
+        with self.locked():
+            for dst, src in zip(s.arrays, new.arrays):
+                dst[...] = src
+
+    def load_extra_state(self, state, style: str, decay: float, owner: str) -> None:
+        """Load ours (loc/m2/weight/count) or TorchRL's format, chosen per key by the names present."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{owner}.set_extra_state requires a dict of tensors, got {type(state).__name__}")
+        used = set()
+        theirs = ("loc", "var", "count") if style == "v2" else ("sum", "ssq", "count")
+        for i, key in enumerate(self.keys):
+            ours = [field_name(f, key, style) for f in _FIELDS]
+            other = [field_name(f, key, style) for f in theirs]
+            if all(n in state for n in ours):
+                arrays = [_f64(state[n]) for n in ours[:3]]
+                count = np.array(torch.as_tensor(state[ours[3]]).reshape(-1).tolist(), dtype=np.int64)
+                try:
+                    new = MomentState(np.ascontiguousarray(arrays[0]), np.ascontiguousarray(arrays[1]),
+                                      arrays[2].reshape(1), count.reshape(1))
+                except (TypeError, ValueError) as err:
+                    raise ValueError(f"{owner}: malformed state of key {key!r}: {err}") from None
+                used.update(ours)
+            elif all(n in state for n in other):
+                a, b, c = (state[n] for n in other)
+                new = torchrl_v2_to_state(a, b, c, decay) if style == "v2" else torchrl_legacy_to_state(a, b, c)
+                used.update(other)
+            else:
+                continue
+            self.load(i, new, owner)
+        unknown = sorted(set(state) - used)
+        if unknown:
+            raise ValueError(f"{owner}: state entries {unknown} match none of the in_keys {self.keys}")
+
+    # ------------------------------------------------------- copy / pickle
+    def __deepcopy__(self, memo):
+        new = _Stats(self.keys)
+        new.dtypes = list(self.dtypes)
+        with self.locked():
+            new.states = [None if s is None else s.copy() for s in self.states]
+        return new
+
+    def __getstate__(self):
+        state = {"keys": self.keys, "dtypes": self.dtypes, "lock": self.lock, "shared": self.shared, "td": self.td}
+        if self.shared is None and self.td is None:
+            state["arrays"] = [None if s is None else s.arrays for s in self.states]
+        return state
+
+    def __setstate__(self, state):
+        self.__init__(state["keys"], state["lock"])
+        self.dtypes = list(state["dtypes"])
+        if state["shared"] is not None:
+            self._use_block(state["shared"])
+        elif state["td"] is not None:
+            self.use_td(state["td"], "VecNorm")
+        else:
+            self.states = [None if a is None else MomentState(*a) for a in state["arrays"]]

@@ -1,0 +1,436 @@
+"""``VecNormV2``: running normalization of observations and rewards (TorchRL's new VecNorm API)."""
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+
+import torch
+from tensordict import TensorDict
+
+from numbarl.core.moments import NonFiniteError
+
+from ..specs import Unbounded
+from ._vecnorm_base import _VecNormBase, check_choice, check_keys, check_lock, check_number, float_dtype
+from ._vecnorm_stats import field_name, key_parts, state_to_torchrl_v2
+
+__all__ = ["VecNormV2"]
+
+_FIELDS = ("loc", "m2", "weight", "count")
+
+
+class VecNormV2(_VecNormBase):
+    """Running mean / standard deviation normalization of ``in_keys`` (TorchRL 0.14.1's ``VecNormV2``).
+
+    Each call first merges the new data into the running statistics and then
+    normalizes it with the updated statistics: ``(x - mean) / max(std, eps)``.
+    ``VecNorm(..., new_api=True)`` returns an instance of this class.
+
+    Statistics are kept as float64 running moments (mean and centred second
+    moment, merged with Chan's formula; see ``numbarl.core.moments``), so
+    nothing cancels. TorchRL 0.14.1 instead keeps an average of ``x**2`` and
+    subtracts ``loc**2`` before dividing by the bias correction ``1 -
+    decay**count``, so while ``count`` is small its variance is ``var +
+    decay**count * mean**2`` (too large whenever the mean is not 0); with
+    ``decay == 1`` it keeps float32 sums whose ``E[x**2] - E[x]**2`` cancels
+    at large means (mean 1e4, std 0.1 gives a meaningless scale). Where
+    TorchRL is sound both agree to float32 rounding.
+
+    ``decay < 1`` is a bias-corrected exponential average: sample ``k`` steps
+    old weighs ``decay**k``. With ``reduce_batch_dims=True`` a whole batch
+    is merged in one step, every element of it weighing one sample; one
+    VecNormV2 over N sub-envs then has the statistics of the N streams merged.
+    Without it the statistics have the full shape of the data (batch dims
+    included), as in TorchRL; a partial reset then leaves them unchanged.
+
+    Stateless mode (``stateful=False``) carries the statistics in the
+    tensordict under ``prefix`` (``{prefix}_loc``, ``_m2``, ``_weight``,
+    ``_count``, float64 / int64, with the data's shape); each instance has its
+    own random prefix, so stacked instances never collide. It normalizes each
+    element with its own statistics (torch float64 arithmetic) and uses the
+    TensorDict path only.
+
+    ``state_dict()`` holds plain tensors only (``_extra_state``: float64
+    ``loc`` / ``m2`` / ``weight`` and int64 ``count`` per key), so
+    ``torch.load(..., weights_only=True)`` reads it, and a load restores the
+    statistics exactly. A TorchRL 0.14.1 VecNormV2 state dict loads too (its
+    ``var`` is E[x**2]; it is converted to the mean and variance TorchRL
+    normalizes with), and ``to_torchrl_state_dict()`` writes one TorchRL
+    loads and normalizes with to float32 rounding.
+
+    NaN or inf in an input raises ``NonFiniteError`` (a ValueError) naming
+    the key; ``nonfinite="skip"`` drops those samples (rows of the feature
+    shape) from the statistics and writes their output as NaN/inf. Either
+    way the statistics are unchanged by them.
+
+    The spec of each out_key is an Unbounded float spec of the input's shape
+    (float32/64 kept, integer and bool inputs give the default float dtype),
+    in the observation or the reward spec, wherever the in_key is; TorchRL
+    0.14.1 keeps e.g. a Categorical class with a float dtype there.
+
+    ``forward`` works on any tensordict (TorchRL's VecNormV2 forward raises).
+    The statistics can be moved to shared memory (``_make_shared``) so that
+    several processes update them under one lock.
+
+    Args:
+        in_keys: keys to normalize (observation or reward keys).
+        out_keys: destination keys (default: ``in_keys``); same length.
+        lock: a context manager taken around updates of statistics held in
+            ``shared_data`` (e.g. ``multiprocessing.Lock()``).
+        stateful: keep the statistics in the transform (default) or carry
+            them in the tensordict.
+        decay: in (0, 1]; 1 weighs every sample the same. Default 0.9999.
+        eps: floor of the standard deviation, > 0. Default 1e-4.
+        shared_data: a TensorDict from ``VecNorm.build_td_for_shared_vecnorm``
+            whose (shared) tensors hold the statistics.
+        reduce_batch_dims: merge the batch dims of each input into the
+            statistics (stateful mode only).
+        nonfinite: "raise" (default) or "skip".
+
+    Raises:
+        TypeError: a key of the wrong type, a non-float decay/eps, a lock
+            that is not a context manager, shared_data not a TensorDict.
+        ValueError: out_keys of another length, decay outside (0, 1],
+            eps <= 0, reduce_batch_dims in stateless mode, bad nonfinite.
+
+    Examples:
+        >>> import torch
+        >>> from numbarl.torch_api import GymEnv, TransformedEnv
+        >>> env = TransformedEnv(GymEnv("Pendulum-v1"), VecNormV2(in_keys=["observation", "reward"],
+        ...                      out_keys=["observation_norm", "reward_norm"], decay=1.0))
+        >>> _ = env.set_seed(0)
+        >>> td = env.rollout(100)
+        >>> loc, scale = env.transform[0].loc, env.transform[0].scale
+        >>> obs = torch.cat([td["observation"][:1], td["next", "observation"]])
+        >>> std = obs.std(0, correction=0)
+        >>> torch.allclose(loc["observation"], obs.mean(0)), torch.allclose(scale["observation"], std)
+        (True, True)
+        >>> td["next", "reward_norm"].shape, env.reward_spec["reward_norm"].dtype
+        (torch.Size([100, 1]), torch.float32)
+    """
+
+    def __init__(self, in_keys, out_keys=None, *, lock=None, stateful: bool = True, decay: float = 0.9999,
+                 eps: float = 1e-4, shared_data=None, reduce_batch_dims: bool = False, nonfinite: str = "raise"):
+        owner = "VecNormV2"
+        if in_keys is None:
+            raise TypeError(f"{owner} requires in_keys (a key or a list of keys), got None")
+        in_keys, out_keys = check_keys(owner, in_keys, out_keys)
+        if not in_keys:
+            raise ValueError(f"{owner} requires at least one in_key, got {in_keys}")
+        decay = check_number(owner, "decay", decay, 0.0, 1.0)
+        eps = check_number(owner, "eps", eps, 0.0, float("inf"))
+        nonfinite = check_choice(owner, "nonfinite", nonfinite, ("raise", "skip"))
+        lock = check_lock(owner, lock)
+        for name, flag in (("stateful", stateful), ("reduce_batch_dims", reduce_batch_dims)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{owner} requires {name} as a bool, got {type(flag).__name__}: {flag!r}")
+        if reduce_batch_dims and not stateful:
+            raise ValueError(f"{owner} supports reduce_batch_dims=True only with stateful=True")
+        if shared_data is not None:
+            from tensordict import TensorDictBase
+
+            if not isinstance(shared_data, TensorDictBase):
+                raise TypeError(f"{owner} requires shared_data as a TensorDict or None, "
+                                f"got {type(shared_data).__name__}")
+            if not stateful:
+                raise ValueError(f"{owner} takes shared_data only with stateful=True")
+        super().__init__(in_keys=in_keys, out_keys=out_keys)
+        self._init_stats_state(decay, eps, nonfinite, lock)
+        d = self.__dict__
+        d["stateful"] = stateful
+        d["reduce_batch_dims"] = reduce_batch_dims
+        d["frozen"] = False
+        d["prefix"] = "_vecnorm_" + secrets.token_hex(4)
+        if shared_data is not None:
+            self._stats.use_td(shared_data, owner)
+
+    # ------------------------------------------------------------ hooks
+    def _feature_shape(self, i, shape, batch_ndim):
+        return shape[batch_ndim:] if self.reduce_batch_dims else shape
+
+    def _updating(self) -> bool:
+        return not self.frozen
+
+    def _per_env_stats(self) -> bool:
+        return not self.reduce_batch_dims
+
+    @property
+    def _np_supported(self) -> bool:
+        return self.stateful
+
+    # --------------------------------------------------------- freezing
+    def freeze(self) -> "VecNormV2":
+        """Stop updating the statistics (they still normalize); returns self.
+
+        Examples:
+            >>> VecNormV2(in_keys=["x"]).freeze().frozen
+            True
+        """
+        self.__dict__["frozen"] = True
+        return self
+
+    def unfreeze(self) -> "VecNormV2":
+        """Update the statistics again; returns self.
+
+        Examples:
+            >>> VecNormV2(in_keys=["x"]).freeze().unfreeze().frozen
+            False
+        """
+        self.__dict__["frozen"] = False
+        return self
+
+    def frozen_copy(self) -> "VecNormV2":
+        """A frozen, independent copy (a snapshot of the statistics, also when they are shared).
+
+        Examples:
+            >>> t = VecNormV2(in_keys=["x"])
+            >>> c = t.frozen_copy()
+            >>> c.frozen, t.frozen
+            (True, False)
+        """
+        return self.clone().freeze()
+
+    # ---------------------------------------------------------- statistics
+    def _stats_td(self, which: int) -> TensorDict:
+        if not self.stateful:
+            raise ValueError("VecNormV2 in stateless mode holds no statistics: they travel in the tensordict "
+                             f"under {self.prefix!r}")
+        out = TensorDict(batch_size=[])
+        for i, key in enumerate(self.in_keys):
+            out.set(key, self._loc_scale(i)[which])
+        return out
+
+    @property
+    def loc(self) -> TensorDict:
+        """The running mean of each in_key (a TensorDict keyed by in_keys, in the data dtype).
+
+        Raises:
+            ValueError: stateless mode, or no data seen yet.
+
+        Examples:
+            >>> import torch
+            >>> from tensordict import TensorDict
+            >>> t = VecNormV2(in_keys=["x"], decay=1.0)
+            >>> _ = t(TensorDict({"x": torch.tensor([[1.0], [3.0]])}, [2]))
+            >>> t.loc["x"]
+            tensor([[1.],
+                    [3.]])
+        """
+        return self._stats_td(0)
+
+    @property
+    def scale(self) -> TensorDict:
+        """max(running std, eps) of each in_key (a TensorDict keyed by in_keys).
+
+        Raises:
+            ValueError: stateless mode, or no data seen yet.
+
+        Examples:
+            >>> import torch
+            >>> from tensordict import TensorDict
+            >>> t = VecNormV2(in_keys=["x"], decay=1.0, reduce_batch_dims=True)
+            >>> _ = t(TensorDict({"x": torch.tensor([[1.0], [3.0]])}, [2]))
+            >>> t.loc["x"], t.scale["x"]
+            (tensor([2.]), tensor([1.]))
+        """
+        return self._stats_td(1)
+
+    @property
+    def standard_normal(self) -> bool:
+        """True: outputs are (x - loc) / scale.
+
+        Examples:
+            >>> VecNormV2(in_keys=["x"]).standard_normal
+            True
+        """
+        return True
+
+    def to_observation_norm(self):
+        """A frozen ``ObservationNorm`` (a ``Compose`` of one per key if several) with the current loc and scale.
+
+        Raises:
+            ValueError: stateless mode, or no data seen yet.
+
+        Examples:
+            >>> import torch
+            >>> from tensordict import TensorDict
+            >>> t = VecNormV2(in_keys=["x"], decay=1.0, reduce_batch_dims=True)
+            >>> _ = t(TensorDict({"x": torch.tensor([[1.0], [3.0]])}, [2]))
+            >>> on = t.to_observation_norm()
+            >>> on(TensorDict({"x": torch.tensor([5.0])}, []))["x"]
+            tensor([3.])
+        """
+        if not self.stateful:
+            raise ValueError("VecNormV2.to_observation_norm needs stateful=True")
+        return self._observation_norms()
+
+    def to_torchrl_state_dict(self, dtype: torch.dtype = torch.float32) -> OrderedDict:
+        """A state dict that TorchRL 0.14.1's VecNormV2 (same keys and decay) loads.
+
+        TorchRL normalizes with ``loc / (1 - decay**count)`` and ``(var -
+        loc**2) / (1 - decay**count)`` (``decay < 1``), or ``loc`` and ``var -
+        loc**2``; the exported ``loc`` / ``var`` are chosen so that these give
+        this transform's mean and variance.
+
+        Args:
+            dtype: floating dtype of the exported ``loc`` and ``var``.
+
+        Raises:
+            ValueError: stateless mode, or no data seen yet for some key.
+
+        Examples:
+            >>> import torch
+            >>> from tensordict import TensorDict
+            >>> t = VecNormV2(in_keys=["x"], decay=1.0)
+            >>> _ = t(TensorDict({"x": torch.tensor([1.0])}, []))
+            >>> _ = t(TensorDict({"x": torch.tensor([3.0])}, []))
+            >>> sd = t.to_torchrl_state_dict()
+            >>> sd["_extra_state"]
+            {'loc.-|-.x': tensor([2.]), 'var.-|-.x': tensor([5.]), 'count.-|-.x': tensor(2)}
+        """
+        if not self.stateful:
+            raise ValueError("VecNormV2.to_torchrl_state_dict needs stateful=True")
+        extra = {}
+        for i, (key, s) in enumerate(zip(self.in_keys, self._stats.states)):
+            if s is None:
+                raise ValueError(f"VecNormV2.to_torchrl_state_dict: no statistics for {key!r} yet")
+            with self._stats.locked():
+                L, V, c = state_to_torchrl_v2(s, self.decay)
+            extra[field_name("loc", key, "v2")] = torch.from_numpy(L).to(dtype)
+            extra[field_name("var", key, "v2")] = torch.from_numpy(V).to(dtype)
+            extra[field_name("count", key, "v2")] = torch.tensor(c)
+        return OrderedDict(initialized=torch.tensor(True), _extra_state=extra)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        flag = prefix + "initialized"  # written by TorchRL's VecNormV2; nothing to load
+        if flag in unexpected_keys:
+            unexpected_keys.remove(flag)
+
+    # ------------------------------------------------------------- stateless
+    def _stat_key(self, field, key):
+        return (f"{self.prefix}_{field}",) + key_parts(key)
+
+    def _stateless(self, src, dst, at_reset: bool, mask=None):
+        update = not self.frozen
+        for ik, ok in zip(self.in_keys, self.out_keys):
+            value = dst.get(ik, None)
+            if value is None:
+                if not at_reset:
+                    self._missing(ik, dst)
+                    continue
+                shape = self._spec_shape(ik)  # e.g. the reward: carried from the reset on, with zero statistics
+                if shape is not None:
+                    for field in _FIELDS:
+                        dt = torch.int64 if field == "count" else torch.float64
+                        dst.set(self._stat_key(field, ik), torch.zeros(shape, dtype=dt, device=dst.device))
+                continue
+            stats = []
+            for field in _FIELDS:
+                old = None if src is None or (at_reset and mask is None) else src.get(self._stat_key(field, ik), None)
+                dt = torch.int64 if field == "count" else torch.float64
+                old = torch.zeros(value.shape, dtype=dt, device=value.device) if old is None else old
+                if at_reset and mask is not None:
+                    m = mask.reshape(mask.shape + (1,) * (value.ndim - mask.ndim)).to(value.device)
+                    old = torch.where(m, torch.zeros((), dtype=dt, device=value.device), old)
+                stats.append(old)
+            out, stats = _stateless_step(value, stats, self.decay, self.eps, self._skip, update, ik)
+            dst.set(ok, out)
+            for field, t in zip(_FIELDS, stats):
+                dst.set(self._stat_key(field, ik), t)
+        return dst
+
+    def _spec_shape(self, key):
+        """The env spec shape of ``key`` (batch dims included), or None outside an env."""
+        shapes = self.__dict__.setdefault("_spec_shapes", {})
+        if key not in shapes:
+            from ._vecnorm_base import env_of
+
+            shape = None
+            if env_of(self) is not None:
+                parent = self.parent
+                for comp in (parent.full_observation_spec, parent.full_reward_spec):
+                    spec = comp.get(key)
+                    if spec is not None:
+                        shape = tuple(spec.shape)
+                        break
+            shapes[key] = shape
+        return shapes[key]
+
+    def _call(self, next_tensordict):
+        if self.stateful:
+            return super()._call(next_tensordict)
+        return self._stateless(next_tensordict, next_tensordict, False)
+
+    def _step(self, tensordict, next_tensordict):
+        if self.stateful:
+            return super()._call(next_tensordict)
+        return self._stateless(tensordict, next_tensordict, False)
+
+    def _reset(self, tensordict, tensordict_reset):
+        if self.stateful:
+            return super()._reset(tensordict, tensordict_reset)
+        mask = None
+        if tensordict is not None and tensordict_reset.batch_dims:
+            request = tensordict.get("_reset", None)
+            if request is not None:
+                mask = request.reshape(tensordict_reset.batch_size).to(torch.bool)
+                mask = None if bool(mask.all()) else mask
+        return self._stateless(tensordict, tensordict_reset, True, mask)
+
+    def transform_output_spec(self, output_spec):
+        """Transform observation and reward specs; in stateless mode add the carried statistics' specs.
+
+        Args:
+            output_spec: the env's output spec (full_observation_spec, full_reward_spec, ...).
+
+        Examples:
+            >>> from numbarl.torch_api import GymEnv, TransformedEnv
+            >>> t = VecNormV2(in_keys=["reward"], stateful=False)
+            >>> env = TransformedEnv(GymEnv("Pendulum-v1"), t)
+            >>> sorted(k for k in env.observation_spec.keys() if k.startswith(t.prefix))
+            ['_vecnorm_..._count', '_vecnorm_..._loc', '_vecnorm_..._m2', '_vecnorm_..._weight']
+        """
+        output_spec = super().transform_output_spec(output_spec)
+        if not self.stateful:
+            obs = output_spec["full_observation_spec"]
+            rew = output_spec["full_reward_spec"] if "full_reward_spec" in output_spec.keys() else None
+            for ik in self.in_keys:
+                spec = obs.get(ik)
+                if spec is None and rew is not None:
+                    spec = rew.get(ik)
+                if spec is None:
+                    continue
+                for field in _FIELDS:
+                    dt = torch.int64 if field == "count" else torch.float64
+                    obs[self._stat_key(field, ik)] = Unbounded(shape=spec.shape, device=spec.device, dtype=dt)
+        return output_spec
+
+    def __repr__(self) -> str:
+        return f"VecNormV2(keys={self.in_keys})"
+
+
+def _stateless_step(value, stats, decay, eps, skip, update, key):
+    """One single-sample update per element (own weight each), then normalization."""
+    x = value.detach().to(torch.float64)
+    loc, m2, weight, count = stats
+    if update:
+        finite = torch.isfinite(x)
+        all_finite = bool(finite.all())
+        if not all_finite and not skip:
+            raise NonFiniteError(f"VecNormV2: {key!r} holds NaN or inf; statistics left unchanged "
+                                 "(pass nonfinite='skip' to drop such samples)")
+        wa = weight * decay
+        new_w = wa + 1.0
+        delta = x - loc
+        new = (loc + delta / new_w, m2 * decay + delta * delta * (wa / new_w), new_w, count + 1)
+        if all_finite:
+            loc, m2, weight, count = new
+        else:
+            loc, m2, weight, count = (torch.where(finite, n, o) for n, o in zip(new, (loc, m2, weight, count)))
+    var = torch.where(weight > 0, m2 / weight.clamp_min(1e-300), torch.ones_like(m2))
+    out = ((x - loc) / var.sqrt().clamp_min(eps)).to(float_dtype(value.dtype))
+    if value.dtype.is_floating_point and value.dtype != out.dtype:
+        out = out.to(value.dtype)
+    return out, (loc, m2, weight, count)
