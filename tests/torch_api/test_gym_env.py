@@ -303,3 +303,15 @@ def test_state_dict_of_gym_envs():
 
     assert GymEnv("Pendulum-v1").state_dict() == {}
     assert isinstance(TransformedEnv(GymEnv("Pendulum-v1")).state_dict(), dict)
+
+
+@pytest.mark.torchrl
+@pytest.mark.parametrize("kwargs", [{}, {"frame_skip": 4}])
+def test_atari_frames_match_torchrl(torchrl, kwargs):
+    pytest.importorskip("ale_py", reason="ale-py is an optional peer for Atari frames")
+    ours, theirs = _pair(torchrl, "ALE/Pong-v5", **kwargs)
+    assert ours.env.unwrapped._frameskip == theirs._env.unwrapped._frameskip
+    acts = [torch.nn.functional.one_hot(torch.tensor(i % 6), 6) for i in range(12)]
+    ours.set_seed(0)
+    theirs.set_seed(0)
+    assert_td_equal(ours.rollout(12, actions=acts), theirs.rollout(12, actions=acts))

@@ -314,7 +314,9 @@ class GymEnv(GymWrapper):
     ``pixels_only``, ``frame_skip``, ``device``, ``batch_size``,
     ``allow_done_after_reset``) are taken here; every other keyword goes to
     ``gymnasium.make``. ALE ids (``"ALE/Pong-v5"``) work once ``ale_py`` is
-    installed; their frames come as ``"pixels"`` (uint8, HWC).
+    installed; their frames come as ``"pixels"`` (uint8, HWC) and, as in
+    TorchRL, ALE itself skips ``frame_skip`` frames (1 by default, not
+    gymnasium's 4) unless ``frameskip`` is passed.
 
     Raises:
         TypeError: ``env_name`` is not a str.
@@ -332,6 +334,7 @@ class GymEnv(GymWrapper):
         wrapper_kwargs = {k: kwargs.pop(k) for k in self._WRAPPER_KEYS if k in kwargs}
         if wrapper_kwargs.get("from_pixels") and "render_mode" not in kwargs:
             kwargs["render_mode"] = "rgb_array"
+        native_skip = None
         if env_name.startswith("ALE/"):
             try:
                 import ale_py
@@ -339,12 +342,19 @@ class GymEnv(GymWrapper):
                 gymnasium.register_envs(ale_py)
             except ImportError:
                 raise ValueError(f"GymEnv({env_name!r}) needs the ale-py package: pip install ale-py") from None
+            # As TorchRL: ALE skips frames itself (frameskip=frame_skip, 1 by default
+            # instead of gymnasium's 4), and the wrapper does not repeat actions again.
+            if "frameskip" not in kwargs:
+                kwargs["frameskip"] = wrapper_kwargs.get("frame_skip") or 1
+                native_skip = wrapper_kwargs.pop("frame_skip", None)
         try:
             env = gymnasium.make(env_name, **kwargs)
         except gymnasium.error.Error as err:
             raise ValueError(f"GymEnv could not make env_name={env_name!r}: {err}") from None
         super().__init__(env, **wrapper_kwargs)
         self.env_name = env_name
+        if native_skip is not None:
+            self.frame_skip_native = native_skip
 
     def __repr__(self) -> str:
         return f"GymEnv(env={self.env_name}, batch_size={tuple(self.batch_size)}, device={self.device})"
