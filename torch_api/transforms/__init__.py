@@ -4,5 +4,8 @@ import types as _types
 from .base import *  # noqa: F401,F403
 from .transformed_env import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
+from .image import *  # noqa: F401,F403
+from .frames import *  # noqa: F401,F403
+from .shape import *  # noqa: F401,F403
 
 __all__ = sorted(n for n, v in list(globals().items()) if not n.startswith("_") and not isinstance(v, _types.ModuleType))

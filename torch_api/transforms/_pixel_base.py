@@ -1,0 +1,232 @@
+"""Shared machinery of the kernel-backed observation transforms (image, shape, frames).
+
+:class:`KeyedArrayTransform` holds what every per-key transform repeats: it
+reads each ``in_key``, lets the subclass compute the output into an array,
+and writes it to the ``out_key``, on both paths:
+
+- the array path (``_np_step`` / ``_np_reset``): the output goes into an array
+  the transform owns (allocated once per key, reallocated only when the
+  shape or dtype changes) and replaces ``arrays[out_key]``;
+- the TensorDict path (``_call`` and so ``_step``, ``_reset``, ``forward``):
+  the output is a fresh tensor (rollouts keep every step's tensors), written
+  in place through its NumPy view.
+
+A subclass implements ``_out_meta(x) -> (shape, numpy dtype)`` and
+``_compute(x, out)`` on NumPy arrays, and ``_spec(spec, composite)`` for the
+observation spec. Tensors on a device other than the CPU go through the
+CPU kernels and the result is moved back to their device.
+
+Examples:
+    >>> import numpy as np, torch
+    >>> from tensordict import TensorDict
+    >>> class Neg(KeyedArrayTransform):
+    ...     def _out_meta(self, x):
+    ...         return x.shape, x.dtype
+    ...     def _compute(self, x, out):
+    ...         np.negative(x, out=out)
+    >>> t = Neg(in_keys=["x"], out_keys=["y"])
+    >>> t(TensorDict({"x": torch.ones(2)}, [2]))["y"]
+    tensor([-1., -1.])
+    >>> t._np_step({"x": np.arange(3.0)})["y"]
+    array([-0., -1., -2.])
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .._arrays import as_array, numpy_dtype
+from ..specs import Bounded, Composite, Unbounded
+from .base import Transform
+
+__all__ = ["KeyedArrayTransform", "check_bool", "check_int", "copy_view", "derived_spec", "env_batch_ndim",
+           "mapped_spec", "torch_dtype"]
+
+_TORCH_OF_NP = {np.dtype(v): k for k, v in {
+    torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64, torch.uint8: np.uint8,
+    torch.int8: np.int8, torch.int16: np.int16, torch.int32: np.int32, torch.int64: np.int64,
+    torch.bool: np.bool_}.items()}
+
+
+def torch_dtype(dtype) -> torch.dtype:
+    """The torch dtype of a NumPy dtype."""
+    return _TORCH_OF_NP[np.dtype(dtype)]
+
+
+def copy_view(a: np.ndarray) -> np.ndarray:
+    """``a`` as an array the copy kernels take: float16 (which Numba lacks) viewed as int16, bit for bit."""
+    return a.view(np.int16) if a.dtype == np.float16 else a
+
+
+def check_int(value, owner: str, name: str, minimum=None, maximum=None) -> int:
+    """``value`` as an int; TypeError for non-ints (bool included), ValueError outside the bounds."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{owner} requires {name} to be an int, got {type(value).__name__}: {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        rule = f"> {minimum - 1}" if minimum in (0, 1) else f">= {minimum}"
+        raise ValueError(f"{owner} requires {name} {rule}, got {value}")
+    if maximum is not None and value > maximum:
+        rule = f"< {maximum + 1}" if maximum in (-1, 0) else f"<= {maximum}"
+        raise ValueError(f"{owner} requires {name} {rule}, got {value}")
+    return value
+
+
+def check_bool(value, owner: str, name: str) -> bool:
+    """``value`` as a bool; TypeError otherwise."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner} requires {name} to be a bool, got {type(value).__name__}: {value!r}")
+    return bool(value)
+
+
+def env_batch_ndim(transform, default=0):
+    """Number of batch dims of the env this transform is attached to (``default`` when it is not in an env)."""
+    from ..envs.common import EnvBase
+
+    node = transform.container
+    while node is not None:
+        if isinstance(node, EnvBase):
+            return len(node.batch_size)
+        node = getattr(node, "container", None)
+    return default
+
+
+def derived_spec(spec, shape, dtype: torch.dtype, low=None, high=None, keep_unbounded_class: bool = False):
+    """A spec like ``spec`` with a new shape, dtype and bounds, classed as TorchRL 0.14.1 does.
+
+    A ``Bounded`` spec keeps its class and domain (a ``BoundedDiscrete``
+    stays one with a float dtype) and takes ``low`` / ``high``. An
+    ``Unbounded`` spec becomes ``Unbounded(shape, dtype)`` (continuous for
+    float dtypes), or keeps its class and domain with
+    ``keep_unbounded_class`` (what TorchRL's ``ToTensorImage`` does). Other
+    spec classes raise TypeError.
+    """
+    if isinstance(spec, Bounded):
+        return type(spec)(low=low, high=high, shape=torch.Size(shape), device=spec.device, dtype=dtype)
+    if isinstance(spec, Unbounded):
+        if keep_unbounded_class:
+            return type(spec)(shape=torch.Size(shape), device=spec.device, dtype=dtype, domain=spec.domain)
+        return Unbounded(shape=torch.Size(shape), device=spec.device, dtype=dtype)
+    raise TypeError(f"pixel transforms take Bounded or Unbounded specs, got {type(spec).__name__}")
+
+
+def mapped_spec(spec, shape, fn, owner: str):
+    """``spec`` with a new shape and its bound / mask tensors mapped by ``fn`` (dims counted from the front).
+
+    Used by the shape transforms; ``fn`` receives tensors whose leading dims
+    are the spec's shape (a ``Categorical`` mask has one more trailing dim).
+    """
+    if spec._feature_ndim != 0:
+        raise TypeError(f"{owner} transforms specs without feature dims (Bounded, Unbounded, Categorical, "
+                        f"Binary), got {type(spec).__name__}")
+    if isinstance(spec, Unbounded):  # rebuilt, so classed by its dtype, as TorchRL does
+        return Unbounded(shape=torch.Size(shape), device=spec.device, dtype=spec.dtype)
+    return spec._derive(torch.Size(shape), fn)
+
+
+class KeyedArrayTransform(Transform):
+    """Base of transforms that map each ``in_key`` to its ``out_key`` with a NumPy kernel call.
+
+    Subclasses implement ``_out_meta``, ``_compute`` and ``_spec``; see the
+    module docstring (which has an example).
+
+    Args:
+        in_keys, out_keys, in_keys_inv, out_keys_inv: as :class:`Transform`.
+
+    Raises:
+        TypeError, ValueError: bad keys, as :class:`Transform`; KeyError at run
+            time for a missing ``in_key`` (unless missing keys are tolerated).
+    """
+
+    _np_supported = True
+
+    # ---------------------------------------------------------- subclassing
+    def _out_meta(self, x: np.ndarray):
+        raise NotImplementedError
+
+    def _compute(self, x: np.ndarray, out: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _spec(self, spec, composite):
+        return spec
+
+    # ---------------------------------------------------------------- arrays
+    def _np_out(self, key, shape, dtype) -> np.ndarray:
+        bufs = self.__dict__.get("_np_bufs")
+        if bufs is None:
+            bufs = self.__dict__["_np_bufs"] = {}
+        out = bufs.get(key)
+        if out is None or out.shape != tuple(shape) or out.dtype != dtype:
+            out = bufs[key] = np.empty(shape, dtype=dtype)
+        return out
+
+    def _np_missing(self, key, arrays) -> None:
+        if not self._missing_tolerance:
+            raise KeyError(f"{type(self).__name__}: key {key!r} not found; keys present: "
+                           f"{sorted(map(str, arrays))}")
+
+    def _np_step(self, arrays: dict) -> dict:
+        for in_key, out_key in zip(self.in_keys, self.out_keys):
+            x = arrays.get(in_key)
+            if x is None:
+                self._np_missing(in_key, arrays)
+                continue
+            shape, dtype = self._out_meta(x)
+            out = self._np_out(out_key, shape, dtype)
+            self._compute(x, out)
+            arrays[out_key] = out
+        return arrays
+
+    def _np_reset(self, arrays: dict, mask) -> dict:
+        # as on the TensorDict path, keys a reset does not carry are skipped
+        tolerant = self._missing_tolerance
+        self.__dict__["_missing_tolerance"] = True
+        try:
+            return self._np_step(arrays)
+        finally:
+            self.__dict__["_missing_tolerance"] = tolerant
+
+    # ----------------------------------------------------------- tensordicts
+    def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
+        device = value.device
+        if device.type != "cpu":
+            value = value.cpu()
+        x = as_array(value)
+        shape, dtype = self._out_meta(x)
+        out = torch.empty(shape, dtype=torch_dtype(dtype))
+        self._compute(x, out.numpy())
+        return out if device.type == "cpu" else out.to(device)
+
+    # ------------------------------------------------------------------ specs
+    def transform_observation_spec(self, observation_spec):
+        for in_key, out_key in zip(self.in_keys, self.out_keys):
+            spec = observation_spec.get(in_key)
+            if spec is None:
+                continue
+            observation_spec[out_key] = self._spec(spec, observation_spec)
+        return observation_spec
+
+    def _bounds(self, spec):
+        """``(low, high)`` of a Bounded spec mapped by ``_compute``, as tensors."""
+        out = []
+        for bound in (spec.low, spec.high):
+            x = as_array(bound.cpu())
+            shape, dtype = self._out_meta(x)
+            y = np.empty(shape, dtype=dtype)
+            self._compute(x, y)
+            out.append(torch.from_numpy(y).to(spec.device))
+        return out
+
+    def _pixel_spec(self, spec, keep_unbounded_class: bool = False):
+        """The spec of ``_compute``'s output for a Bounded / Unbounded input spec."""
+        if isinstance(spec, Composite):
+            raise TypeError(f"{type(self).__name__} transforms leaf specs, got a Composite")
+        probe = np.zeros(tuple(spec.shape), dtype=numpy_dtype(spec.dtype))
+        shape, dtype = self._out_meta(probe)
+        if isinstance(spec, Bounded):
+            low, high = self._bounds(spec)
+            return derived_spec(spec, shape, torch_dtype(dtype), low, high)
+        return derived_spec(spec, shape, torch_dtype(dtype), keep_unbounded_class=keep_unbounded_class)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(in_keys={self.in_keys}, out_keys={self.out_keys})"

@@ -1,0 +1,351 @@
+"""``CatFrames``: the last ``N`` observations concatenated along a dim.
+
+Online (inside an env) each sub-env keeps a ring buffer of its last ``N``
+frames (:mod:`numbarl.core.frames`); a reset refills the rings of the
+sub-envs it resets (all of them, or those flagged by ``"_reset"``), the
+others keep their history. Offline, :meth:`CatFrames.forward` stacks a stored
+trajectory ``[*B, T, ...]`` episode by episode, using ``("next", "done")`` to
+find where episodes end, as TorchRL 0.14.1's replay-buffer path does.
+
+Examples:
+    >>> import torch
+    >>> from numbarl.torch_api import GymEnv, TransformedEnv
+    >>> env = TransformedEnv(GymEnv("CartPole-v1"), CatFrames(N=4, dim=-1, in_keys=["observation"]))
+    >>> env.observation_spec["observation"].shape
+    torch.Size([16])
+    >>> _ = env.set_seed(0)
+    >>> env.rollout(3)["next", "observation"].shape
+    torch.Size([3, 16])
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+from numbarl.core.frames import frames_push, frames_reset, frames_stack_offline, frames_state
+
+from .._arrays import as_array
+from ..envs.utils import unravel_key
+from ._pixel_base import KeyedArrayTransform, check_bool, check_int, copy_view, env_batch_ndim, mapped_spec
+
+__all__ = ["CatFrames"]
+
+_PADDINGS = ("same", "constant")
+
+
+def _as_key(key, owner, name):
+    if key is None:
+        return None
+    try:
+        return unravel_key(key)
+    except TypeError:
+        raise TypeError(f"{owner} requires {name} to be a str or a tuple of str, got {type(key).__name__}: "
+                        f"{key!r}") from None
+
+
+class CatFrames(KeyedArrayTransform):
+    """Concatenate the last ``N`` frames of each observation along ``dim``.
+
+    Before the first reset every slot holds ``padding_value``. A reset fills
+    the history of the sub-envs it resets with the reset frame
+    (``padding="same"``) or with ``padding_value`` and the reset frame last
+    (``"constant"``); each step drops the oldest frame and appends the new
+    one. When the frame shape, dtype or batch size changes the history
+    restarts (TorchRL mixes old and new frames there).
+
+    ``forward`` is the offline path: on a trajectory ``[*B, T, ...]`` (the
+    time dim is the one named ``"time"``, else the last batch dim) each
+    step's window holds the steps of its own episode, padded before the
+    episode's first step. For a ``("next", key)`` entry whose root ``key`` is
+    also in ``in_keys``, the root observation of the episode's first step
+    comes first in the window, so the stacks equal those an env produces.
+
+    Args:
+        N: number of frames, an int >= 1.
+        dim: negative dim of the frame to concatenate along.
+        in_keys: default ``["pixels"]``. out_keys: default ``in_keys``.
+        padding: ``"same"`` (default) or ``"constant"``.
+        padding_value: the fill of ``"constant"`` padding (default 0), cast
+            to the frames' dtype.
+        as_inverse: apply the offline stacking in the inverse transform
+            (``inv``, e.g. in a replay buffer) instead of ``forward``; such a
+            transform cannot be used inside an env.
+        reset_key: entry of the reset request that flags the sub-envs to
+            reset (default ``"_reset"``).
+        done_key: done entry read under ``"next"`` by ``forward`` (default ``"done"``).
+        future, mask_key: TorchRL's forward-looking windows and padding masks
+            are not supported; only their defaults are accepted.
+
+    Raises:
+        TypeError: ``N`` / ``dim`` not ints, ``padding`` not a str,
+            ``padding_value`` not a number, ``as_inverse`` not a bool, bad keys.
+        ValueError: ``N < 1``, ``dim >= 0``, unknown ``padding``,
+            ``future=True`` or a ``mask_key``; at run time, a ``dim`` outside
+            the frame, ``forward`` on data without a time dim or without
+            ``("next", done_key)`` (KeyError), ``as_inverse`` in an env.
+
+    Examples:
+        >>> import torch
+        >>> from tensordict import TensorDict
+        >>> t = CatFrames(N=3, dim=-1, in_keys=["obs"])
+        >>> done = torch.tensor([False, True, False, False]).unsqueeze(-1)
+        >>> td = TensorDict({"obs": torch.arange(1.0, 5.0).unsqueeze(-1), ("next", "done"): done}, [4])
+        >>> t(td)["obs"]
+        tensor([[1., 1., 1.],
+                [1., 1., 2.],
+                [3., 3., 3.],
+                [3., 3., 4.]])
+    """
+
+    def __init__(self, N: int, dim: int, in_keys=None, out_keys=None, padding: str = "same", padding_value=0,
+                 as_inverse: bool = False, reset_key=None, done_key=None, future: bool = False, mask_key=None):
+        owner = "CatFrames"
+        N = check_int(N, owner, "N", minimum=1)
+        dim = check_int(dim, owner, "dim", maximum=-1)
+        if not isinstance(padding, str):
+            raise TypeError(f"{owner} requires padding to be a str, got {type(padding).__name__}: {padding!r}")
+        if padding not in _PADDINGS:
+            raise ValueError(f"{owner} requires padding 'same' or 'constant', got {padding!r}")
+        if isinstance(padding_value, (bool, np.bool_)) or not isinstance(padding_value, numbers.Real):
+            raise TypeError(f"{owner} requires padding_value to be a number, got {type(padding_value).__name__}: "
+                            f"{padding_value!r}")
+        as_inverse = check_bool(as_inverse, owner, "as_inverse")
+        if check_bool(future, owner, "future"):
+            raise ValueError(f"{owner} supports future=False only (windows of past frames), got future=True")
+        if mask_key is not None:
+            raise ValueError(f"{owner} does not write padding masks; mask_key must be None, got {mask_key!r}")
+        reset_key = _as_key(reset_key, owner, "reset_key")
+        done_key = _as_key(done_key, owner, "done_key")
+        super().__init__(in_keys=["pixels"] if in_keys is None else in_keys, out_keys=out_keys)
+        self.N = N
+        self.dim = dim
+        self.padding = padding
+        self.padding_value = padding_value
+        self.as_inverse = as_inverse
+        self._reset_key = reset_key
+        self._done_key = done_key
+        self.__dict__["_rings"] = {}
+
+    @property
+    def reset_key(self):
+        return "_reset" if self._reset_key is None else self._reset_key
+
+    @property
+    def done_key(self):
+        return "done" if self._done_key is None else self._done_key
+
+    @property
+    def _np_supported(self) -> bool:
+        return not self.as_inverse
+
+    # ------------------------------------------------------------ ring state
+    def _check_frame(self, frame_shape) -> None:
+        if -self.dim > len(frame_shape):
+            raise ValueError(f"CatFrames cannot concatenate along dim {self.dim} frames of shape "
+                             f"{tuple(frame_shape)} (allowed: {-len(frame_shape)} to -1)")
+
+    def _stack_shape(self, shape) -> tuple:
+        shape = list(shape)
+        shape[len(shape) + self.dim] *= self.N
+        return tuple(shape)
+
+    def _ring(self, key, batch, frame_shape, dtype):
+        """``(buffer, pos)`` of ``key``, restarted when the batch, frame shape or dtype changes."""
+        rings = self.__dict__["_rings"]
+        ring = rings.get(key)
+        shape = tuple(batch) + (self.N,) + tuple(frame_shape)
+        if ring is None or ring[0].shape != shape or ring[1].shape != tuple(batch) or ring[0].dtype != dtype:
+            self._check_frame(frame_shape)
+            buffer, pos = frames_state(tuple(batch), self.N, tuple(frame_shape), dtype)
+            buffer[...] = np.array(self.padding_value).astype(dtype)
+            ring = rings[key] = (buffer, pos)
+        return ring
+
+    def _pad_value(self, dtype):
+        """``padding_value`` in ``dtype``, as the copy kernels see it (float16 as its int16 bits)."""
+        value = np.array(self.padding_value).astype(dtype)
+        return value.view(np.int16)[()] if value.dtype == np.float16 else value[()]
+
+    def _push(self, key, frame, out, nb) -> None:
+        buffer, pos = self._ring(key, frame.shape[:nb], frame.shape[nb:], frame.dtype)
+        frames_push(copy_view(buffer), pos, copy_view(frame), out=copy_view(out), dim=self.dim)
+
+    def _restart(self, key, frame, out, nb, mask) -> None:
+        buffer, pos = self._ring(key, frame.shape[:nb], frame.shape[nb:], frame.dtype)
+        frames_reset(copy_view(buffer), pos, copy_view(frame), mask=mask, padding=self.padding,
+                     padding_value=self._pad_value(frame.dtype), out=copy_view(out), dim=self.dim)
+
+    def _reset_mask(self, tensordict, batch_size):
+        """The reset request of ``tensordict`` as a bool array of ``batch_size`` (None: every sub-env)."""
+        if tensordict is None:
+            return None
+        request = tensordict.get(self.reset_key, None)
+        if request is None:
+            return None
+        mask = as_array(request.cpu()).astype(np.bool_, copy=False)
+        batch = tuple(batch_size)
+        if mask.size != int(np.prod(batch, dtype=np.int64)):
+            raise ValueError(f"CatFrames requires {self.reset_key!r} of the batch shape {batch} (optionally with a "
+                             f"trailing 1), got shape {tuple(request.shape)}")
+        return mask.reshape(batch)
+
+    def _not_in_env(self):
+        if self.as_inverse:
+            raise ValueError("CatFrames(as_inverse=True) stacks stored data in its inverse (e.g. in a replay "
+                             "buffer); it cannot run inside an env")
+
+    # ----------------------------------------------------------------- arrays
+    def _np_batch_ndim(self, mask) -> int:
+        """Batch dims of the arrays: the env's; outside an env, those of the last reset mask (else 0)."""
+        nb = env_batch_ndim(self, None)
+        if nb is None:
+            if mask is not None:
+                self.__dict__["_np_nb"] = np.ndim(mask)
+            nb = self.__dict__.get("_np_nb", 0)
+        return nb
+
+    def _np_apply(self, arrays, mask, reset):
+        self._not_in_env()
+        nb = self._np_batch_ndim(mask)
+        for in_key, out_key in zip(self.in_keys, self.out_keys):
+            frame = arrays.get(in_key)
+            if frame is None:
+                if not reset:  # a reset may not carry every key, as TorchRL allows
+                    self._np_missing(in_key, arrays)
+                continue
+            frame = np.asarray(frame)
+            self._check_frame(frame.shape[nb:])
+            out = self._np_out(out_key, self._stack_shape(frame.shape), frame.dtype)
+            if reset:
+                self._restart(in_key, frame, out, nb, mask)
+            else:
+                self._push(in_key, frame, out, nb)
+            arrays[out_key] = out
+        return arrays
+
+    def _np_step(self, arrays: dict) -> dict:
+        return self._np_apply(arrays, None, False)
+
+    def _np_reset(self, arrays: dict, mask) -> dict:
+        return self._np_apply(arrays, mask, True)
+
+    # ----------------------------------------------------------- tensordicts
+    def _td_apply(self, td, mask, reset):
+        nb = td.batch_dims
+        for in_key, out_key in zip(self.in_keys, self.out_keys):
+            value = td.get(in_key, None)
+            if value is None:
+                if not reset:  # a reset may not carry every key, as TorchRL allows
+                    self._missing(in_key, td)
+                continue
+            device = value.device
+            frame = as_array(value.cpu() if device.type != "cpu" else value)
+            self._check_frame(frame.shape[nb:])
+            out = torch.empty(self._stack_shape(frame.shape), dtype=value.dtype)
+            if reset:
+                self._restart(in_key, frame, out.numpy(), nb, mask)
+            else:
+                self._push(in_key, frame, out.numpy(), nb)
+            td.set(out_key, out if device.type == "cpu" else out.to(device))
+        return td
+
+    def _call(self, next_tensordict):
+        self._not_in_env()
+        return self._td_apply(next_tensordict, None, False)
+
+    def _reset(self, tensordict, tensordict_reset):
+        self._not_in_env()
+        mask = self._reset_mask(tensordict, tensordict_reset.batch_size)
+        return self._td_apply(tensordict_reset, mask, True)
+
+    def forward(self, tensordict):
+        """Stack a stored trajectory offline (see the class docstring); identity when ``as_inverse``."""
+        if self.as_inverse:
+            return tensordict
+        return self._unfold(tensordict)
+
+    def _inv_call(self, tensordict):
+        if self.as_inverse:
+            return self._unfold(tensordict)
+        return tensordict
+
+    # ---------------------------------------------------------------- offline
+    def _time_dim(self, td) -> int:
+        try:
+            names = list(td.names)
+        except (AttributeError, RuntimeError, ValueError):
+            names = []
+        return names.index("time") if "time" in names else td.batch_dims - 1
+
+    def _unfold(self, td):
+        if td.batch_dims < 1:
+            raise ValueError("CatFrames.forward requires a trajectory with a time dim (batch_size [..., T]), got "
+                             f"batch_size {list(td.batch_size)}")
+        done_key = ("next",) + (self.done_key if isinstance(self.done_key, tuple) else (self.done_key,))
+        done = td.get(done_key, None)
+        if done is None:
+            raise KeyError(f"CatFrames.forward requires the {done_key!r} entry to find where episodes end; keys "
+                           f"present: {sorted(map(str, td.keys(True, True)))}")
+        batch = tuple(td.batch_size)
+        nbd, tdim = len(batch), self._time_dim(td)
+        nt = batch[tdim]
+
+        def to_bt(a):  # [*batch, *rest] -> [B, T, *rest], time last among the batch dims
+            if tdim != nbd - 1:
+                a = np.moveaxis(a, tdim, nbd - 1)
+            return np.ascontiguousarray(a).reshape((-1, nt) + a.shape[nbd:])
+
+        d = as_array(done.cpu()).astype(np.bool_, copy=False)
+        if d.size != int(np.prod(batch, dtype=np.int64)):
+            raise ValueError(f"CatFrames.forward requires {done_key!r} of shape {list(batch)} (+ a trailing 1), "
+                             f"got {list(done.shape)}")
+        d = to_bt(d.reshape(batch))
+        inputs = {}
+        for in_key in self.in_keys:
+            value = td.get(in_key, None)
+            if value is None:
+                self._missing(in_key, td)
+                continue
+            inputs[in_key] = value
+        results = []
+        for in_key, out_key in zip(self.in_keys, self.out_keys):
+            value = inputs.get(in_key)
+            if value is None:
+                continue
+            x = as_array(value.cpu())
+            self._check_frame(x.shape[nbd:])
+            initial = None
+            if isinstance(in_key, tuple) and in_key[0] == "next":
+                root = inputs.get(unravel_key(in_key[1:]))
+                if root is not None and tuple(root.shape) == tuple(value.shape) and root.dtype == value.dtype:
+                    initial = to_bt(as_array(root.cpu()))
+            stacked = frames_stack_offline(copy_view(to_bt(x)), d, self.N, dim=self.dim, padding=self.padding,
+                                           padding_value=self._pad_value(x.dtype),
+                                           initial=None if initial is None else copy_view(initial))
+            stacked = stacked.view(x.dtype)
+            moved = batch[:tdim] + batch[tdim + 1:] + (nt,)
+            stacked = stacked.reshape(moved + stacked.shape[2:])
+            if tdim != nbd - 1:
+                stacked = np.ascontiguousarray(np.moveaxis(stacked, nbd - 1, tdim))
+            results.append((out_key, torch.from_numpy(stacked).to(value.device)))
+        for out_key, out in results:
+            td.set(out_key, out)
+        return td
+
+    # ------------------------------------------------------------------ specs
+    def _spec(self, spec, composite):
+        if -self.dim > spec.ndim:
+            raise ValueError(f"CatFrames cannot concatenate along dim {self.dim} a spec of shape {tuple(spec.shape)}")
+        pos = spec.ndim + self.dim
+        n = self.N
+        return mapped_spec(spec, self._stack_shape(spec.shape), lambda t: torch.cat([t] * n, dim=pos), "CatFrames")
+
+    def transform_observation_spec(self, observation_spec):
+        if self.as_inverse:
+            return observation_spec
+        return super().transform_observation_spec(observation_spec)
+
+    def __repr__(self) -> str:
+        return (f"CatFrames(N={self.N}, dim={self.dim}, keys={self.in_keys}, padding={self.padding!r}, "
+                f"padding_value={self.padding_value})")
