@@ -7,5 +7,7 @@ from .normalization import *  # noqa: F401,F403
 from .image import *  # noqa: F401,F403
 from .frames import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
+from .reward import *  # noqa: F401,F403
+from .episode import *  # noqa: F401,F403
 
 __all__ = sorted(n for n, v in list(globals().items()) if not n.startswith("_") and not isinstance(v, _types.ModuleType))

@@ -1,0 +1,459 @@
+"""Episode transforms: StepCounter, InitTracker, NoopResetEnv, FrameSkipTransform, TerminateTransform,
+NextObservationDelta.
+
+Differential tests against torchrl 0.14.1 inside ``TransformedEnv(GymEnv)``
+rollouts with several episodes and in a ``SerialEnv`` whose sub-envs are done
+at different steps; the array path against the TensorDict path; partial
+resets and ``state_dict``; bad input.
+"""
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from tensordict import TensorDict
+
+from compare import assert_spec_matches_torchrl, assert_td_equal
+from numbarl import torch_api as N
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+STEPS = 80
+SPEC_PARTS = ("full_observation_spec", "full_reward_spec", "full_done_spec", "full_state_spec",
+              "full_action_spec")
+
+
+def cartpole_action(i, batch=()):
+    return torch.nn.functional.one_hot(torch.tensor((i * 7) % 3 % 2), 2).expand(*batch, 2).clone()
+
+
+def pendulum_action(i, batch=()):
+    return torch.full((*batch, 1), float(np.sin(i) * 2), dtype=torch.float32)
+
+
+ACTIONS = {"CartPole-v1": cartpole_action, "Pendulum-v1": pendulum_action}
+
+
+def policy(td):
+    """Deterministic policy from the observation; CartPole episodes end at varied steps."""
+    obs = td["observation"]
+    if obs.shape[-1] == 4:
+        right = (obs[..., 1:2] + 3 * obs[..., 2:3] < 0).long()
+        td.set("action", torch.cat([1 - right, right], -1))
+    else:
+        td.set("action", (-0.5 * obs[..., 2:3]).clamp(-2.0, 2.0))
+    return td
+
+
+def needs_serial():
+    if not hasattr(N, "SerialEnv"):
+        pytest.skip("numbarl.torch_api.SerialEnv is not there yet")
+
+
+def envs(name, make, batched=0):
+    import torchrl.envs as T
+
+    if batched:
+        needs_serial()
+
+        def ours():
+            return N.GymEnv(name)
+
+        def theirs():
+            return T.GymEnv(name)
+
+        return (N.TransformedEnv(N.SerialEnv(batched, ours), make(N)),
+                T.TransformedEnv(T.SerialEnv(batched, theirs), make(T)))
+    return N.TransformedEnv(N.GymEnv(name), make(N)), T.TransformedEnv(T.GymEnv(name), make(T))
+
+
+def assert_specs(ours, theirs):
+    for part in SPEC_PARTS:
+        assert_spec_matches_torchrl(getattr(ours, part), getattr(theirs, part))
+
+
+def both_paths(env, steps, actions=None, pol=None, seed=0, break_when_any_done=False):
+    """(array-path rollout, TensorDict-path rollout) from the same seed."""
+    assert env._array_path_ready()
+    env.set_seed(seed)
+    fast = env.rollout(steps, pol, actions=actions, break_when_any_done=break_when_any_done)
+    env.set_seed(seed)
+    slow = env._td_rollout(steps, pol, None, actions, True, break_when_any_done, False, None, False)
+    return fast, slow
+
+
+STEPWISE = {
+    "count": lambda M: M.StepCounter(),
+    "count_truncate": lambda M: M.StepCounter(7),
+    "count_no_done_update": lambda M: M.StepCounter(7, update_done=False),
+    "count_custom_keys": lambda M: M.StepCounter(9, truncated_key="cut", step_count_key="t"),
+    "init": lambda M: M.InitTracker(),
+    "init_key": lambda M: M.InitTracker("first"),
+    "all": lambda M: M.Compose(M.RewardSum(), M.StepCounter(15), M.InitTracker()),
+}
+
+
+# ------------------------------------------------------------- vs torchrl
+@pytest.mark.torchrl
+@pytest.mark.parametrize("name", ["CartPole-v1", "Pendulum-v1"])
+@pytest.mark.parametrize("case", sorted(STEPWISE))
+def test_rollout_matches_torchrl(torchrl, name, case):
+    ours, theirs = envs(name, STEPWISE[case])
+    assert_specs(ours, theirs)
+    acts = [ACTIONS[name](i) for i in range(STEPS)]
+    fast, slow = both_paths(ours, STEPS, actions=acts)
+    theirs.set_seed(0)
+    ref = theirs.rollout(STEPS, actions=acts, break_when_any_done=False)
+    assert ref["next", "done"].sum() >= 2 or case in ("count", "init", "init_key", "count_no_done_update")
+    assert_td_equal(fast, ref)
+    assert_td_equal(slow, ref)
+
+
+@pytest.mark.torchrl
+@pytest.mark.parametrize("name", ["CartPole-v1", "Pendulum-v1"])
+@pytest.mark.parametrize("case", ["count_truncate", "count_no_done_update", "init", "all"])
+def test_serial_env_with_done_sub_envs_matches_torchrl(torchrl, name, case):
+    batched_cases = {**STEPWISE, "count_truncate": lambda M: M.StepCounter(19),  # some sub-envs end before 19 steps
+                     "all": lambda M: M.Compose(M.RewardSum(), M.StepCounter(19), M.InitTracker())}
+    ours, theirs = envs(name, batched_cases[case], batched=3)
+    assert_specs(ours, theirs)
+    fast, slow = both_paths(ours, 50, pol=policy)
+    theirs.set_seed(0)
+    ref = theirs.rollout(50, policy, break_when_any_done=False)
+    if name == "CartPole-v1":
+        done = ref["next", "done"].squeeze(-1)
+        assert done.any(1).all() and not (done == done[0]).all()  # sub-envs done at different steps
+    assert_td_equal(fast, ref)
+    assert_td_equal(slow, ref)
+
+
+@pytest.mark.torchrl
+def test_serial_env_rollout_with_actions_matches_torchrl(torchrl):
+    ours, theirs = envs("CartPole-v1", STEPWISE["all"], batched=3)
+    acts = [cartpole_action(i, (3,)) for i in range(50)]
+    ours.set_seed(0)
+    theirs.set_seed(0)
+    assert_td_equal(ours.rollout(50, actions=acts, break_when_any_done=False),
+                    theirs.rollout(50, actions=acts, break_when_any_done=False))
+
+
+def _counter_env(lib):
+    """An env with done and terminated but no truncated entry, built on ``lib``'s EnvBase."""
+    Composite, Unbounded = (lib.Composite, lib.Unbounded) if lib is N else _torchrl_specs()
+
+    class Walker(lib.EnvBase):
+        def __init__(self):
+            super().__init__()
+            self.observation_spec = Composite(x=Unbounded((1,)))
+            self.action_spec = Unbounded((1,))
+            self.reward_spec = Unbounded((1,))
+
+        def _reset(self, td):
+            self.x = torch.zeros(1)
+            return TensorDict({"x": self.x.clone()}, [])
+
+        def _step(self, td):
+            self.x = self.x + td["action"]
+            done = self.x.abs() > 4
+            return TensorDict({"x": self.x.clone(), "reward": -self.x.abs(), "done": done,
+                               "terminated": done.clone()}, [])
+
+        def _set_seed(self, seed):
+            pass
+
+    return Walker()
+
+
+def _torchrl_specs():
+    import torchrl.data as TD
+
+    return TD.Composite, TD.Unbounded
+
+
+@pytest.mark.torchrl
+def test_step_counter_adds_truncated_when_the_env_has_none(torchrl):
+    import torchrl.envs as T
+
+    ours = N.TransformedEnv(_counter_env(N), N.StepCounter(3))
+    theirs = T.TransformedEnv(_counter_env(T), T.StepCounter(3))
+    assert "truncated" not in N.TransformedEnv(_counter_env(N), N.StepCounter()).full_done_spec
+    assert_specs(ours, theirs)
+    acts = [torch.tensor([1.5 if i % 5 else -2.0]) for i in range(20)]
+    a = ours.rollout(20, actions=acts, break_when_any_done=False)
+    assert_td_equal(a, theirs.rollout(20, actions=acts, break_when_any_done=False))
+    N.check_env_specs(ours)
+
+
+@pytest.mark.torchrl
+@pytest.mark.parametrize("name", ["CartPole-v1", "Pendulum-v1"])
+@pytest.mark.parametrize("random", [False, True])
+def test_noop_reset_matches_torchrl(torchrl, name, random):
+    ours, theirs = envs(name, lambda M: M.NoopResetEnv(12, random=random))
+    assert_specs(ours, theirs)
+    for seed in range(3):
+        ours.set_seed(seed)
+        theirs.set_seed(seed)
+        torch.manual_seed(seed)
+        a = ours.reset()
+        torch.manual_seed(seed)
+        assert_td_equal(a, theirs.reset())
+    ours.set_seed(1)
+    theirs.set_seed(1)
+    torch.manual_seed(1)
+    a = ours.rollout(STEPS, break_when_any_done=False)
+    torch.manual_seed(1)
+    assert_td_equal(a, theirs.rollout(STEPS, break_when_any_done=False))
+
+
+def test_noop_reset_errors():
+    env = N.TransformedEnv(N.GymEnv("CartPole-v1"), N.NoopResetEnv(300, random=False))
+    env.set_seed(0)
+    with pytest.raises(ValueError, match=r"done before 300 no-op steps 11 times in a row; lower noops"):
+        env.reset()
+    needs_serial()
+    env = N.TransformedEnv(N.SerialEnv(2, lambda: N.GymEnv("Pendulum-v1")), N.NoopResetEnv(3))
+    with pytest.raises(ValueError, match=r"unbatched envs .* batch_size \(2,\)"):
+        env.reset()
+
+
+@pytest.mark.torchrl
+@pytest.mark.filterwarnings("ignore:.*already returned terminated")
+@pytest.mark.parametrize("name", ["Pendulum-v1", "CartPole-v1"])
+def test_frame_skip_matches_torchrl(torchrl, name):
+    if name == "Pendulum-v1":  # the repeats go through the transforms before FrameSkipTransform
+        make = lambda M: M.Compose(M.RewardScaling(0.5, 2.0), M.FrameSkipTransform(3), M.RewardSum())
+    else:
+        make = lambda M: M.Compose(M.FrameSkipTransform(3), M.RewardSum())
+    ours, theirs = envs(name, make)
+    assert_specs(ours, theirs)
+    acts = [ACTIONS[name](i) for i in range(40)]
+    ours.set_seed(0)
+    theirs.set_seed(0)
+    a = ours.rollout(40, actions=acts, break_when_any_done=False)
+    b = theirs.rollout(40, actions=acts, break_when_any_done=False)
+    if name == "Pendulum-v1":
+        assert_td_equal(a, b)
+        return
+    # TorchRL keeps stepping an env that is done within the skipped frames (gymnasium's CartPole then
+    # returns reward 0 and moves on); here the repeats stop at the done, so only the observation differs.
+    done = b["next", "done"].squeeze(-1)
+    assert done.sum() >= 3
+    obs = ("observation", ("next", "observation"))
+    assert_td_equal(a.exclude(*obs), b.exclude(*obs))
+    keep = ~done
+    assert torch.equal(a["next", "observation"][keep], b["next", "observation"][keep])
+    raw = N.GymEnv(name)
+    raw.set_seed(0)
+    base = raw.rollout(120, actions=[acts[i // 3] for i in range(120)], break_when_any_done=True)
+    first = int(done.nonzero()[0])
+    assert torch.equal(a["next", "observation"][first], base["next", "observation"][-1])
+
+
+@pytest.mark.torchrl
+@pytest.mark.parametrize("write_done", [True, False])
+@pytest.mark.parametrize("break_when_any_done", [True, False])
+def test_terminate_matches_torchrl(torchrl, write_done, break_when_any_done):
+    for name, stop in (("Pendulum-v1", lambda td: td["observation"][..., 2:3] < -1.5),
+                       ("CartPole-v1", lambda td: td["observation"][..., 0] > 0.05)):
+        ours, theirs = envs(name, lambda M, stop=stop: M.TerminateTransform(stop, write_done=write_done))
+        assert_specs(ours, theirs)
+        acts = [ACTIONS[name](i) for i in range(60)]
+        ours.set_seed(0)
+        theirs.set_seed(0)
+        a = ours.rollout(60, actions=acts, break_when_any_done=break_when_any_done)
+        assert a["next", "terminated"].any()
+        assert_td_equal(a, theirs.rollout(60, actions=acts, break_when_any_done=break_when_any_done))
+
+
+@pytest.mark.torchrl
+def test_terminate_in_serial_env_matches_torchrl(torchrl):
+    def stop(td):
+        return td["observation"][..., 2] < -1.5  # batch shape: fitted to the done entries
+
+    ours, theirs = envs("Pendulum-v1", lambda M: M.TerminateTransform(stop), batched=3)
+    ours.set_seed(0)
+    theirs.set_seed(0)
+    torch.manual_seed(0)
+    a = ours.rollout(30, break_when_any_done=False)
+    torch.manual_seed(0)
+    b = theirs.rollout(30, break_when_any_done=False)
+    assert a["next", "done"].any()
+    assert_td_equal(a, b)
+
+
+def test_terminate_bad_result_shape_and_forward():
+    env = N.TransformedEnv(N.GymEnv("Pendulum-v1"), N.TerminateTransform(lambda td: torch.ones(5, dtype=torch.bool)))
+    env.set_seed(0)
+    with pytest.raises(ValueError, match=r"stop returned shape \(5,\)"):
+        env.rollout(2)
+    env = N.TransformedEnv(N.GymEnv("Pendulum-v1"), N.TerminateTransform(lambda td: 1))
+    env.set_seed(0)
+    assert env.rollout(5).shape == (1,)  # nonzero counts as True
+    with pytest.raises(RuntimeError, match="inside a TransformedEnv"):
+        N.TerminateTransform(lambda td: True)(TensorDict({}, []))
+
+
+@pytest.mark.torchrl
+@pytest.mark.parametrize("name, batched", [("CartPole-v1", 0), ("Pendulum-v1", 0), ("CartPole-v1", 3)])
+@pytest.mark.parametrize("delta_dtype", [torch.float16, torch.float32])
+def test_next_observation_delta_matches_torchrl(torchrl, name, batched, delta_dtype):
+    import torchrl.envs as T
+
+    ours, theirs = envs(name, lambda M: M.NextObservationDelta(delta_dtype=delta_dtype), batched)
+    ours.set_seed(0)
+    theirs.set_seed(0)
+    torch.manual_seed(0)
+    a = ours.rollout(60, policy, break_when_any_done=False)
+    torch.manual_seed(0)
+    b = theirs.rollout(60, policy, break_when_any_done=False).to_tensordict()
+    assert ours.transform.in_keys == theirs.transform.in_keys == ["observation"]
+    assert a["next", "delta", "observation"].dtype == delta_dtype
+    assert_td_equal(a["next", "delta"], b["next", "delta"])
+    assert_td_equal(a.exclude("delta", ("next", "delta"), ("next", "observation")),
+                    b.exclude(("next", "delta"), ("next", "observation")))
+    ours.set_seed(0)
+    slow = ours._td_rollout(60, policy, None, None, True, False, False, None, False)
+    assert_td_equal(a, slow)
+    # replay-buffer side: rebuild ("next", "observation") from the stored delta
+    stored = a.exclude(("next", "observation"))
+    for restore in ("root", torch.float64):
+        mine = N.NextObservationDelta(in_keys=["observation"], restore_dtype=restore)(stored.clone())
+        ref = T.NextObservationDelta(in_keys=["observation"], restore_dtype=restore)(stored.exclude("delta").clone())
+        assert_td_equal(mine, ref.exclude(("next", "delta")))  # TorchRL leaves an empty ("next", "delta")
+    kept = N.NextObservationDelta(in_keys=["observation"], drop_delta=False)(stored.clone())
+    assert ("next", "delta", "observation") in kept.keys(True, True)
+
+
+def test_next_observation_delta_partial_reset_and_root_delta():
+    needs_serial()
+    env = N.TransformedEnv(N.SerialEnv(3, lambda: N.GymEnv("CartPole-v1")), N.NextObservationDelta())
+    fast, slow = both_paths(env, 50, pol=policy)
+    assert_td_equal(fast, slow)
+    done = fast["next", "done"].squeeze(-1)
+    assert done.any()
+    # the root delta is the change that led to the current observation: zero right after a reset
+    after = torch.cat([torch.ones(3, 1, dtype=torch.bool), done[:, :-1]], 1)
+    assert (fast["delta", "observation"][after] == 0).all()
+    assert torch.equal(fast["delta", "observation"][:, 1:][~after[:, 1:]],
+                       fast["next", "delta", "observation"][:, :-1][~after[:, 1:]])
+
+
+# ----------------------------------------------------- running state
+@pytest.mark.parametrize("path", ["td", "array"])
+def test_step_counter_partial_reset(path):
+    needs_serial()
+    env = N.TransformedEnv(N.SerialEnv(3, lambda: N.GymEnv("Pendulum-v1")), N.Compose(N.StepCounter(), N.InitTracker()))
+    env.set_seed(0)
+    td = env.reset()
+    for _ in range(4):
+        td = N.step_mdp(env.rand_step(td))
+    assert td["step_count"].squeeze(-1).tolist() == [4, 4, 4]
+    mask = torch.tensor([False, True, False])
+    if path == "td":
+        request = td.clone()
+        request.set("_reset", mask.unsqueeze(-1))
+        out = env.reset(request)
+        count, init = out["step_count"], out["is_init"]
+    else:
+        arrays = env._np_reset(mask.numpy())
+        count = torch.from_numpy(np.array(arrays["step_count"]))
+        init = torch.from_numpy(np.array(arrays["is_init"]))
+    assert count.squeeze(-1).tolist() == [4, 0, 4]
+    assert init.squeeze(-1).tolist() == [False, True, False]
+
+
+def test_step_counter_state_dict_round_trip_resumes_counts():
+    def make():
+        return N.TransformedEnv(N.GymEnv("Pendulum-v1"), N.StepCounter(max_steps=15))
+
+    acts = [pendulum_action(i) for i in range(20)]
+    env = make()
+    env.set_seed(5)
+    first = env.rollout(10, actions=acts[:10])
+    state = env.transform.state_dict()
+    assert state["_extra_state"]["_counts"]["step_count"].tolist() == [10]
+    start = N.step_mdp(first[-1])
+    resumed = make()
+    resumed.transform.load_state_dict(pickle.loads(pickle.dumps(state)))
+    resumed.set_seed(5)
+    resumed.base_env.rollout(10, actions=acts[:10])
+    again = resumed.rollout(10, actions=acts[10:], auto_reset=False, tensordict=start)
+    assert again["next", "step_count"].squeeze(-1).tolist() == [11, 12, 13, 14, 15]  # truncated at 15
+    assert again["next", "truncated"][-1].item()
+    import torchrl.envs as T
+
+    fresh = N.StepCounter(3)
+    fresh.load_state_dict(T.StepCounter(3).state_dict())  # TorchRL keeps no counts: they start from zero
+
+
+@pytest.mark.parametrize("cls", [N.StepCounter, N.InitTracker, N.NoopResetEnv, N.FrameSkipTransform])
+def test_forward_outside_an_env_raises(cls):
+    with pytest.raises(NotImplementedError, match="inside a TransformedEnv"):
+        cls()(TensorDict({"done": torch.zeros(1, dtype=torch.bool)}, []))
+
+
+@pytest.mark.parametrize("case", sorted(STEPWISE) + ["delta"])
+def test_check_env_specs(case):
+    make = (lambda M: M.NextObservationDelta()) if case == "delta" else STEPWISE[case]
+    N.check_env_specs(N.TransformedEnv(N.GymEnv("CartPole-v1"), make(N)), seed=0)
+
+
+# ------------------------------------------------------------ bad input
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: N.StepCounter(0), ValueError, "max_steps >= 1, got 0"),
+    (lambda: N.StepCounter(-3), ValueError, "max_steps >= 1, got -3"),
+    (lambda: N.StepCounter(1.5), TypeError, "max_steps to be an int, got float"),
+    (lambda: N.StepCounter(True), TypeError, "max_steps to be an int, got bool"),
+    (lambda: N.StepCounter(5, truncated_key=("a", "b")), TypeError, "truncated_key to be a str"),
+    (lambda: N.StepCounter(5, step_count_key=3), TypeError, "step_count_key to be a str"),
+    (lambda: N.StepCounter(5, update_done="no"), TypeError, "update_done to be a bool"),
+    (lambda: N.InitTracker(init_key=("a", "b")), TypeError, "init_key to be a str"),
+    (lambda: N.NoopResetEnv(-1), ValueError, "noops >= 0, got -1"),
+    (lambda: N.NoopResetEnv("30"), TypeError, "noops to be an int"),
+    (lambda: N.NoopResetEnv(3, random=None), TypeError, "random to be a bool"),
+    (lambda: N.FrameSkipTransform(0), ValueError, "frame_skip >= 1, got 0"),
+    (lambda: N.FrameSkipTransform(1.5), TypeError, "frame_skip to be an int"),
+    (lambda: N.TerminateTransform(3), TypeError, "stop to be a callable"),
+    (lambda: N.TerminateTransform(bool, write_done=1), TypeError, "write_done to be a bool"),
+    (lambda: N.NextObservationDelta(delta_dtype=torch.int32), ValueError, "delta_dtype to be a floating"),
+    (lambda: N.NextObservationDelta(delta_dtype="float16"), TypeError, "delta_dtype to be a torch.dtype"),
+    (lambda: N.NextObservationDelta(restore_dtype="x"), ValueError, "restore_dtype"),
+    (lambda: N.NextObservationDelta(in_keys=[3]), TypeError, "in_keys"),
+])
+def test_bad_arguments(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_next_observation_delta_needs_keys_and_data():
+    with pytest.raises(ValueError, match="requires in_keys when used outside an env"):
+        N.NextObservationDelta()(TensorDict({"observation": torch.zeros(3)}, []))
+    with pytest.raises(KeyError, match="delta"):
+        N.NextObservationDelta(in_keys=["observation"])(TensorDict({"observation": torch.zeros(3)}, []))
+    env = N.TransformedEnv(N.GymEnv("Pendulum-v1"), N.NextObservationDelta(in_keys=["velocity"]))
+    with pytest.raises(KeyError, match="'velocity' is not in the observation spec"):
+        env.observation_spec
+
+
+def test_parallel_env_matches_serial_env():
+    if not hasattr(N, "ParallelEnv"):
+        pytest.skip("numbarl.torch_api.ParallelEnv is not there yet")
+    import functools
+
+    make = functools.partial(N.GymEnv, "CartPole-v1")
+
+    def stats():
+        return N.Compose(N.RewardSum(), N.StepCounter(19), N.InitTracker(), N.NextObservationDelta())
+
+    serial_env = N.TransformedEnv(N.SerialEnv(2, make), stats())
+    serial_env.set_seed(0)
+    reference = serial_env.rollout(40, policy, break_when_any_done=False)
+    parallel = N.TransformedEnv(N.ParallelEnv(2, make), stats())
+    try:
+        fast, slow = both_paths(parallel, 40, pol=policy)
+    finally:
+        parallel.close()
+    assert reference["next", "done"].any()
+    assert_td_equal(fast, reference)
+    assert_td_equal(slow, reference)

@@ -1,0 +1,789 @@
+"""Episode transforms: StepCounter, InitTracker, NoopResetEnv, FrameSkipTransform, TerminateTransform,
+NextObservationDelta.
+
+Same names, arguments, defaults, keys and spec changes as TorchRL 0.14.1
+(the docstrings say where they differ). ``StepCounter``, ``InitTracker`` and
+``NextObservationDelta`` also run on the array path of the preallocated
+rollout; their running state (step counts, last observations) is kept per
+sub-env, reset only where a ``"_reset"`` mask says, and saved in
+``state_dict``. The transforms that step the env themselves
+(``NoopResetEnv``, ``FrameSkipTransform``) or call user code on a
+tensordict (``TerminateTransform``) make the rollout use TensorDicts.
+
+Examples:
+    >>> from numbarl.torch_api import GymEnv, TransformedEnv, Compose
+    >>> env = TransformedEnv(GymEnv("Pendulum-v1"), Compose(StepCounter(max_steps=3), InitTracker()))
+    >>> _ = env.set_seed(0)
+    >>> td = env.rollout(5, break_when_any_done=False)
+    >>> td["next", "step_count"].squeeze(-1), td["is_init"].squeeze(-1)
+    (tensor([1, 2, 3, 1, 2]), tensor([ True, False, False,  True, False]))
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tensordict import TensorDictBase
+
+from numbarl.core.episode import count_steps
+
+from .._arrays import as_array
+from ..envs.utils import key_list, step_mdp
+from ..specs import Bounded, Categorical, Unbounded
+from ._running import (RunningState, chain_reset, chain_step, check_bool, check_int, check_str_key, container_env,
+                       ensure_specs, key_tuple, parent_chain, reset_mask, zero_where)
+from .base import Transform
+
+__all__ = ["StepCounter", "InitTracker", "NoopResetEnv", "FrameSkipTransform", "TerminateTransform",
+           "NextObservationDelta"]
+
+_INT64_MAX = torch.iinfo(torch.int64).max
+
+
+def _key(parts: tuple):
+    return parts[0] if len(parts) == 1 else parts
+
+
+def _done_groups(done_spec):
+    """Prefixes (tuples) of the ``"done"`` leaves of a done spec, root first."""
+    return [key_tuple(k)[:-1] for k in done_spec.keys(True, True) if key_tuple(k)[-1] == "done"]
+
+
+def _reset_key(transform, prefix: tuple):
+    """The reset key next to ``prefix`` among the env's reset keys (``"_reset"`` at the root)."""
+    env = container_env(transform)
+    for key in (env.reset_keys if env is not None else ["_reset"]):
+        if key_tuple(key)[:-1] == prefix:
+            return key
+    return _key(prefix + ("_reset",))
+
+
+def _outside_env(name: str):
+    return NotImplementedError(f"{name} acts on env steps and resets only; it cannot be called on a tensordict "
+                               "on its own (use it inside a TransformedEnv)")
+
+
+class StepCounter(RunningState, Transform):
+    """Count the steps since the last reset; optionally truncate after ``max_steps``.
+
+    ``step_count`` (int64, shaped like ``done``, spec ``Bounded(0, int64 max)``
+    in the observation and state specs as in TorchRL) is 0 at reset and goes
+    up by one each step. With ``max_steps``, ``truncated`` is set when the
+    count reaches it (OR-ed with the env's own truncation) and, with
+    ``update_done``, ``done`` too; a ``truncated`` entry is added to the done
+    spec when the env has none. One counter per ``"done"`` leaf of the env
+    (``("agent", "step_count")`` next to ``("agent", "done")``).
+
+    The counts are kept in the transform per sub-env (NumPy arrays, saved in
+    ``state_dict``): a ``"_reset"`` mask resets only those sub-envs, and the
+    array path of the rollout counts on them. On the TensorDict path the
+    previous count is read from the root tensordict when it is there, as in
+    TorchRL, and from the kept counts otherwise (TorchRL raises TypeError).
+
+    Args:
+        max_steps: steps before truncation, an int >= 1, or None (count only).
+        truncated_key: leaf name of the truncated entries (default ``"truncated"``).
+        step_count_key: leaf name of the counts (default ``"step_count"``).
+        update_done: also set ``done`` when truncating (default True).
+
+    Raises:
+        TypeError: ``max_steps`` not an int, a key not a str, ``update_done`` not a bool.
+        ValueError: ``max_steps < 1``.
+        NotImplementedError: called on a tensordict outside an env (as TorchRL).
+
+    Examples:
+        >>> from numbarl.torch_api import GymEnv, TransformedEnv
+        >>> env = TransformedEnv(GymEnv("Pendulum-v1"), StepCounter(max_steps=2))
+        >>> _ = env.set_seed(0)
+        >>> td = env.rollout(10)
+        >>> td["next", "step_count"].squeeze(-1), td["next", "truncated"].squeeze(-1)
+        (tensor([1, 2]), tensor([False,  True]))
+        >>> StepCounter(max_steps=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: StepCounter requires max_steps >= 1, got 0
+    """
+
+    _np_supported = True
+    _state_names = ("_counts",)
+
+    def __init__(self, max_steps: int | None = None, truncated_key: str = "truncated",
+                 step_count_key: str = "step_count", update_done: bool = True):
+        if max_steps is not None:
+            max_steps = check_int("StepCounter", "max_steps", max_steps, 1)
+        check_str_key("StepCounter", "truncated_key", truncated_key)
+        check_str_key("StepCounter", "step_count_key", step_count_key)
+        update_done = check_bool("StepCounter", "update_done", update_done)
+        super().__init__()
+        d = self.__dict__
+        d["max_steps"] = max_steps
+        d["truncated_key"] = truncated_key
+        d["step_count_key"] = step_count_key
+        d["update_done"] = update_done
+        d["_groups"] = None  # [(done_key, truncated_key, count_key)] from the env's done spec
+        d["_bufs"] = {}
+        self._init_state()
+
+    def _group_list(self):
+        if self._groups is None:
+            ensure_specs(self)
+        if self._groups is None:
+            return [("done", self.truncated_key, self.step_count_key)]
+        return self._groups
+
+    def _count(self, key, like: np.ndarray) -> np.ndarray:
+        state = self._counts.get(key)
+        if state is None or state.shape != like.shape:
+            state = self._counts[key] = np.zeros(like.shape, dtype=np.int64)
+        return state
+
+    def _buf(self, name, key, like) -> np.ndarray:
+        buf = self._bufs.get((name, key))
+        if buf is None or buf.shape != like.shape:
+            buf = self._bufs[(name, key)] = np.zeros(like.shape, dtype=np.bool_)
+        return buf
+
+    # -------------------------------------------------------------- arrays
+    def _np_reset(self, arrays: dict, mask) -> dict:
+        for done_key, trunc_key, count_key in self._group_list():
+            done = arrays[done_key]
+            count = self._count(count_key, done)
+            zero_where(count, mask)
+            arrays[count_key] = count
+            if self.max_steps is not None and trunc_key not in arrays:
+                arrays[trunc_key] = self._buf("zero", trunc_key, done)
+        return arrays
+
+    def _np_step(self, arrays: dict) -> dict:
+        max_steps, update_done = self.max_steps, self.update_done
+        for done_key, trunc_key, count_key in self._group_list():
+            done = arrays[done_key]
+            count = self._counts.get(count_key)
+            if count is None or count.shape != done.shape:
+                count = self._count(count_key, done)
+            if max_steps is None:
+                count_steps(count)
+            else:
+                trunc_out = self._buf("trunc", trunc_key, done)
+                done_out = self._buf("done", done_key, done)
+                count_steps(count, done, arrays.get(trunc_key), max_steps, update_done, done_out, trunc_out)
+                arrays[trunc_key] = trunc_out
+                if update_done:
+                    arrays[done_key] = done_out
+            arrays[count_key] = count
+        return arrays
+
+    # --------------------------------------------------------- tensordicts
+    def _reset(self, tensordict, tensordict_reset):
+        batch = tuple(tensordict_reset.batch_size)
+        for done_key, trunc_key, count_key in self._group_list():
+            done = tensordict_reset.get(done_key)
+            count = self._count(count_key, as_array(done))
+            mask = reset_mask(tensordict, _reset_key(self, key_tuple(done_key)[:-1]), batch)
+            if mask is not None and tensordict is not None and tensordict.get(count_key, None) is not None:
+                count[...] = as_array(tensordict.get(count_key))
+            zero_where(count, mask)
+            tensordict_reset.set(count_key, torch.from_numpy(count.copy()))
+            if self.max_steps is None:
+                continue
+            truncated = tensordict_reset.get(trunc_key, None)
+            if truncated is None:
+                truncated = torch.zeros_like(done)
+            previous = tensordict.get(trunc_key, None) if (tensordict is not None and mask is not None) else None
+            if previous is not None and previous.shape == truncated.shape:
+                # Sub-envs left alone by a partial reset keep the truncation this transform set
+                # (it differs from the base env's flag when update_done is False).
+                keep = torch.from_numpy(~mask).reshape(mask.shape + (1,) * (truncated.ndim - mask.ndim))
+                truncated = torch.where(keep, previous, truncated)
+            tensordict_reset.set(trunc_key, truncated)
+        return tensordict_reset
+
+    def _step(self, tensordict, next_tensordict):
+        for done_key, trunc_key, count_key in self._group_list():
+            done = next_tensordict.get(done_key, None)
+            if done is None:
+                self._missing(done_key, next_tensordict)
+                continue
+            d = as_array(done)
+            count = self._count(count_key, d)
+            prev = tensordict.get(count_key, None) if tensordict is not None else None
+            if prev is not None:
+                count[...] = as_array(prev)
+            if self.max_steps is None:
+                count_steps(count)
+            else:
+                trunc_out = torch.empty(done.shape, dtype=torch.bool)
+                done_out = torch.empty(done.shape, dtype=torch.bool)
+                truncated = next_tensordict.get(trunc_key, None)
+                count_steps(count, d, None if truncated is None else as_array(truncated), self.max_steps,
+                            self.update_done, as_array(done_out), as_array(trunc_out))
+                next_tensordict.set(trunc_key, trunc_out)
+                if self.update_done:
+                    next_tensordict.set(done_key, done_out)
+            next_tensordict.set(count_key, torch.from_numpy(count.copy()))
+        return next_tensordict
+
+    def forward(self, tensordict):
+        raise _outside_env("StepCounter")
+
+    # --------------------------------------------------------------- specs
+    def transform_output_spec(self, output_spec):
+        output_spec = output_spec.clone()
+        done_spec = output_spec["full_done_spec"]
+        obs = output_spec["full_observation_spec"]
+        groups, specs = [], {}
+        for prefix in _done_groups(done_spec):
+            done_key = _key(prefix + ("done",))
+            trunc_key = _key(prefix + (self.truncated_key,))
+            count_key = _key(prefix + (self.step_count_key,))
+            leaf = done_spec[done_key]
+            if self.max_steps is not None and done_spec.get(trunc_key, None) is None:
+                done_spec[trunc_key] = Categorical(2, shape=leaf.shape, device=leaf.device, dtype=torch.bool)
+            spec = Bounded(low=0, high=_INT64_MAX, shape=leaf.shape, device=leaf.device, dtype=torch.int64)
+            obs[count_key] = spec
+            specs[count_key] = spec
+            groups.append((done_key, trunc_key, count_key))
+        self.__dict__["_groups"] = groups
+        self.__dict__["_count_specs"] = specs
+        return output_spec
+
+    def transform_input_spec(self, input_spec):
+        input_spec = input_spec.clone()
+        if self._groups is None:
+            ensure_specs(self)
+        for key, spec in self.__dict__.get("_count_specs", {}).items():
+            input_spec["full_state_spec"][key] = spec.clone()
+        return input_spec
+
+    def __repr__(self) -> str:
+        return f"StepCounter(max_steps={self.max_steps}, step_count_key={self.step_count_key!r})"
+
+
+class InitTracker(Transform):
+    """Flag the first step of each episode: ``is_init`` is True at reset and False after each step.
+
+    ``is_init`` (bool, shaped like ``done``) goes into the observation spec, as
+    in TorchRL; one flag per ``"done"`` leaf. After a partial reset it is True
+    only for the sub-envs that were reset.
+
+    Args:
+        init_key: leaf name of the flag (default ``"is_init"``).
+
+    Raises:
+        TypeError: ``init_key`` not a str (TorchRL raises ValueError).
+        NotImplementedError: called on a tensordict outside an env (as TorchRL).
+
+    Examples:
+        >>> from numbarl.torch_api import GymEnv, TransformedEnv
+        >>> env = TransformedEnv(GymEnv("Pendulum-v1"), InitTracker())
+        >>> _ = env.set_seed(0)
+        >>> td = env.rollout(3)
+        >>> td["is_init"].squeeze(-1), td["next", "is_init"].squeeze(-1)
+        (tensor([ True, False, False]), tensor([False, False, False]))
+    """
+
+    _np_supported = True
+
+    def __init__(self, init_key: str = "is_init"):
+        check_str_key("InitTracker", "init_key", init_key)
+        super().__init__()
+        d = self.__dict__
+        d["init_key"] = init_key
+        d["_groups"] = None  # [(done_key, init_key)]
+        d["_bufs"] = {}
+
+    def _group_list(self):
+        if self._groups is None:
+            ensure_specs(self)
+        return self._groups if self._groups is not None else [("done", self.init_key)]
+
+    def _buf(self, name, key, like) -> np.ndarray:
+        buf = self._bufs.get((name, key))
+        if buf is None or buf.shape != like.shape:
+            buf = self._bufs[(name, key)] = np.zeros(like.shape, dtype=np.bool_)
+        return buf
+
+    @staticmethod
+    def _fill(buf: np.ndarray, mask) -> None:
+        if mask is None:
+            buf[...] = True
+        else:
+            buf[...] = mask.reshape(mask.shape + (1,) * (buf.ndim - mask.ndim))
+
+    def _np_reset(self, arrays: dict, mask) -> dict:
+        for done_key, init_key in self._group_list():
+            buf = self._buf("init", init_key, arrays[done_key])
+            self._fill(buf, mask)
+            arrays[init_key] = buf
+        return arrays
+
+    def _np_step(self, arrays: dict) -> dict:
+        for done_key, init_key in self._group_list():
+            arrays[init_key] = self._buf("false", init_key, arrays[done_key])
+        return arrays
+
+    def _reset(self, tensordict, tensordict_reset):
+        batch = tuple(tensordict_reset.batch_size)
+        for done_key, init_key in self._group_list():
+            done = tensordict_reset.get(done_key)
+            value = torch.empty(done.shape, dtype=torch.bool)
+            self._fill(as_array(value), reset_mask(tensordict, _reset_key(self, key_tuple(done_key)[:-1]), batch))
+            tensordict_reset.set(init_key, value)
+        return tensordict_reset
+
+    def _step(self, tensordict, next_tensordict):
+        for done_key, init_key in self._group_list():
+            done = next_tensordict.get(done_key)
+            next_tensordict.set(init_key, torch.zeros(done.shape, dtype=torch.bool))
+        return next_tensordict
+
+    def forward(self, tensordict):
+        raise _outside_env("InitTracker")
+
+    def transform_output_spec(self, output_spec):
+        output_spec = output_spec.clone()
+        done_spec = output_spec["full_done_spec"]
+        groups = []
+        for prefix in _done_groups(done_spec):
+            done_key, init_key = _key(prefix + ("done",)), _key(prefix + (self.init_key,))
+            leaf = done_spec[done_key]
+            output_spec["full_observation_spec"][init_key] = Categorical(2, shape=leaf.shape, device=leaf.device,
+                                                                         dtype=torch.bool)
+            groups.append((done_key, init_key))
+        self.__dict__["_groups"] = groups
+        return output_spec
+
+    def __repr__(self) -> str:
+        return f"InitTracker(init_key={self.init_key!r})"
+
+
+class NoopResetEnv(Transform):
+    """After each reset, take random actions so that episodes start from varied states.
+
+    As in TorchRL: the number of steps is ``noops`` (``random=False``) or
+    drawn with ``torch.randint(noops, (1,))`` (``random=True``); the actions
+    come from the action spec's ``rand`` (torch's RNG); the steps go through
+    the transforms that come before this one; when the env is done during
+    them it is reset and the steps start again, and after 10 such retries
+    the reset fails. Only unbatched envs are supported (TorchRL refuses
+    batched ones too: put the transform inside each worker).
+
+    Args:
+        noops: number (or upper bound) of random steps, an int >= 0 (default 30).
+        random: draw the number of steps in ``[0, noops)`` at each reset (default True).
+
+    Raises:
+        TypeError: ``noops`` not an int or ``random`` not a bool.
+        ValueError: ``noops < 0``; at reset, a batched parent env, or an env done
+            before ``noops`` steps 11 times in a row (TorchRL raises RuntimeError).
+
+    Examples:
+        >>> import torch
+        >>> from numbarl.torch_api import GymEnv, TransformedEnv
+        >>> env = TransformedEnv(GymEnv("Pendulum-v1"), NoopResetEnv(noops=5, random=False))
+        >>> _ = env.set_seed(0)
+        >>> _ = torch.manual_seed(0)
+        >>> env.reset()["observation"]
+        tensor([-0.9934,  0.1149, -1.8712])
+    """
+
+    _MAX_RETRIES = 10
+
+    def __init__(self, noops: int = 30, random: bool = True):
+        noops = check_int("NoopResetEnv", "noops", noops, 0)
+        random = check_bool("NoopResetEnv", "random", random)
+        super().__init__()
+        self.__dict__["noops"] = noops
+        self.__dict__["random"] = random
+
+    @property
+    def base_env(self):
+        chain = parent_chain(self)
+        return None if chain is None else chain[1]
+
+    def _reset(self, tensordict, tensordict_reset):
+        chain = parent_chain(self)
+        if chain is None:
+            raise ValueError("NoopResetEnv must be inside a TransformedEnv to step its env at reset")
+        env, base, preceding = chain
+        if len(base.batch_size):
+            raise ValueError(f"NoopResetEnv works on unbatched envs (partial resets are not supported), got an env "
+                             f"with batch_size {tuple(base.batch_size)}; put it inside each worker instead: "
+                             "ParallelEnv(n, lambda: TransformedEnv(make_env(), NoopResetEnv(...)))")
+        steps = self.noops
+        if self.random and self.noops > 0:
+            steps = int(torch.randint(self.noops, (1,)).item())
+        if steps == 0:
+            return tensordict_reset
+        action_spec = base.full_action_spec.clone()
+        for t in preceding:
+            action_spec = t.transform_action_spec(action_spec)
+        reward_keys, done_keys, action_keys = env.reward_keys, env.done_keys, env.action_keys
+        td, done_step, retries = tensordict_reset, 0, 0
+        while done_step < steps:
+            td.update(action_spec.rand())
+            next_td = chain_step(base, preceding, td)
+            if bool(next_td.get("done").any()):
+                retries += 1
+                td, done_step = chain_reset(base, preceding, None), 0
+                if retries > self._MAX_RETRIES:
+                    raise ValueError(f"NoopResetEnv: the env was done before {steps} no-op steps "
+                                     f"{retries} times in a row; lower noops (got {self.noops})")
+                continue
+            td.set("next", next_td)
+            td = step_mdp(td, reward_keys=reward_keys, done_keys=done_keys, action_keys=action_keys)
+            done_step += 1
+        return td
+
+    def _step(self, tensordict, next_tensordict):
+        return next_tensordict
+
+    def forward(self, tensordict):
+        raise _outside_env("NoopResetEnv")
+
+    def __repr__(self) -> str:
+        return f"NoopResetEnv(noops={self.noops}, random={self.random})"
+
+
+class FrameSkipTransform(Transform):
+    """Repeat each action ``frame_skip`` times; the rewards of the repeats are summed.
+
+    The observation and flags are those of the last step taken. The steps go
+    through the transforms that come before this one, as in TorchRL. The
+    repeats stop at a step that is done: TorchRL 0.14.1 keeps stepping the
+    finished env for the remaining repeats (undefined behaviour for
+    gymnasium envs; CartPole then returns reward 0 and moves its state on),
+    so on such steps its observation is not the terminal one.
+
+    Args:
+        frame_skip: number of steps per action, an int >= 1 (default 1).
+
+    Raises:
+        TypeError: ``frame_skip`` not an int (TorchRL accepts floats).
+        ValueError: ``frame_skip < 1``.
+        NotImplementedError: called on a tensordict outside an env.
+
+    Examples:
+        >>> import torch
+        >>> from numbarl.torch_api import GymEnv, TransformedEnv
+        >>> env = TransformedEnv(GymEnv("CartPole-v1"), FrameSkipTransform(3))
+        >>> _ = env.set_seed(0)
+        >>> env.rollout(2, actions=[torch.tensor([1, 0])] * 2)["next", "reward"].squeeze(-1)
+        tensor([3., 3.])
+    """
+
+    def __init__(self, frame_skip: int = 1):
+        frame_skip = check_int("FrameSkipTransform", "frame_skip", frame_skip, 1)
+        super().__init__()
+        self.__dict__["frame_skip"] = frame_skip
+
+    def _step(self, tensordict, next_tensordict):
+        if self.frame_skip == 1:
+            return next_tensordict
+        chain = parent_chain(self)
+        if chain is None:
+            raise _outside_env("FrameSkipTransform")
+        env, base, preceding = chain
+        present = set(next_tensordict.keys(True, True))
+        rewards = {k: next_tensordict.get(k) for k in env.reward_keys if k in present}
+        done_keys = [k for k in env.done_keys if key_tuple(k)[-1] == "done" and k in present]
+        for _ in range(self.frame_skip - 1):
+            if any(bool(next_tensordict.get(k).any()) for k in done_keys):
+                break
+            next_tensordict = chain_step(base, preceding, tensordict)
+            for key in rewards:
+                rewards[key] = rewards[key] + next_tensordict.get(key)
+        for key, value in rewards.items():
+            next_tensordict.set(key, value)
+        return next_tensordict
+
+    def _reset(self, tensordict, tensordict_reset):
+        return tensordict_reset
+
+    def forward(self, tensordict):
+        raise _outside_env("FrameSkipTransform")
+
+    def __repr__(self) -> str:
+        return f"FrameSkipTransform(frame_skip={self.frame_skip})"
+
+
+class TerminateTransform(Transform):
+    """End episodes where a condition holds: ``stop(next_tensordict)`` is OR-ed into ``terminated`` (and ``done``).
+
+    ``stop`` takes the tensordict of each step's result (the ``"next"`` side)
+    and returns a bool (or a value cast to bool, nonzero being True) that is
+    a scalar, has the batch shape, or broadcasts to the done entries. Every
+    ``"terminated"`` leaf gets it, and every ``"done"`` leaf too unless
+    ``write_done=False``. Resets and specs are unchanged. As in TorchRL 0.14.1.
+
+    Args:
+        stop: a callable ``TensorDict -> bool or bool tensor``.
+        write_done: also set ``done`` (keyword only; default True), so that
+            ``rollout(break_when_any_done=True)`` stops.
+
+    Raises:
+        TypeError: ``stop`` not callable, ``write_done`` not a bool (TorchRL raises
+            ValueError for the first).
+        ValueError: at a step, a result whose shape does not fit the done entries.
+        NotImplementedError: called on a tensordict outside an env (TorchRL raises
+            RuntimeError, of which this is a subclass).
+
+    Examples:
+        >>> import torch
+        >>> from numbarl.torch_api import GymEnv, TransformedEnv
+        >>> env = TransformedEnv(GymEnv("Pendulum-v1"), TerminateTransform(lambda td: td["observation"][..., 2] < -1.5))
+        >>> _ = env.set_seed(0)
+        >>> _ = torch.manual_seed(0)
+        >>> td = env.rollout(20)
+        >>> td["next", "observation"][:, 2], td["next", "terminated"].squeeze(-1)
+        (tensor([-1.1601, -1.1478, -1.5009]), tensor([False, False,  True]))
+    """
+
+    def __init__(self, stop, *, write_done: bool = True):
+        if not callable(stop):
+            raise TypeError(f"TerminateTransform requires stop to be a callable taking a TensorDict, got "
+                            f"{type(stop).__name__}: {stop!r}")
+        write_done = check_bool("TerminateTransform", "write_done", write_done)
+        super().__init__()
+        self.__dict__["stop"] = stop
+        self.__dict__["write_done"] = write_done
+
+    def _targets(self, next_tensordict):
+        names = ("terminated", "done") if self.write_done else ("terminated",)
+        env = container_env(self)
+        keys = env.done_keys if env is not None else list(next_tensordict.keys(True, True))
+        present = set(next_tensordict.keys(True, True))
+        return [k for k in keys if key_tuple(k)[-1] in names and k in present]
+
+    @staticmethod
+    def _fit(flag: torch.Tensor, shape: torch.Size, batch: torch.Size) -> torch.Tensor:
+        if flag.shape == batch and len(shape) > len(batch):
+            flag = flag.reshape(tuple(batch) + (1,) * (len(shape) - len(batch)))
+        try:
+            return torch.broadcast_to(flag, shape)
+        except RuntimeError:
+            raise ValueError(f"TerminateTransform: stop returned shape {tuple(flag.shape)}, which fits neither the "
+                             f"batch shape {tuple(batch)} nor the done entries' shape {tuple(shape)}") from None
+
+    def _step(self, tensordict, next_tensordict):
+        flag = torch.as_tensor(self.stop(next_tensordict))
+        if flag.dtype != torch.bool:
+            flag = flag != 0
+        for key in self._targets(next_tensordict):
+            value = next_tensordict.get(key)
+            next_tensordict.set(key, value | self._fit(flag, value.shape, next_tensordict.batch_size))
+        return next_tensordict
+
+    def _reset(self, tensordict, tensordict_reset):
+        return tensordict_reset
+
+    def forward(self, tensordict):
+        raise _outside_env("TerminateTransform")
+
+    def __repr__(self) -> str:
+        return f"TerminateTransform(stop={self.stop!r}, write_done={self.write_done})"
+
+
+_EXCLUDED_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)
+
+
+def _check_float_dtype(name: str, value) -> None:
+    if not isinstance(value, torch.dtype):
+        raise TypeError(f"NextObservationDelta requires {name} to be a torch.dtype, got {type(value).__name__}: "
+                        f"{value!r}")
+    if not value.is_floating_point:
+        raise ValueError(f"NextObservationDelta requires {name} to be a floating-point dtype, got {value}")
+
+
+class NextObservationDelta(RunningState, Transform):
+    """Store each step's observation change ``next_obs - obs`` in low precision, and rebuild ``next_obs`` from it.
+
+    Env side: for each in_key ``k`` a step writes
+    ``("next", "delta", k) = (next_obs - obs).to(delta_dtype)``. Replay-buffer
+    side (``forward``): ``("next", k) = obs + delta`` in ``restore_dtype``
+    (``"root"``: the dtype of ``obs``), then the delta entries are dropped
+    (``drop_delta``). Keys, keyword arguments and the auto-selection of
+    in_keys (every floating observation leaf not in ``excluded_dtypes``) are
+    TorchRL 0.14.1's.
+
+    Differences from TorchRL: the delta is registered in the observation spec
+    (``("delta", k)``), so rollouts hold it at the root too (the change that led
+    to the current observation; zero after a reset). Rollouts keep
+    ``("next", k)``; to store only the compressed form, drop it with
+    ``td.exclude(("next", k))`` before writing to a buffer. ``forward``
+    without in_keys, or on data without the delta, raises instead of doing
+    nothing. The last observation of each sub-env is kept in the transform
+    (saved in ``state_dict``) so that the array path of the rollout can take
+    the difference.
+
+    Args:
+        in_keys: observation keys (default: chosen from the env's spec).
+        delta_dtype: floating dtype of the stored delta (default float16).
+        restore_dtype: floating dtype of the rebuilt observation, or ``"root"``.
+        drop_delta: remove the delta entries after rebuilding (default True).
+        excluded_dtypes: dtypes left out when choosing in_keys.
+
+    Raises:
+        TypeError: a dtype argument that is not a ``torch.dtype`` (or ``"root"``),
+            ``drop_delta`` not a bool, or a bad key.
+        ValueError: a non-floating ``delta_dtype`` / ``restore_dtype``; ``forward``
+            without in_keys outside an env.
+        KeyError: ``forward`` on data without an observation or its delta.
+
+    Examples:
+        >>> import torch
+        >>> from numbarl.torch_api import GymEnv, TransformedEnv
+        >>> env = TransformedEnv(GymEnv("Pendulum-v1"), NextObservationDelta())
+        >>> _ = env.set_seed(0)
+        >>> td = env.rollout(3)
+        >>> td["next", "delta", "observation"].dtype
+        torch.float16
+        >>> stored = td.exclude(("next", "observation"))
+        >>> rebuilt = NextObservationDelta(in_keys=["observation"])(stored)
+        >>> (rebuilt["next", "observation"] - td["next", "observation"]).abs().max() < 1e-3
+        tensor(True)
+    """
+
+    _state_names = ("_last",)
+
+    def __init__(self, in_keys=None, *, delta_dtype: torch.dtype = torch.float16, restore_dtype="root",
+                 drop_delta: bool = True, excluded_dtypes: tuple = _EXCLUDED_DTYPES):
+        _check_float_dtype("delta_dtype", delta_dtype)
+        if not (isinstance(restore_dtype, str) and restore_dtype == "root"):
+            if isinstance(restore_dtype, str):
+                raise ValueError(f"NextObservationDelta requires restore_dtype to be a floating dtype or 'root', "
+                                 f"got {restore_dtype!r}")
+            _check_float_dtype("restore_dtype", restore_dtype)
+        drop_delta = check_bool("NextObservationDelta", "drop_delta", drop_delta)
+        excluded_dtypes = tuple(excluded_dtypes)
+        if not all(isinstance(d, torch.dtype) for d in excluded_dtypes):
+            raise TypeError(f"NextObservationDelta requires excluded_dtypes to hold torch.dtype values, got "
+                            f"{excluded_dtypes!r}")
+        keys = None if in_keys is None else key_list(in_keys, "in_keys")
+        super().__init__(in_keys=keys or [])
+        d = self.__dict__
+        d["_auto_keys"] = keys is None
+        d["_resolved"] = keys is not None
+        d["delta_dtype"] = delta_dtype
+        d["restore_dtype"] = restore_dtype
+        d["drop_delta"] = drop_delta
+        d["excluded_dtypes"] = excluded_dtypes
+        d["_bufs"] = {}
+        self._init_state()
+
+    @property
+    def _np_supported(self) -> bool:
+        return self.delta_dtype != torch.bfloat16
+
+    def _pairs(self):
+        """``[(key, delta_key)]``, choosing the keys from the env's spec when they were not given."""
+        if not self._resolved:
+            ensure_specs(self)
+            if not self._resolved:
+                raise ValueError("NextObservationDelta requires in_keys when used outside an env (on a replay "
+                                 "buffer): pass in_keys=[...]")
+        return [(k, _key(("delta",) + key_tuple(k))) for k in self.in_keys]
+
+    def _remember(self, key, obs: np.ndarray, mask) -> None:
+        last = self._last.get(key)
+        if last is None or last.shape != obs.shape or last.dtype != obs.dtype:
+            self._last[key] = np.array(obs, copy=True)
+        elif mask is None:
+            last[...] = obs
+        else:
+            last[mask] = obs[mask]
+
+    def _buf(self, key, shape) -> np.ndarray:
+        buf = self._bufs.get(key)
+        if buf is None or buf.shape != shape:
+            from .._arrays import numpy_dtype
+
+            buf = self._bufs[key] = np.zeros(shape, dtype=numpy_dtype(self.delta_dtype))
+        return buf
+
+    # -------------------------------------------------------------- arrays
+    def _np_reset(self, arrays: dict, mask) -> dict:
+        for key, delta_key in self._pairs():
+            obs = arrays[key]
+            self._remember(key, obs, mask)
+            zero = self._buf(("zero", key), obs.shape)
+            arrays[delta_key] = zero
+        return arrays
+
+    def _np_step(self, arrays: dict) -> dict:
+        for key, delta_key in self._pairs():
+            obs = arrays[key]
+            last = self._last.get(key)
+            if last is None:
+                raise KeyError(f"NextObservationDelta: no previous {key!r}; reset the env first")
+            delta = self._buf(("delta", key), obs.shape)
+            np.subtract(obs, last, out=delta)
+            last[...] = obs
+            arrays[delta_key] = delta
+        return arrays
+
+    # --------------------------------------------------------- tensordicts
+    def _reset(self, tensordict, tensordict_reset):
+        batch = tuple(tensordict_reset.batch_size)
+        for key, delta_key in self._pairs():
+            obs = tensordict_reset.get(key)
+            mask = reset_mask(tensordict, _reset_key(self, ()), batch)
+            self._remember(key, as_array(obs), mask)
+            delta = torch.zeros(obs.shape, dtype=self.delta_dtype)
+            prev = tensordict.get(delta_key, None) if (tensordict is not None and mask is not None) else None
+            if prev is not None:
+                m = torch.as_tensor(mask).reshape(mask.shape + (1,) * (obs.ndim - mask.ndim))
+                delta = torch.where(m, delta, prev)
+            tensordict_reset.set(delta_key, delta)
+        return tensordict_reset
+
+    def _step(self, tensordict, next_tensordict):
+        for key, delta_key in self._pairs():
+            obs, nxt = tensordict.get(key, None), next_tensordict.get(key, None)
+            if obs is None or nxt is None:
+                self._missing(key, tensordict if obs is None else next_tensordict)
+                continue
+            next_tensordict.set(delta_key, (nxt - obs).to(self.delta_dtype))
+            self._remember(key, as_array(nxt), None)
+        return next_tensordict
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Rebuild ``("next", k)`` from ``k`` and ``("next", "delta", k)`` (replay-buffer side)."""
+        for key, delta_key in self._pairs():
+            next_delta = ("next",) + key_tuple(delta_key)
+            obs, delta = tensordict.get(key, None), tensordict.get(next_delta, None)
+            if obs is None or delta is None:
+                self._missing(key if obs is None else next_delta, tensordict)
+                continue
+            dtype = obs.dtype if self.restore_dtype == "root" else self.restore_dtype
+            tensordict.set(("next",) + key_tuple(key), obs.to(dtype) + delta.to(dtype))
+            if self.drop_delta:
+                for where in (next_delta, key_tuple(delta_key)):
+                    if tensordict.get(where, None) is not None:
+                        tensordict = tensordict.exclude(where)
+        if self.drop_delta:
+            for where in (("next", "delta"), "delta"):
+                sub = tensordict.get(where, None)
+                if sub is not None and isinstance(sub, TensorDictBase) and sub.is_empty():
+                    tensordict = tensordict.exclude(where)
+        return tensordict
+
+    def transform_output_spec(self, output_spec):
+        output_spec = output_spec.clone()
+        obs = output_spec["full_observation_spec"]
+        if self._auto_keys:
+            keys = [k for k in obs.keys(True, True) if key_tuple(k)[0] != "delta"
+                    and obs[k].dtype.is_floating_point and obs[k].dtype not in self.excluded_dtypes]
+            self.__dict__["in_keys"] = keys
+            self.__dict__["out_keys"] = list(keys)
+            self.__dict__["_resolved"] = True
+        for key in self.in_keys:
+            spec = obs.get(key, None)
+            if spec is None:
+                raise KeyError(f"NextObservationDelta: in_key {key!r} is not in the observation spec; keys: "
+                               f"{sorted(map(str, obs.keys(True, True)))}")
+            obs[("delta",) + key_tuple(key)] = Unbounded(shape=spec.shape, device=spec.device,
+                                                        dtype=self.delta_dtype)
+        return output_spec
+
+    def __repr__(self) -> str:
+        return f"NextObservationDelta(in_keys={self.in_keys}, delta_dtype={self.delta_dtype})"

@@ -1,0 +1,726 @@
+"""Reward transforms: RewardScaling, RewardClipping, BinarizeReward, RewardSum, Reward2GoTransform.
+
+Same names, arguments, defaults, keys and spec changes as TorchRL 0.14.1.
+The step-wise transforms also run on the array path of the preallocated
+rollout (one NumPy ufunc call per key and step, into buffers they own); the
+TensorDict path calls the same NumPy code on views of the tensors, so both
+paths give the same bits. ``Reward2GoTransform`` runs the exact O(T) scan of
+:func:`numbarl.core.returns.reward_to_go`.
+
+Examples:
+    >>> import torch
+    >>> from numbarl.torch_api import GymEnv, TransformedEnv, Compose
+    >>> env = TransformedEnv(GymEnv("CartPole-v1"), Compose(RewardClipping(-0.5, 0.5), RewardSum()))
+    >>> _ = env.set_seed(0)
+    >>> td = env.rollout(3)
+    >>> td["next", "reward"].squeeze(-1), td["next", "episode_reward"].squeeze(-1)
+    (tensor([0.5000, 0.5000, 0.5000]), tensor([0.5000, 1.0000, 1.5000]))
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+from tensordict import TensorDictBase
+
+from numbarl.core.episode import add_into
+
+from .._arrays import as_array, numpy_dtype
+from ..envs.utils import key_list
+from ..specs import Binary, Bounded, Unbounded
+from ._running import (RunningState, check_bool, container_env, ensure_specs, env_above, key_tuple, reset_mask,
+                       with_leaf, zero_where)
+from .base import Transform
+
+__all__ = ["RewardScaling", "RewardClipping", "BinarizeReward", "RewardSum", "Reward2GoTransform"]
+
+_TORCH_OF_NP = {np.dtype(numpy_dtype(d)): d for d in (torch.float16, torch.float32, torch.float64, torch.uint8,
+                                                      torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)}
+
+
+def _real_tensor(owner: str, name: str, value) -> torch.Tensor:
+    """``value`` (a real number, array or tensor) as a tensor; TypeError otherwise, ValueError for NaN."""
+    if isinstance(value, (bool, np.bool_, str)) or value is None:
+        raise TypeError(f"{owner} requires {name} to be a real number or a tensor, got {type(value).__name__}: "
+                        f"{value!r}")
+    if isinstance(value, numbers.Real):
+        tensor = torch.as_tensor(value)
+    elif isinstance(value, (torch.Tensor, np.ndarray)):
+        tensor = torch.as_tensor(value).detach().clone()
+    else:
+        raise TypeError(f"{owner} requires {name} to be a real number or a tensor, got {type(value).__name__}")
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise TypeError(f"{owner} requires {name} to hold real numbers, got dtype {tensor.dtype}")
+    if tensor.is_floating_point() and bool(torch.isnan(tensor).any()):
+        raise ValueError(f"{owner} requires {name} without NaN, got {value!r}")
+    return tensor
+
+
+class _RewardMap(Transform):
+    """Element-wise map of each in_key into its out_key (reward, or observation entries such as returns).
+
+    Subclasses give ``_result_dtype(torch_dtype, ndim)``, ``_compute(x, out)``
+    (NumPy, ``out`` of the result dtype) and ``_map_spec(spec)``.
+    """
+
+    _np_supported = True
+
+    def _setup_buffers(self) -> None:
+        self.__dict__["_out"] = {}
+        self.__dict__["_dtypes"] = {}
+
+    def _result_np_dtype(self, np_dtype, ndim):
+        cache = self._dtypes
+        key = (np_dtype, ndim)
+        out = cache.get(key)
+        if out is None:
+            torch_dtype = _TORCH_OF_NP.get(np.dtype(np_dtype))
+            if torch_dtype is None:
+                raise TypeError(f"{type(self).__name__} takes float, integer or bool tensors, got {np_dtype}")
+            out = cache[key] = np.dtype(numpy_dtype(self._result_dtype(torch_dtype, ndim)))
+        return out
+
+    def _buffer(self, key, shape, dtype) -> np.ndarray:
+        buf = self._out.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self._out[key] = np.empty(shape, dtype=dtype)
+        return buf
+
+    # -------------------------------------------------------------- arrays
+    def _np_step(self, arrays: dict) -> dict:
+        for in_key, out_key in zip(self.in_keys, self.out_keys):
+            x = arrays.get(in_key)
+            if x is None:
+                if not self._missing_tolerance:
+                    raise KeyError(f"{type(self).__name__}: key {in_key!r} not found; keys present: "
+                                   f"{sorted(map(str, arrays))}")
+                continue
+            out = self._buffer(out_key, x.shape, self._result_np_dtype(x.dtype, x.ndim))
+            self._compute(x, out)
+            arrays[out_key] = out
+        return arrays
+
+    def _np_reset(self, arrays: dict, mask) -> dict:
+        for in_key, out_key in zip(self.in_keys, self.out_keys):
+            x = arrays.get(in_key)
+            if x is not None:  # rewards are not part of a reset; observation entries are
+                out = self._buffer(out_key, x.shape, self._result_np_dtype(x.dtype, x.ndim))
+                self._compute(x, out)
+                arrays[out_key] = out
+        return arrays
+
+    # --------------------------------------------------------- tensordicts
+    def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
+        x = as_array(value)
+        out = torch.empty(value.shape, dtype=self._result_dtype(value.dtype, value.ndim))
+        self._compute(x, as_array(out))
+        return out
+
+    def _reset(self, tensordict, tensordict_reset):
+        for in_key, out_key in zip(self.in_keys, self.out_keys):
+            value = tensordict_reset.get(in_key, None)
+            if value is not None:
+                tensordict_reset.set(out_key, self._apply_transform(value))
+        return tensordict_reset
+
+    # --------------------------------------------------------------- specs
+    def transform_output_spec(self, output_spec):
+        output_spec = output_spec.clone()
+        for part in ("full_reward_spec", "full_observation_spec"):
+            sub = output_spec[part]
+            for in_key, out_key in zip(self.in_keys, self.out_keys):
+                spec = sub.get(in_key, None)
+                if spec is not None:
+                    sub[out_key] = self._map_spec(in_key, spec)
+        return output_spec
+
+    def transform_reward_spec(self, reward_spec):
+        reward_spec = reward_spec.clone()
+        for in_key, out_key in zip(self.in_keys, self.out_keys):
+            spec = reward_spec.get(in_key, None)
+            if spec is not None:
+                reward_spec[out_key] = self._map_spec(in_key, spec)
+        return reward_spec
+
+    def _check_spec(self, in_key, spec) -> None:
+        if not isinstance(spec, (Bounded, Unbounded)):
+            raise TypeError(f"{type(self).__name__} requires an Unbounded or Bounded spec at {in_key!r}, got "
+                            f"{type(spec).__name__}")
+
+
+class RewardScaling(_RewardMap):
+    """Affine map of the reward: ``reward * scale + loc`` (or ``(reward - loc) / scale``).
+
+    Computed in the result dtype that torch would give (a 0-dim ``loc`` or
+    ``scale`` does not promote a float32 reward), with one rounding per
+    operation, so results equal TorchRL's bit for bit. ``loc``, ``scale`` and
+    ``standard_normal`` are buffers (same ``state_dict`` keys as TorchRL).
+    As in TorchRL, ``scale`` is clamped to at least 1e-6; a negative scale
+    raises here (TorchRL silently clamps it to 1e-6). A ``Bounded`` reward
+    spec gets its bounds mapped (TorchRL raises NotImplementedError).
+
+    Args:
+        loc: number or tensor broadcastable to the reward.
+        scale: number or tensor broadcastable to the reward, >= 0.
+        in_keys: keys to transform (default ``["reward"]``).
+        out_keys: where to write (default: ``in_keys``).
+        standard_normal: compute ``(reward - loc) / scale`` instead.
+
+    Raises:
+        TypeError: ``loc`` / ``scale`` not real numbers or tensors, ``standard_normal``
+            not a bool, a key not a str or tuple of str, or a spec that is neither
+            Unbounded nor Bounded.
+        ValueError: ``scale`` negative or NaN, ``loc`` NaN, or out_keys and in_keys
+            of different lengths.
+        KeyError: an in_key is missing from a step.
+
+    Examples:
+        >>> import torch
+        >>> from tensordict import TensorDict
+        >>> t = RewardScaling(loc=1.0, scale=2.0)
+        >>> t(TensorDict({"reward": torch.tensor([[0.5], [-1.0]])}, [2]))["reward"]
+        tensor([[ 2.],
+                [-1.]])
+        >>> RewardScaling(1.0, 2.0, standard_normal=True, out_keys=["z"])(
+        ...     TensorDict({"reward": torch.tensor([3.0])}, []))["z"]
+        tensor([1.])
+    """
+
+    def __init__(self, loc, scale, in_keys=None, out_keys=None, standard_normal: bool = False):
+        loc = _real_tensor("RewardScaling", "loc", loc)
+        scale = _real_tensor("RewardScaling", "scale", scale)
+        if not scale.is_floating_point():
+            scale = scale.to(torch.get_default_dtype())
+        if bool((scale < 0).any()):
+            raise ValueError(f"RewardScaling requires scale >= 0 (values below 1e-6 are clamped to 1e-6), got "
+                             f"{scale.tolist()}")
+        standard_normal = check_bool("RewardScaling", "standard_normal", standard_normal)
+        super().__init__(in_keys=["reward"] if in_keys is None else in_keys, out_keys=out_keys)
+        self.register_buffer("standard_normal", torch.tensor(standard_normal))
+        self.register_buffer("loc", loc)
+        self.register_buffer("scale", scale.clamp_min(1e-6))
+        self._setup_buffers()
+
+    def _result_dtype(self, dtype, ndim):
+        probe = torch.zeros((1,) * ndim, dtype=dtype)
+        return ((probe - self.loc) / self.scale if self.standard_normal else probe * self.scale + self.loc).dtype
+
+    def _compute(self, x, out):
+        dtype = out.dtype
+        loc = self.loc.numpy().astype(dtype, copy=False)
+        scale = self.scale.numpy().astype(dtype, copy=False)
+        if self.standard_normal:
+            np.subtract(x, loc, out=out, dtype=dtype)
+            np.divide(out, scale, out=out)
+        else:
+            np.multiply(x, scale, out=out, dtype=dtype)
+            np.add(out, loc, out=out)
+
+    def _map_spec(self, in_key, spec):
+        self._check_spec(in_key, spec)
+        dtype = self._result_dtype(spec.dtype, len(spec.shape))
+        if isinstance(spec, Bounded):
+            low, high = self._apply_transform(spec.low), self._apply_transform(spec.high)
+            return Bounded(low=low, high=high, shape=spec.shape, device=spec.device, dtype=dtype)
+        return Unbounded(shape=spec.shape, device=spec.device, dtype=dtype)
+
+    def __repr__(self) -> str:
+        return (f"RewardScaling(loc={self.loc.tolist()}, scale={self.scale.tolist()}, "
+                f"standard_normal={bool(self.standard_normal)}, keys={self.in_keys})")
+
+
+class RewardClipping(_RewardMap):
+    """Clip the reward to ``[clamp_min, clamp_max]``.
+
+    ``clamp_min`` and ``clamp_max`` are buffers (TorchRL's ``state_dict``
+    keys). Either may be None for a one-sided clip (TorchRL requires both);
+    NaN rewards stay NaN. An Unbounded reward spec becomes Bounded with the
+    clip bounds (Unbounded when one side is open); a Bounded spec keeps the
+    tighter of its bounds and the clip bounds (TorchRL raises there).
+
+    Args:
+        clamp_min: lower bound, a number, or None for no lower bound.
+        clamp_max: upper bound, a number, or None for no upper bound.
+        in_keys: keys to clip (default ``["reward"]``).
+        out_keys: where to write (default: ``in_keys``).
+
+    Raises:
+        TypeError: a bound that is not a real number (or None), or a bad key.
+        ValueError: both bounds None, ``clamp_min > clamp_max``, or a NaN bound.
+        KeyError: an in_key is missing from a step.
+
+    Examples:
+        >>> import torch
+        >>> from tensordict import TensorDict
+        >>> t = RewardClipping(-1.0, 1.0)
+        >>> t(TensorDict({"reward": torch.tensor([-3.0, 0.5, 4.0])}, []))["reward"]
+        tensor([-1.0000,  0.5000,  1.0000])
+        >>> RewardClipping(2.0, 1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: RewardClipping requires clamp_min <= clamp_max, got clamp_min=2.0 and clamp_max=1.0
+    """
+
+    def __init__(self, clamp_min=None, clamp_max=None, in_keys=None, out_keys=None):
+        if clamp_min is None and clamp_max is None:
+            raise ValueError("RewardClipping requires clamp_min or clamp_max (or both), got neither")
+        lo = None if clamp_min is None else _real_tensor("RewardClipping", "clamp_min", clamp_min)
+        hi = None if clamp_max is None else _real_tensor("RewardClipping", "clamp_max", clamp_max)
+        for name, t in (("clamp_min", lo), ("clamp_max", hi)):
+            if t is not None and t.ndim:
+                raise ValueError(f"RewardClipping requires {name} to be a scalar, got shape {tuple(t.shape)}")
+        if lo is not None and hi is not None and bool(lo > hi):
+            raise ValueError(f"RewardClipping requires clamp_min <= clamp_max, got clamp_min={clamp_min!r} and "
+                             f"clamp_max={clamp_max!r}")
+        super().__init__(in_keys=["reward"] if in_keys is None else in_keys, out_keys=out_keys)
+        self.register_buffer("clamp_min", lo)
+        self.register_buffer("clamp_max", hi)
+        self._setup_buffers()
+
+    def _result_dtype(self, dtype, ndim):
+        return torch.clamp(torch.zeros((1,) * ndim, dtype=dtype), self.clamp_min, self.clamp_max).dtype
+
+    def _compute(self, x, out):
+        dtype = out.dtype
+        src = x
+        if self.clamp_min is not None:
+            np.maximum(src, self.clamp_min.numpy().astype(dtype), out=out, dtype=dtype)
+            src = out
+        if self.clamp_max is not None:
+            np.minimum(src, self.clamp_max.numpy().astype(dtype), out=out, dtype=dtype)
+
+    def _map_spec(self, in_key, spec):
+        self._check_spec(in_key, spec)
+        dtype = self._result_dtype(spec.dtype, len(spec.shape))
+        bounded = isinstance(spec, Bounded)
+        if not bounded and (self.clamp_min is None or self.clamp_max is None):
+            return Unbounded(shape=spec.shape, device=spec.device, dtype=dtype)
+        low = spec.low if bounded else self.clamp_min
+        high = spec.high if bounded else self.clamp_max
+        if bounded and self.clamp_min is not None:
+            low = torch.maximum(low, self.clamp_min.to(low.dtype))
+        if bounded and self.clamp_max is not None:
+            high = torch.minimum(high, self.clamp_max.to(high.dtype))
+        return Bounded(low=low, high=torch.maximum(low, high), shape=spec.shape, device=spec.device, dtype=dtype)
+
+    def __repr__(self) -> str:
+        lo = None if self.clamp_min is None else self.clamp_min.item()
+        hi = None if self.clamp_max is None else self.clamp_max.item()
+        return f"RewardClipping(clamp_min={lo}, clamp_max={hi}, keys={self.in_keys})"
+
+
+class BinarizeReward(_RewardMap):
+    """Map the reward to 1 where it is positive and 0 elsewhere (NaN gives 0), as int8.
+
+    The reward spec of each out_key becomes ``Binary`` (int8) of the same
+    shape, as in TorchRL.
+
+    Args:
+        in_keys: keys to binarize (default ``["reward"]``).
+        out_keys: where to write (default: ``in_keys``).
+
+    Raises:
+        TypeError: a key that is not a str or tuple of str.
+        ValueError: out_keys and in_keys of different lengths.
+        KeyError: an in_key is missing from a step.
+
+    Examples:
+        >>> import torch
+        >>> from tensordict import TensorDict
+        >>> BinarizeReward()(TensorDict({"reward": torch.tensor([-3.0, 0.0, 4.0])}, []))["reward"]
+        tensor([0, 0, 1], dtype=torch.int8)
+    """
+
+    def __init__(self, in_keys=None, out_keys=None):
+        super().__init__(in_keys=["reward"] if in_keys is None else in_keys, out_keys=out_keys)
+        self._setup_buffers()
+
+    def _result_dtype(self, dtype, ndim):
+        return torch.int8
+
+    def _compute(self, x, out):
+        np.greater(x, 0, out=out.view(np.bool_))
+
+    def _map_spec(self, in_key, spec):
+        return Binary(shape=spec.shape, device=spec.device, dtype=torch.int8)
+
+
+class RewardSum(RunningState, Transform):
+    """Running episode return: ``episode_reward`` is 0 at reset and adds each step's reward.
+
+    ``episode_reward`` (``"episode_" + leaf`` for each in_key) goes into the
+    observation spec (the reward spec with ``reward_spec=True``) and the state
+    spec, shaped and typed like the reward, as in TorchRL, and Unbounded
+    (TorchRL copies the reward spec, so a clipped or binarized reward gives
+    a return spec that returns soon leave). A reset with a
+    ``"_reset"`` mask zeroes only the masked sub-envs. The sums are also kept
+    in the transform (NumPy arrays, one per key) and saved in ``state_dict``,
+    so a collection resumed from a checkpoint continues its episodes; the array
+    path of the rollout runs on them. On the TensorDict path the previous sum is
+    read from the root tensordict when it is there (TorchRL's behaviour) and
+    from the kept sums otherwise (TorchRL uses 0, losing the returns of the
+    sub-envs a partial reset leaves alone).
+
+    Called on data (``forward``), it sums the in_key along the dim named
+    ``"time"`` and restarts after each step whose sibling ``"done"`` entry is
+    true, in float64 then cast to the reward dtype. (TorchRL 0.14.1 sums along
+    the dim before the time dim and ignores done.)
+
+    Args:
+        in_keys: reward keys (default ``["reward"]``).
+        out_keys: one per in_key (default ``"episode_" + leaf`` next to it).
+        reset_keys: reset keys to read masks from (default: the env's).
+        reward_spec: register the sums in the reward spec instead of the
+            observation spec (keyword only).
+
+    Raises:
+        TypeError: a bad key, ``reward_spec`` not a bool, or ``reset_keys`` read
+            without a parent env or explicit keys.
+        ValueError: out_keys and in_keys of different lengths; on data, no dim
+            named ``"time"``.
+        KeyError: an in_key missing from a step, or from the reward spec.
+
+    Examples:
+        >>> import torch
+        >>> from numbarl.torch_api import GymEnv, TransformedEnv
+        >>> env = TransformedEnv(GymEnv("CartPole-v1"), RewardSum())
+        >>> _ = env.set_seed(0)
+        >>> env.reset()["episode_reward"]
+        tensor([0.])
+        >>> env.rollout(3)["next", "episode_reward"].squeeze(-1)
+        tensor([1., 2., 3.])
+    """
+
+    _np_supported = True
+    _state_names = ("_sums",)
+
+    def __init__(self, in_keys=None, out_keys=None, reset_keys=None, *, reward_spec: bool = False):
+        in_keys = key_list(["reward"] if in_keys is None else in_keys, "in_keys")
+        if out_keys is None:
+            out_keys = [with_leaf(k, "episode_" + key_tuple(k)[-1]) for k in in_keys]
+        reset_keys = None if reset_keys is None else key_list(reset_keys, "reset_keys")
+        reward_spec = check_bool("RewardSum", "reward_spec", reward_spec)
+        super().__init__(in_keys=in_keys, out_keys=out_keys)
+        d = self.__dict__
+        d["_reset_keys"] = reset_keys
+        d["reward_spec"] = reward_spec
+        d["_out_specs"] = {}
+        self._init_state()
+
+    @property
+    def reset_keys(self):
+        if self._reset_keys is not None:
+            return self._reset_keys
+        env = container_env(self)
+        if env is None:
+            raise TypeError("RewardSum: reset_keys were not given and the transform has no parent env; pass "
+                            "reset_keys=['_reset'] when using it outside an env")
+        return env.reset_keys
+
+    def _reset_key(self, out_key):
+        keys = self._reset_keys or (container_env(self).reset_keys if container_env(self) is not None else None)
+        if not keys:
+            return "_reset"
+        prefix = key_tuple(out_key)[:-1]
+        for key in keys:
+            if key_tuple(key)[:-1] == prefix:
+                return key
+        return keys[0]
+
+    # --------------------------------------------------------------- state
+    def _state(self, out_key, like=None) -> np.ndarray:
+        """The kept sums of ``out_key`` (allocated as zeros, shaped like the spec or ``like``)."""
+        state = self._sums.get(out_key)
+        if state is not None and (like is None or state.shape == like.shape):
+            return state
+        spec = self._out_specs.get(out_key)
+        if spec is None and like is None:
+            ensure_specs(self)
+            spec = self._out_specs.get(out_key)
+        if like is not None:
+            shape, dtype = like.shape, (numpy_dtype(spec.dtype) if spec is not None else like.dtype)
+        elif spec is not None:
+            shape, dtype = tuple(spec.shape), numpy_dtype(spec.dtype)
+        else:
+            raise KeyError(f"RewardSum: the shape of {out_key!r} is unknown before the first step; use the "
+                           "transform inside an env or step once first")
+        state = self._sums[out_key] = np.zeros(shape, dtype=dtype)
+        return state
+
+    # -------------------------------------------------------------- arrays
+    def _np_reset(self, arrays: dict, mask) -> dict:
+        for out_key in self.out_keys:
+            state = self._state(out_key)
+            zero_where(state, mask)
+            arrays[out_key] = state
+        return arrays
+
+    def _np_step(self, arrays: dict) -> dict:
+        sums = self._sums
+        for in_key, out_key in zip(self.in_keys, self.out_keys):
+            try:
+                reward = arrays[in_key]
+            except KeyError:
+                raise KeyError(f"RewardSum: key {in_key!r} not found; keys present: "
+                               f"{sorted(map(str, arrays))}") from None
+            state = sums.get(out_key)
+            if state is None or state.shape != reward.shape:
+                state = self._state(out_key, like=reward)
+            add_into(state, reward)
+            arrays[out_key] = state
+        return arrays
+
+    # --------------------------------------------------------- tensordicts
+    def _reset(self, tensordict, tensordict_reset):
+        batch = tuple(tensordict_reset.batch_size)
+        for out_key in self.out_keys:
+            mask = reset_mask(tensordict, self._reset_key(out_key), batch)
+            state = self._state(out_key)
+            if mask is not None and tensordict is not None:
+                prev = tensordict.get(out_key, None)
+                if prev is not None:
+                    state[...] = as_array(prev)
+            zero_where(state, mask)
+            tensordict_reset.set(out_key, torch.from_numpy(state.copy()))
+        return tensordict_reset
+
+    def _step(self, tensordict, next_tensordict):
+        for in_key, out_key in zip(self.in_keys, self.out_keys):
+            reward = next_tensordict.get(in_key, None)
+            if reward is None:
+                self._missing(in_key, next_tensordict)
+                continue
+            r = as_array(reward)
+            state = self._state(out_key, like=r)
+            prev = tensordict.get(out_key, None) if tensordict is not None else None
+            if prev is not None:
+                state[...] = as_array(prev)
+            add_into(state, r)
+            next_tensordict.set(out_key, torch.from_numpy(state.copy()))
+        return next_tensordict
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Episode returns of stored data: cumulative sums along the ``"time"`` dim, restarting after each done."""
+        from numbarl.core.returns import reward_to_go
+
+        names = tensordict.names if hasattr(tensordict, "names") else None
+        if not names or "time" not in names:
+            raise ValueError("At least one dimension of the tensordict must be named 'time' in offline mode "
+                             "(RewardSum sums along it); set it with tensordict.refine_names(..., 'time')")
+        axis = list(names).index("time")
+        for in_key, out_key in zip(self.in_keys, self.out_keys):
+            reward = tensordict.get(in_key, None)
+            if reward is None:
+                self._missing(in_key, tensordict)
+                continue
+            r = as_array(reward)
+            done = tensordict.get(with_leaf(in_key, "done"), None)
+            starts = np.zeros(r.shape, dtype=bool)
+            if done is not None:
+                d = np.broadcast_to(as_array(done).astype(bool, copy=False), r.shape)
+                src = [slice(None)] * r.ndim
+                dst = [slice(None)] * r.ndim
+                src[axis], dst[axis] = slice(0, -1), slice(1, None)
+                starts[tuple(dst)] = d[tuple(src)]
+            first = [slice(None)] * r.ndim
+            first[axis] = 0
+            starts[tuple(first)] = True
+            out = torch.empty(reward.shape, dtype=reward.dtype)
+            # A forward cumulative sum that restarts at each start is a
+            # reward-to-go with gamma = 1 over the reversed sequence.
+            reward_to_go(np.flip(r, axis), np.flip(starts, axis), 1.0, out=np.flip(as_array(out), axis),
+                         time_dim=axis)
+            tensordict.set(out_key, out)
+        return tensordict
+
+    # --------------------------------------------------------------- specs
+    def transform_output_spec(self, output_spec):
+        output_spec = output_spec.clone()
+        rewards = output_spec["full_reward_spec"]
+        target = rewards if self.reward_spec else output_spec["full_observation_spec"]
+        for in_key, out_key in zip(self.in_keys, self.out_keys):
+            spec = rewards.get(in_key, None)
+            if spec is None:
+                raise KeyError(f"RewardSum: in_key {in_key!r} is not in the reward spec; reward keys: "
+                               f"{sorted(map(str, rewards.keys(True, True)))}")
+            out = Unbounded(shape=spec.shape, device=spec.device, dtype=spec.dtype)
+            self._out_specs[out_key] = out
+            target[out_key] = out.clone()
+        return output_spec
+
+    def transform_input_spec(self, input_spec):
+        input_spec = input_spec.clone()
+        if len(self._out_specs) < len(self.out_keys):
+            ensure_specs(self)
+        state = input_spec["full_state_spec"]
+        for out_key in self.out_keys:
+            spec = self._out_specs.get(out_key)
+            if spec is not None:
+                state[out_key] = spec.clone()
+        return input_spec
+
+    def __repr__(self) -> str:
+        return f"RewardSum(in_keys={self.in_keys}, out_keys={self.out_keys})"
+
+
+class Reward2GoTransform(Transform):
+    """Discounted reward-to-go of stored trajectories, written by the inverse transform (``inv``).
+
+    As in TorchRL this is an inverse-only transform for replay buffers and
+    collector post-processing: ``inv`` (what ``ReplayBuffer.extend`` calls)
+    reads ``in_keys`` (default ``("next", "reward")``) and the done entry
+    ``("next", done_key)`` and writes the reward-to-go to ``out_keys``;
+    ``forward`` returns its input unchanged; stepping it inside an env raises
+    ValueError. ``G[t] = r[t] + gamma * G[t + 1]``, restarting at every done
+    (and truncated, when that entry is present), along the dim named
+    ``"time"`` or else the last batch dim.
+
+    Differences from TorchRL, which convolves each episode with a geometric
+    kernel cut where ``gamma ** k < 1e-7``: the scan here is exact (error up
+    to ``1e-7 * max|r| / (gamma * (1 - gamma))`` in TorchRL), accumulated in
+    float64, and accepts gamma = 0.
+
+    A trajectory whose last step is not done is handled as ``open_end`` says:
+    ``"torchrl"`` (default, TorchRL 0.14.1's rule) cuts its open tail where
+    the data ends (``G[T-1] = r[T-1]``) but raises ValueError when the
+    trajectory has no done at all (TorchRL raises RuntimeError);
+    ``"truncate"`` always cuts; ``"error"`` raises for any open tail.
+
+    Args:
+        gamma: discount factor in [0, 1] (default 1.0); a buffer, as in TorchRL.
+        in_keys: reward keys (default ``[("next", "reward")]``).
+        out_keys: where to write (default: ``in_keys``).
+        done_key: done entry under ``"next"`` (default ``"done"``).
+        truncated_key: truncated entry under ``"next"`` (default ``"truncated"``),
+            used when present; None to ignore it.
+        open_end: ``"torchrl"``, ``"truncate"`` or ``"error"``, for trajectories
+            that end without done (keyword only).
+
+    Raises:
+        TypeError: gamma not a real number, a bad key.
+        ValueError: gamma outside [0, 1], an unknown ``open_end``, reward and done
+            of different shapes, a trajectory without a final done (``"error"``)
+            or without any done (``"torchrl"``), or use inside an env.
+        KeyError: the reward or done entry is missing.
+
+    Examples:
+        >>> import torch
+        >>> from tensordict import TensorDict
+        >>> done = torch.tensor([False, False, True, False, True]).view(1, 5, 1)
+        >>> td = TensorDict({"next": {"reward": torch.ones(1, 5, 1), "done": done}}, [1, 5])
+        >>> r2g = Reward2GoTransform(gamma=0.5, out_keys=["reward_to_go"])
+        >>> r2g.inv(td)["reward_to_go"].squeeze(-1)
+        tensor([[1.7500, 1.5000, 1.0000, 1.5000, 1.0000]])
+    """
+
+    def __init__(self, gamma=1.0, in_keys=None, out_keys=None, done_key="done", truncated_key="truncated", *,
+                 open_end: str = "torchrl"):
+        if isinstance(gamma, torch.Tensor) and gamma.numel() == 1 and gamma.dtype != torch.bool:
+            gamma = gamma.item()
+        if isinstance(gamma, (bool, np.bool_)) or not isinstance(gamma, numbers.Real):
+            raise TypeError(f"Reward2GoTransform requires gamma to be a real number, got {type(gamma).__name__}: "
+                            f"{gamma!r}")
+        if not 0.0 <= float(gamma) <= 1.0:
+            raise ValueError(f"Reward2GoTransform requires gamma in [0, 1], got {gamma!r}")
+        if open_end not in ("torchrl", "truncate", "error"):
+            raise ValueError(f"Reward2GoTransform requires open_end 'torchrl', 'truncate' or 'error', got "
+                             f"{open_end!r}")
+        in_keys = key_list([("next", "reward")] if in_keys is None else in_keys, "in_keys")
+        done_key = key_list(done_key, "done_key")
+        if len(done_key) != 1:
+            raise TypeError(f"Reward2GoTransform requires done_key to be one key, got {done_key!r}")
+        if truncated_key is not None:
+            truncated_key = key_list(truncated_key, "truncated_key")
+            if len(truncated_key) != 1:
+                raise TypeError(f"Reward2GoTransform requires truncated_key to be one key, got {truncated_key!r}")
+            truncated_key = truncated_key[0]
+        super().__init__(in_keys=in_keys, out_keys=in_keys, in_keys_inv=in_keys,
+                         out_keys_inv=in_keys if out_keys is None else out_keys)
+        self.__dict__["out_keys"] = []
+        self.__dict__["done_key"] = done_key[0]
+        self.__dict__["truncated_key"] = truncated_key
+        self.__dict__["open_end"] = open_end
+        self.register_buffer("gamma", torch.tensor(float(gamma), dtype=torch.float64))
+
+    _ENV_ERROR = ("The Reward2GoTransform is only an inverse transform and can only be applied to the replay "
+                  "buffer (or a collector's postproc), not to an env.")
+
+    def set_container(self, container) -> None:
+        if env_above(container) is not None:
+            # Appended to an env: take it out again so the env stays usable, then refuse.
+            transforms = getattr(container, "transforms", None)
+            if transforms is not None:
+                for i, t in enumerate(transforms):
+                    if t is self:
+                        del transforms[i]
+                        break
+            raise ValueError(self._ENV_ERROR)
+        super().set_container(container)
+
+    @staticmethod
+    def _under_next(key):
+        parts = key_tuple(key)
+        return parts if parts[0] == "next" else ("next",) + parts
+
+    def _inv_call(self, tensordict: TensorDictBase) -> TensorDictBase:
+        from numbarl.core.returns import reward_to_go
+
+        done_key = self._under_next(self.done_key)
+        done = tensordict.get(done_key, None)
+        if done is None:
+            raise KeyError(f"Reward2GoTransform: done entry {done_key!r} not found; keys present: "
+                           f"{sorted(map(str, tensordict.keys(True, True)))}")
+        d = as_array(done).astype(bool, copy=False)
+        if self.truncated_key is not None:
+            truncated = tensordict.get(self._under_next(self.truncated_key), None)
+            if truncated is not None:
+                if truncated.shape != done.shape:
+                    raise ValueError(f"Reward2GoTransform requires {done_key!r} and its truncated entry of the same "
+                                     f"shape, got {tuple(done.shape)} and {tuple(truncated.shape)}")
+                d = d | as_array(truncated).astype(bool, copy=False)
+        names = getattr(tensordict, "names", None) or []
+        if tensordict.batch_dims < 1:
+            raise ValueError("Reward2GoTransform requires a tensordict with a time dim, got batch_size []")
+        axis = names.index("time") if "time" in names else tensordict.batch_dims - 1
+        if self.open_end == "torchrl" and d.size:
+            no_done = ~d.any(axis=axis)
+            if no_done.any():
+                first = tuple(int(i) for i in np.argwhere(no_done)[0])
+                raise ValueError(f"Reward2GoTransform: {int(no_done.sum())} of {no_done.size} trajectories have no "
+                                 f"done at all (first at index {first} of the dims other than time); pass "
+                                 "open_end='truncate' to cut them where the data ends")
+        mode = "error" if self.open_end == "error" else "truncate"
+        gamma = float(self.gamma)
+        for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
+            reward = tensordict.get(in_key, None)
+            if reward is None:
+                self._missing(in_key, tensordict)
+                continue
+            if reward.shape != done.shape:
+                raise ValueError(f"Reward2GoTransform requires {in_key!r} and {done_key!r} of the same shape, "
+                                 f"got {tuple(reward.shape)} and {tuple(done.shape)}")
+            out = torch.empty(reward.shape, dtype=reward.dtype)
+            reward_to_go(as_array(reward), d, gamma, out=as_array(out), time_dim=axis, open_end=mode)
+            tensordict.set(out_key, out)
+        return tensordict
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        return tensordict
+
+    def _call(self, next_tensordict):
+        raise ValueError(self._ENV_ERROR)
+
+    def _step(self, tensordict, next_tensordict):
+        raise ValueError(self._ENV_ERROR)
+
+    def _reset(self, tensordict, tensordict_reset):
+        raise ValueError(self._ENV_ERROR)
+
+    def transform_output_spec(self, output_spec):
+        raise ValueError(self._ENV_ERROR)
+
+    def __repr__(self) -> str:
+        return (f"Reward2GoTransform(gamma={float(self.gamma)}, in_keys={self.in_keys_inv}, "
+                f"out_keys={self.out_keys_inv}, done_key={self.done_key!r})")
+
