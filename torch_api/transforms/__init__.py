@@ -9,5 +9,9 @@ from .frames import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 from .reward import *  # noqa: F401,F403
 from .episode import *  # noqa: F401,F403
+from .action import *  # noqa: F401,F403
+from .keys import *  # noqa: F401,F403
+from .dtype import *  # noqa: F401,F403
+from .utility import *  # noqa: F401,F403
 
 __all__ = sorted(n for n, v in list(globals().items()) if not n.startswith("_") and not isinstance(v, _types.ModuleType))
