@@ -3,12 +3,12 @@ import types as _types
 
 from .base import *  # noqa: F401,F403
 from .transformed_env import *  # noqa: F401,F403
+from .reward import *  # noqa: F401,F403
+from .episode import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
 from .image import *  # noqa: F401,F403
 from .frames import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
-from .reward import *  # noqa: F401,F403
-from .episode import *  # noqa: F401,F403
 from .action import *  # noqa: F401,F403
 from .keys import *  # noqa: F401,F403
 from .dtype import *  # noqa: F401,F403
