@@ -1,0 +1,481 @@
+"""``SerialEnv`` and ``ParallelEnv``: ``num_workers`` copies of an env behind one batched env.
+
+Both follow TorchRL 0.14.1: the batch dim comes first (``batch_size ==
+[num_workers]``, specs expanded to it), ``reset`` takes a ``"_reset"`` mask
+for partial resets, ``set_seed(seed)`` seeds worker 0 with ``seed`` and each
+next worker with the seed the previous one returned (``seed_generator``
+chained), returning the last, and ``rollout(T)`` gives data of shape
+``[num_workers, T]`` with done sub-envs reset on the fly when
+``break_when_any_done=False``.
+
+Both implement the array protocol (``_np_reset(mask)``, ``_np_step(action)``,
+``_np_current()``) over the whole batch, so ``rollout`` and a
+``TransformedEnv`` over them take the preallocated array path. Sub-envs
+that implement the protocol themselves (``GymEnv``, ``TransformedEnv`` of
+one with array transforms) are stepped through it and write straight into
+the batch arrays; others go through their TensorDict API.
+
+Where numbarl differs from TorchRL: after a partial reset, the sub-envs that
+were not reset report their current observations and done flags (TorchRL
+returns zeros there), so ``reset(td)`` can be used as is; ``close()`` twice
+does nothing (TorchRL raises); sub-envs must share one set of specs (TorchRL
+stacks differing specs lazily) and have an empty batch_size.
+"""
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+import pickle
+import weakref
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .._arrays import as_array
+from ._array_env import ArrayEnvBase
+from ._worker import EnvWorkerError, SubEnvs, WorkerPool, allocate, check_env_layout, make_layout
+
+__all__ = ["EnvWorkerError", "ParallelEnv", "SerialEnv"]
+
+
+def _check_args(cls_name: str, num_workers, create_env_fn, create_env_kwargs):
+    """Validated ``(fns, kwargs)``, one entry per worker."""
+    if not isinstance(num_workers, (int, np.integer)) or isinstance(num_workers, bool):
+        raise TypeError(f"{cls_name} requires num_workers to be an int, got {type(num_workers).__name__}")
+    num_workers = int(num_workers)
+    if num_workers < 1:
+        raise ValueError(f"{cls_name} requires num_workers >= 1, got {num_workers}")
+    if callable(create_env_fn):
+        fns = [create_env_fn] * num_workers
+    elif isinstance(create_env_fn, Sequence) and not isinstance(create_env_fn, (str, bytes)):
+        fns = list(create_env_fn)
+        if len(fns) != num_workers:
+            raise ValueError(f"{cls_name} requires create_env_fn to hold num_workers={num_workers} callables, "
+                             f"got {len(fns)}")
+        bad = [i for i, f in enumerate(fns) if not callable(f)]
+        if bad:
+            raise TypeError(f"{cls_name} requires create_env_fn to hold callables, got "
+                            f"{type(fns[bad[0]]).__name__} at position {bad[0]}")
+    else:
+        raise TypeError(f"{cls_name} requires create_env_fn to be a callable or a list of callables, "
+                        f"got {type(create_env_fn).__name__}")
+    if create_env_kwargs is None:
+        kwargs = [{} for _ in range(num_workers)]
+    elif isinstance(create_env_kwargs, dict):
+        kwargs = [dict(create_env_kwargs) for _ in range(num_workers)]
+    elif isinstance(create_env_kwargs, Sequence) and not isinstance(create_env_kwargs, (str, bytes)):
+        kwargs = list(create_env_kwargs)
+        if len(kwargs) != num_workers:
+            raise ValueError(f"{cls_name} requires create_env_kwargs to hold num_workers={num_workers} dicts, "
+                             f"got {len(kwargs)}")
+        bad = [i for i, k in enumerate(kwargs) if not isinstance(k, dict)]
+        if bad:
+            raise TypeError(f"{cls_name} requires create_env_kwargs to hold dicts, got "
+                            f"{type(kwargs[bad[0]]).__name__} at position {bad[0]}")
+        kwargs = [dict(k) for k in kwargs]
+    else:
+        raise TypeError(f"{cls_name} requires create_env_kwargs to be a dict or a list of dicts, "
+                        f"got {type(create_env_kwargs).__name__}")
+    return num_workers, fns, kwargs
+
+
+def _check_device(cls_name: str, device):
+    if device is not None and torch.device(device).type != "cpu":
+        raise ValueError(f"{cls_name} runs on the CPU; device must be None or 'cpu', got {device!r}")
+    return None if device is None else torch.device(device)
+
+
+class _BatchedEnv(ArrayEnvBase):
+    """Common logic of ``SerialEnv`` and ``ParallelEnv``: specs, batch arrays, the array protocol."""
+
+    def _set_specs(self, meta) -> None:
+        n = self.num_workers
+        self.full_observation_spec = meta.full_observation_spec.expand(n)
+        self.full_reward_spec = meta.full_reward_spec.expand(n)
+        self.full_done_spec = meta.full_done_spec.expand(n)
+        self.full_action_spec = meta.full_action_spec.expand(n)
+        self.full_state_spec = meta.full_state_spec.expand(n)
+        self.__dict__["_meta_repr"] = repr(meta)
+
+    def _set_arrays(self, layout: dict, arrays) -> None:
+        d = self.__dict__
+        d["_layout"] = layout
+        d["_arrays"] = arrays
+        d["_root_views"] = {key: arrays[name] for name, key, _, _ in layout["root"]}
+        d["_next_views"] = {key: arrays[name] for name, key, _, _ in layout["next"]}
+        d["_current_views"] = {key: d["_next_views"][key] for key in d["_root_views"]}
+        d["_carry"] = [(d["_root_views"][key], d["_next_views"][key]) for key in d["_root_views"]]
+        d["_action_arrays"] = [(key, arrays[name]) for name, key, _, _ in layout["action"]]
+        d["_mask"] = arrays["mask"]
+        d["_after_step"] = False
+
+    @property
+    def num_workers(self) -> int:
+        return self.batch_size[0]
+
+    # ------------------------------------------------------------ array path
+    def _array_path_ready(self) -> bool:
+        return len(self._action_arrays) == 1 and super()._array_path_ready()
+
+    def _check_open(self) -> None:
+        if self.is_closed:
+            raise RuntimeError(f"{type(self).__name__} is closed; make a new one")
+
+    def _np_step(self, action) -> dict:
+        self._check_open()
+        dst = self._action_arrays[0][1]
+        if action is not dst:
+            dst[...] = action
+        self._run_step()
+        self.__dict__["_after_step"] = True
+        return self._next_views
+
+    def _np_reset(self, mask=None) -> dict:
+        self._check_open()
+        if mask is None:
+            self._mask[...] = True
+        else:
+            mask = np.asarray(mask, dtype=bool).reshape(self.num_workers)
+            if self._after_step:  # sub-envs not reset keep their current values
+                keep = ~mask
+                for root, nxt in self._carry:
+                    root[keep] = nxt[keep]
+            self._mask[...] = mask
+        self._run_reset(mask is None)
+        self.__dict__["_after_step"] = False
+        return self._root_views
+
+    def _np_current(self) -> dict:
+        return self._current_views if self._after_step else self._root_views
+
+    def _step(self, tensordict):
+        self._check_open()
+        for key, dst in self._action_arrays:
+            dst[...] = as_array(tensordict.get(key))
+        self._run_step()
+        self.__dict__["_after_step"] = True
+        return self._to_td(self._next_views)
+
+    def _set_seed(self, seed):
+        self.set_seed(seed)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(\n    env={self._meta_repr},\n    batch_size={self.batch_size})"
+
+
+class SerialEnv(_BatchedEnv):
+    """``num_workers`` envs run one after the other in this process, as one env of batch size ``[num_workers]``.
+
+    Sub-envs with the array protocol (``GymEnv``, ``TransformedEnv`` of one
+    with array transforms) are stepped through it, each writing its row of
+    the batch arrays; others through their TensorDict API. See the module
+    docstring for the semantics and where they differ from TorchRL.
+
+    Args:
+        num_workers: the number of sub-envs (the batch size).
+        create_env_fn: a callable returning an env, or a list of ``num_workers`` of them.
+        create_env_kwargs: keyword arguments for ``create_env_fn``: a dict, or a list of
+            ``num_workers`` dicts.
+        device: ``None`` or ``"cpu"``.
+        pin_memory, share_individual_td, shared_memory, memmap, policy_proof, allow_step_when_done,
+            num_threads, num_sub_threads, serial_for_single, non_blocking, mp_start_method,
+            use_buffers, metadata_from_workers, consolidate, daemon, shutdown_timeout:
+            accepted for compatibility with TorchRL; no effect here.
+
+    Raises:
+        TypeError: ``num_workers`` is not an int, ``create_env_fn`` not a callable (or list
+            of them), ``create_env_kwargs`` not a dict (or list of them).
+        ValueError: ``num_workers < 1``, a list of the wrong length, a device other than
+            the CPU, sub-envs whose specs differ or whose batch_size is not empty.
+
+    Examples:
+        >>> from numbarl.torch_api import GymEnv
+        >>> env = SerialEnv(2, GymEnv, create_env_kwargs={"env_name": "Pendulum-v1"})
+        >>> env.batch_size, env.observation_spec["observation"].shape
+        (torch.Size([2]), torch.Size([2, 3]))
+        >>> env.set_seed(0)
+        2841183792
+        >>> td = env.rollout(5)
+        >>> td.batch_size, td["next", "reward"].shape
+        (torch.Size([2, 5]), torch.Size([2, 5, 1]))
+        >>> env.close()
+    """
+
+    def __init__(self, num_workers: int, create_env_fn: Callable | Sequence[Callable],
+                 create_env_kwargs: dict | Sequence[dict] | None = None, *, device=None, **compat):
+        name = type(self).__name__
+        num_workers, fns, kwargs = _check_args(name, num_workers, create_env_fn, create_env_kwargs)
+        device = _check_device(name, device)
+        super().__init__(device=device, batch_size=[num_workers])
+        envs = []
+        try:
+            for fn, kw in zip(fns, kwargs):
+                envs.append(fn(**kw))
+            layout = make_layout(envs[0], num_workers)
+            for i, env in enumerate(envs):
+                check_env_layout(env, layout, f"{name}: the env of create_env_fn number {i}")
+        except BaseException:
+            for env in envs:
+                env.close()
+            raise
+        arrays = allocate(layout)
+        self._set_specs(envs[0])
+        self._set_arrays(layout, arrays)
+        self.__dict__["_subs"] = SubEnvs(envs, arrays, layout, 0)
+
+    @property
+    def envs(self) -> list:
+        """The sub-env objects."""
+        return list(self._subs.envs)
+
+    def _run_step(self) -> None:
+        self._subs.step()
+
+    def _run_reset(self, every: bool) -> None:
+        self._subs.reset(use_mask=not every)
+
+    def set_seed(self, seed: int | None = None, static_seed: bool = False) -> int | None:
+        """Seed sub-env 0 with ``seed`` and each next one with the seed the previous returned; return the last."""
+        if seed is not None and not isinstance(seed, int):
+            raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+        self._check_open()
+        return self._subs.set_seed(seed, static_seed)
+
+    def close(self, *, raise_if_closed: bool = True) -> None:
+        """Close every sub-env; closing twice is harmless."""
+        if not self.is_closed:
+            self.__dict__["is_closed"] = True
+            self._subs.close()
+        super().close()
+
+
+_POOLS = weakref.WeakSet()  # the live worker pools of this process
+_EXIT_HOOK = []
+
+
+def _at_exit() -> None:
+    """At interpreter exit: end every live pool, then stop the fork server so that this process reaps it."""
+    for pool in list(_POOLS):
+        pool.shutdown()
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    if getattr(server, "_forkserver_pid", None) is not None and hasattr(server, "_stop"):
+        try:
+            server._stop()
+        except OSError:
+            pass
+
+
+def _start_method(name: str, method):
+    if not _EXIT_HOOK:
+        atexit.register(_at_exit)
+        _EXIT_HOOK.append(True)
+    methods = multiprocessing.get_all_start_methods()
+    if method is None:
+        method = "forkserver" if "forkserver" in methods else "spawn"
+    if method not in methods:
+        raise ValueError(f"{name} requires mp_start_method to be one of {methods}, got {method!r}")
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        from multiprocessing import forkserver
+
+        current = list(getattr(getattr(forkserver, "_forkserver", None), "_preload_modules", ["__main__"]))
+        wanted = [m for m in ("numbarl.torch_api.envs._worker", "gymnasium") if m not in current]
+        if wanted:
+            ctx.set_forkserver_preload(current + wanted)
+    return method, ctx
+
+
+def _payload(name: str, obj, method: str):
+    """What a worker receives: the objects themselves under fork, else their pickle (cloudpickle if needed)."""
+    if method == "fork":
+        return obj
+    try:
+        return pickle.dumps(obj)
+    except (pickle.PicklingError, AttributeError, TypeError) as err:
+        first = err
+    try:
+        import cloudpickle
+
+        return cloudpickle.dumps(obj)
+    except Exception as err:  # noqa: BLE001 - ImportError or cloudpickle's own failure: one message for both
+        raise TypeError(
+            f"{name} with mp_start_method={method!r} requires create_env_fn and create_env_kwargs to be "
+            f"picklable ({first}; cloudpickle: {err}); use a module-level function, functools.partial or "
+            "EnvCreator, or pass mp_start_method='fork'") from None
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+class ParallelEnv(_BatchedEnv):
+    """``num_workers`` envs stepped in worker processes, as one env of batch size ``[num_workers]``.
+
+    Observations, rewards, done flags, actions and reset masks live in one
+    shared-memory block (``numbarl.core.shared.SharedArrays``): workers write
+    their rows, the parent reads zero-copy views; the pipes carry one command
+    byte per step. Sub-envs are spread over ``num_processes`` processes
+    (default: one per CPU core, at most ``num_workers``), each stepping its
+    contiguous share in turn, which is faster than one process per sub-env
+    when there are more sub-envs than cores; the batch and its semantics are
+    TorchRL's whatever the split. Workers keep torch to ``num_sub_threads``
+    threads.
+
+    Start method: ``"forkserver"`` by default (``"spawn"`` where it does not
+    exist): forking a process in which torch has started its thread pools
+    can dead-lock the child, and a fork server, started once and preloaded
+    with torch and this module, makes each worker cheaply without that risk.
+    Under ``"forkserver"`` and ``"spawn"`` ``create_env_fn`` is pickled
+    (cloudpickle, a gymnasium dependency, takes lambdas and closures), and a
+    script that makes a ``ParallelEnv`` must do so under
+    ``if __name__ == "__main__":``, as for any such multiprocessing program.
+
+    Faults: an exception in a worker, a worker that dies (e.g. SIGKILL) or one
+    that gives no reply within ``timeout`` seconds makes the call raise
+    :class:`EnvWorkerError` (with the worker's traceback where there is one)
+    after every worker has been ended and the shared block unlinked. Waits
+    watch the process sentinels, so a dead worker is seen at once.
+
+    Args:
+        num_workers: the number of sub-envs (the batch size).
+        create_env_fn: a callable returning an env, or a list of ``num_workers`` of them.
+        create_env_kwargs: a dict, or a list of ``num_workers`` dicts, for ``create_env_fn``.
+        device: ``None`` or ``"cpu"``.
+        num_sub_threads: torch threads in each worker (default 1).
+        serial_for_single: with ``num_workers == 1``, make a ``SerialEnv`` instead.
+        mp_start_method: ``"forkserver"``, ``"spawn"`` or ``"fork"`` (default: see above).
+        daemon: make the workers daemon processes.
+        shutdown_timeout: seconds ``close()`` waits for workers to exit before ending them.
+        num_processes: worker processes (numbarl; default ``min(num_workers, cpu count)``).
+        timeout: seconds to wait for a reply to one command (numbarl; default 300, ``None``:
+            no limit, liveness only). Startup waits up to ten times as long.
+        pin_memory, share_individual_td, shared_memory, memmap, policy_proof, allow_step_when_done,
+            num_threads, non_blocking, use_buffers, metadata_from_workers, consolidate, auto_wrap_envs:
+            accepted for compatibility with TorchRL; no effect here.
+
+    Raises:
+        TypeError: as for ``SerialEnv``; ``create_env_fn`` cannot be pickled for the start method.
+        ValueError: as for ``SerialEnv``; an unknown ``mp_start_method``; ``num_processes``
+            outside ``1 .. num_workers``; ``timeout`` or ``shutdown_timeout`` not positive.
+        EnvWorkerError: a worker failed to build its sub-envs (sub-envs whose specs differ from
+            the first one's included), raised, died or timed out.
+
+    Examples:
+        >>> import functools
+        >>> from numbarl.torch_api import GymEnv
+        >>> env = ParallelEnv(2, functools.partial(GymEnv, "CartPole-v1"))
+        >>> env.set_seed(0)
+        2841183792
+        >>> td = env.rollout(50, break_when_any_done=False)
+        >>> td.batch_size, td["next", "done"].dtype
+        (torch.Size([2, 50]), torch.bool)
+        >>> env.close(); env.close()
+    """
+
+    def __new__(cls, num_workers=1, *args, serial_for_single: bool = False, **kwargs):
+        if serial_for_single and num_workers == 1:
+            return SerialEnv(num_workers, *args, **kwargs)
+        return super().__new__(cls)
+
+    def __init__(self, num_workers: int, create_env_fn: Callable | Sequence[Callable],
+                 create_env_kwargs: dict | Sequence[dict] | None = None, *, device=None,
+                 num_sub_threads: int = 1, serial_for_single: bool = False, mp_start_method: str | None = None,
+                 daemon: bool = False, shutdown_timeout: float = 10.0, num_processes: int | None = None,
+                 timeout: float | None = 300.0, **compat):
+        from ...core.shared import SharedArrays
+
+        name = type(self).__name__
+        num_workers, fns, kwargs = _check_args(name, num_workers, create_env_fn, create_env_kwargs)
+        device = _check_device(name, device)
+        if num_processes is None:
+            num_processes = min(num_workers, _cpu_count())
+        if (not isinstance(num_processes, int) or isinstance(num_processes, bool)
+                or not 1 <= num_processes <= num_workers):
+            raise ValueError(f"{name} requires num_processes in 1..num_workers={num_workers}, got {num_processes!r}")
+        for arg, value in (("timeout", timeout), ("shutdown_timeout", shutdown_timeout)):
+            if value is not None and (not isinstance(value, (int, float)) or value <= 0):
+                raise ValueError(f"{name} requires {arg} to be a positive number of seconds, got {value!r}")
+        if not isinstance(num_sub_threads, int) or num_sub_threads < 1:
+            raise ValueError(f"{name} requires num_sub_threads >= 1, got {num_sub_threads!r}")
+        method, ctx = _start_method(name, mp_start_method)
+        super().__init__(device=device, batch_size=[num_workers])
+
+        meta = getattr(fns[0], "_template_env", None)
+        made = meta is None
+        if made:
+            meta = fns[0](**kwargs[0])
+        try:
+            layout = make_layout(meta, num_workers)
+            check_env_layout(meta, layout, f"{name}: the env of create_env_fn")
+            bounds = np.linspace(0, num_workers, num_processes + 1).round().astype(int)
+            slices = [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+            payloads = [_payload(name, (fns[lo:hi], kwargs[lo:hi]), method) for lo, hi in slices]
+            self._set_specs(meta)
+        finally:
+            if made:
+                meta.close()
+        shared = SharedArrays.create(layout["shm"])
+        try:
+            pool = WorkerPool(ctx, slices, payloads, shared, layout, daemon=daemon, timeout=timeout,
+                              startup_timeout=None if timeout is None else 10 * timeout,
+                              shutdown_timeout=shutdown_timeout, threads=num_sub_threads)
+        except BaseException:
+            shared.close()
+            raise
+        self._set_arrays(layout, {k: shared[k] for k in layout["shm"]})
+        d = self.__dict__
+        d["_pool"] = pool
+        d["_starts"] = np.array([lo for lo, _ in slices], dtype=np.intp)
+        d["_every"] = list(range(num_processes))
+        d["_finalizer"] = weakref.finalize(self, pool.shutdown)
+        _POOLS.add(pool)
+        d["mp_start_method"] = method
+
+    @property
+    def num_processes(self) -> int:
+        """The number of worker processes."""
+        return len(self._pool.procs)
+
+    @property
+    def worker_pids(self) -> list:
+        """The process ids of the workers."""
+        return self._pool.pids
+
+    def _run_step(self) -> None:
+        self._pool.command(self._every, b"s")
+
+    def _run_reset(self, every: bool) -> None:
+        if every:
+            workers = self._every
+        else:
+            workers = np.flatnonzero(np.logical_or.reduceat(self._mask, self._starts)).tolist()
+        self._pool.command(workers, b"r")
+
+    def _check_open(self) -> None:
+        if self.is_closed or self._pool.closed:
+            self.__dict__["is_closed"] = True
+            raise RuntimeError(f"{type(self).__name__} is closed (by close() or after a worker fault); make a new one")
+
+    def set_seed(self, seed: int | None = None, static_seed: bool = False) -> int | None:
+        """Seed sub-env 0 with ``seed`` and each next one with the seed the previous returned; return the last."""
+        if seed is not None and not isinstance(seed, int):
+            raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+        self._check_open()
+        for w in self._every:
+            seed = pickle.loads(self._pool.command([w], b"d" + pickle.dumps((seed, static_seed)))[w])
+        return seed
+
+    def close(self, *, raise_if_closed: bool = True) -> None:
+        """Stop the workers and unlink the shared block; closing twice is harmless."""
+        self.__dict__["is_closed"] = True
+        finalizer = self.__dict__.get("_finalizer")
+        if finalizer is not None:
+            finalizer()
+        super().close()

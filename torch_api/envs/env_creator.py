@@ -1,0 +1,129 @@
+"""``EnvCreator``: a picklable env factory whose envs share their statistics.
+
+A module of the env (usually a transform such as ``VecNorm``) shares its
+statistics by implementing three methods:
+
+- ``_make_shared()``: move its statistics into a shared-memory block owned
+  by this process;
+- ``_shared_handle()``: a picklable handle of that block (or ``None``);
+- ``_attach_shared(handle)``: use the block of ``handle`` from now on.
+
+``EnvCreator`` builds the env once, in the process that makes the creator
+(the *template*), calls ``_make_shared`` on every module that has it, and
+keeps the handles by module name (``named_modules()``). Every env it makes
+afterwards, in this process or in a worker that received the creator by
+pickle, attaches its modules of the same names to those blocks, so every
+copy updates and reads one set of statistics. The template owns the blocks:
+they are unlinked when the creator (and so the template) is collected or
+:meth:`EnvCreator.close` is called.
+"""
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+
+__all__ = ["EnvCreator"]
+
+
+def _shareable(module) -> bool:
+    return all(callable(getattr(module, m, None)) for m in ("_make_shared", "_shared_handle", "_attach_shared"))
+
+
+def _dump_fn(fn):
+    """``fn`` as is when pickle takes it, else its cloudpickle bytes (lambdas, closures) when cloudpickle exists."""
+    try:
+        pickle.dumps(fn)
+        return fn, False
+    except (pickle.PicklingError, AttributeError, TypeError):
+        try:
+            import cloudpickle
+        except ImportError:
+            return fn, False  # pickling the creator will raise the usual error
+        return cloudpickle.dumps(fn), True
+
+
+def _rebuild(fn, packed: bool, kwargs: dict, handles: dict) -> EnvCreator:
+    creator = EnvCreator.__new__(EnvCreator)
+    creator.create_env_fn = pickle.loads(fn) if packed else fn
+    creator.create_env_kwargs = kwargs
+    creator._handles = handles
+    creator._template_env = None
+    return creator
+
+
+class EnvCreator:
+    """A callable that makes envs sharing their statistics with the env built here (see the module docstring).
+
+    Args:
+        create_env_fn: a callable returning an env.
+        create_env_kwargs: keyword arguments for ``create_env_fn``.
+        share_memory: make the template's shareable modules shared (default); when
+            false, the envs made are independent.
+        **kwargs: more keyword arguments for ``create_env_fn`` (merged into ``create_env_kwargs``).
+
+    Raises:
+        TypeError: ``create_env_fn`` is not callable or ``create_env_kwargs`` not a dict.
+
+    Examples:
+        >>> import functools, pickle
+        >>> from numbarl.torch_api import GymEnv
+        >>> creator = EnvCreator(functools.partial(GymEnv, "Pendulum-v1"))
+        >>> env = pickle.loads(pickle.dumps(creator))()  # what a worker process does
+        >>> env.batch_size, sorted(env.observation_keys)
+        (torch.Size([]), ['observation'])
+        >>> env.close(); creator.close()
+    """
+
+    def __init__(self, create_env_fn: Callable, create_env_kwargs: dict | None = None, share_memory: bool = True,
+                 **kwargs):
+        if not callable(create_env_fn):
+            raise TypeError(f"EnvCreator requires create_env_fn to be callable, got {type(create_env_fn).__name__}")
+        if create_env_kwargs is not None and not isinstance(create_env_kwargs, dict):
+            raise TypeError(f"EnvCreator requires create_env_kwargs to be a dict or None, "
+                            f"got {type(create_env_kwargs).__name__}")
+        self.create_env_fn = create_env_fn
+        self.create_env_kwargs = {**(create_env_kwargs or {}), **kwargs}
+        env = create_env_fn(**self.create_env_kwargs)
+        self._template_env = env
+        self._handles = {}
+        if share_memory and hasattr(env, "named_modules"):
+            for name, module in env.named_modules():
+                if _shareable(module):
+                    module._make_shared()
+                    handle = module._shared_handle()
+                    if handle is not None:
+                        self._handles[name] = handle
+
+    @property
+    def shared_modules(self) -> list:
+        """Names (as ``named_modules()`` gives them) of the modules whose statistics are shared."""
+        return list(self._handles)
+
+    def __call__(self, **kwargs):
+        """A new env from ``create_env_fn``, its shareable modules attached to the template's blocks."""
+        env = self.create_env_fn(**{**self.create_env_kwargs, **kwargs})
+        if self._handles:
+            found = set()
+            for name, module in env.named_modules():
+                handle = self._handles.get(name)
+                if handle is not None and _shareable(module):
+                    module._attach_shared(handle)
+                    found.add(name)
+            missing = sorted(set(self._handles) - found)
+            if missing:
+                raise ValueError(f"EnvCreator: the env made by create_env_fn lacks the shared modules {missing} "
+                                 "that the first env had; create_env_fn must build the same env every time")
+        return env
+
+    def close(self) -> None:
+        """Close the template env, releasing the blocks it owns (in the process that made the creator)."""
+        env, self._template_env = self._template_env, None
+        if env is not None:
+            env.close()
+
+    def __reduce__(self):
+        fn, packed = _dump_fn(self.create_env_fn)
+        return _rebuild, (fn, packed, self.create_env_kwargs, self._handles)
+
+    def __repr__(self) -> str:
+        return f"EnvCreator({self.create_env_fn!r}, create_env_kwargs={self.create_env_kwargs})"
