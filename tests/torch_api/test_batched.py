@@ -415,3 +415,32 @@ def test_unpicklable_create_env_fn():
         ParallelEnv(2, make)
     with ParallelEnv(2, make, mp_start_method="fork", timeout=60) as env:  # fork sends no pickle
         assert env.rollout(2).batch_size == torch.Size([2, 2])
+
+
+def test_scalar_actions_reach_sub_envs_without_array_path():
+    """Categorical (0-d) actions go through the TensorDict API of sub-envs that lack the array protocol."""
+    from numbarl.torch_api import EnvBase, SerialEnv, Categorical, Composite, Unbounded
+    from tensordict import TensorDict
+
+    class Pick(EnvBase):
+        def __init__(self):
+            super().__init__()
+            self.observation_spec = Composite(last=Unbounded((1,)))
+            self.action_spec = Categorical(3, shape=())
+            self.reward_spec = Unbounded((1,))
+
+        def _reset(self, td):
+            return TensorDict({"last": torch.zeros(1)}, [])
+
+        def _step(self, td):
+            a = td["action"].float().reshape(1)
+            return TensorDict({"last": a, "reward": a, "done": torch.zeros(1, dtype=torch.bool)}, [])
+
+        def _set_seed(self, seed):
+            pass
+
+    env = SerialEnv(2, Pick)
+    acts = [torch.tensor([t % 3, (t + 1) % 3]) for t in range(4)]
+    td = env.rollout(4, actions=acts)
+    assert td["next", "last"].squeeze(-1).tolist() == [[0, 1, 2, 0], [1, 2, 0, 1]]
+    env.close()

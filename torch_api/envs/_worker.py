@@ -142,7 +142,7 @@ class SubEnvs:
                 continue
             td = TensorDict(batch_size=())
             for key, src in self.action:
-                td.set(key, torch.from_numpy(src[i].copy()))
+                td.set(key, torch.from_numpy(np.array(src[i])))  # np.array: 0-d rows become arrays too
             out = env.step(td).get("next")
             for key, dst in nxt:
                 dst[i] = out.get(key).numpy()
