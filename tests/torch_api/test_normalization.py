@@ -213,7 +213,7 @@ def test_v2_serial_env_reduce_batch_dims(trl, decay):
     if decay == 1.0:
         close_where_sound(ours["next", "observation_norm"], theirs["next", "observation_norm"], truth)
         close(ours["next", "reward_norm"], theirs["next", "reward_norm"])
-    assert ours.shape == (2, 30) and env.transform[0].loc["observation"].shape == (3,)
+    assert ours.shape == (2, 30) and env.transform.loc["observation"].shape == (3,)
 
 
 # ------------------------------------------------------------ random sequences
@@ -473,7 +473,7 @@ def test_array_path_equals_tensordict_path(make):
     env2.set_seed(3)
     slow = env2._td_rollout(250, None, None, list(fast["action"]), True, False, False, None, False)
     assert_td_equal(fast, slow)
-    assert_td_equal(env.transform[0].state_dict(), env2.transform[0].state_dict())
+    assert_td_equal(env.transform.state_dict(), env2.transform.state_dict())
 
 
 def test_pickle_and_clone_keep_statistics():
@@ -508,7 +508,7 @@ def test_observation_norm_init_stats_vs_torchrl(trl, standard_normal):
         env = M.TransformedEnv(M.GymEnv("Pendulum-v1"), M.ObservationNorm(in_keys=["observation"],
                                                                          standard_normal=standard_normal))
         env.set_seed(0)
-        t = env.transform[0] if hasattr(env.transform, "transforms") else env.transform  # torchrl: no Compose
+        t = env.transform  # a single transform is env.transform itself, in both libraries
         t.init_stats(num_iter)
         out.append((t.loc, t.scale, env.rollout(20)))
     (la, sa, ra), (lb, sb, rb) = out
@@ -525,14 +525,14 @@ def test_observation_norm_init_stats_several_rollouts():
     env = TransformedEnv(GymEnv("Pendulum-v1"), ObservationNorm(in_keys=["observation"], standard_normal=True))
     torch.manual_seed(0)
     env.set_seed(0)
-    env.transform[0].init_stats(250)
+    env.transform.init_stats(250)
     raw = GymEnv("Pendulum-v1")
     torch.manual_seed(0)
     raw.set_seed(0)
     data = torch.cat([raw.rollout(250)["observation"], raw.rollout(250)["observation"]])
     assert data.shape[0] == 400
-    close(env.transform[0].loc, data.mean(0))
-    close(env.transform[0].scale, data.std(0))
+    close(env.transform.loc, data.mean(0))
+    close(env.transform.scale, data.std(0))
 
 
 @pytest.mark.torchrl
@@ -569,8 +569,8 @@ class ConstantEnv(EnvBase):
 @pytest.mark.parametrize("standard_normal", [False, True])
 def test_observation_norm_init_stats_constant_data_is_finite(standard_normal):
     env = TransformedEnv(ConstantEnv(), ObservationNorm(in_keys=["observation"], standard_normal=standard_normal))
-    env.transform[0].init_stats(10)
-    assert torch.allclose(env.transform[0].scale, torch.full((3,), 1e-6 if standard_normal else 1e6))
+    env.transform.init_stats(10)
+    assert torch.allclose(env.transform.scale, torch.full((3,), 1e-6 if standard_normal else 1e6))
     out = env.rollout(3)["next", "observation"]
     assert torch.isfinite(out).all() and (out == 0).all()
 
@@ -581,15 +581,15 @@ def test_observation_norm_errors_before_stats():
     with pytest.raises(RuntimeError, match=msg):
         env.rollout(2)
     with pytest.raises(RuntimeError, match=msg):
-        env.transform[0](TensorDict({"observation": torch.ones(3)}, []))
+        env.transform(TensorDict({"observation": torch.ones(3)}, []))
     with pytest.raises(RuntimeError, match=msg):
         env.observation_spec
-    env.transform[0].init_stats(5)
+    env.transform.init_stats(5)
     with pytest.raises(RuntimeError, match="Loc/Scale are already initialized"):
-        env.transform[0].init_stats(5)
+        env.transform.init_stats(5)
     with pytest.raises(ValueError, match="requires the transform to be in a TransformedEnv"):
         ObservationNorm(in_keys=["x"]).init_stats(3)
-    t = TransformedEnv(GymEnv("Pendulum-v1"), ObservationNorm(in_keys=["observation"])).transform[0]
+    t = TransformedEnv(GymEnv("Pendulum-v1"), ObservationNorm(in_keys=["observation"])).transform
     with pytest.raises(ValueError, match="cat_dim to be part of or equal to reduce_dim"):
         t.init_stats(5, reduce_dim=0, cat_dim=1)
     with pytest.raises(ValueError, match="num_iter as an int >= 1"):
@@ -600,14 +600,14 @@ def test_observation_norm_reduce_and_keep_dims():
     env = TransformedEnv(GymEnv("Pendulum-v1"), ObservationNorm(in_keys=["observation"], standard_normal=True))
     torch.manual_seed(0)
     env.set_seed(0)
-    env.transform[0].init_stats(50, reduce_dim=(0, 1), keep_dims=(1,))
+    env.transform.init_stats(50, reduce_dim=(0, 1), keep_dims=(1,))
     torch.manual_seed(0)
     raw = GymEnv("Pendulum-v1")
     raw.set_seed(0)
     data = raw.rollout(50)["observation"]
-    assert env.transform[0].loc.shape == (1,)
-    close(env.transform[0].loc, data.mean().reshape(1))
-    close(env.transform[0].scale, data.std().reshape(1))
+    assert env.transform.loc.shape == (1,)
+    close(env.transform.loc, data.mean().reshape(1))
+    close(env.transform.scale, data.std().reshape(1))
 
 
 def test_observation_norm_state_dict_into_uninitialized(tmp_path):

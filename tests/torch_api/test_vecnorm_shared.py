@@ -150,8 +150,8 @@ def test_env_creator_shares_statistics():
     env = SerialEnv(2, [make] * 2)
     env.set_seed(0)
     env.rollout(10)
-    assert local.transform[0].get_extra_state()["count.-|-.reward"].item() == 20
-    assert local.transform[0].scale["reward"].item() > 0
+    assert local.transform.get_extra_state()["count.-|-.reward"].item() == 20
+    assert local.transform.scale["reward"].item() > 0
     env.close()
     make.close()
 

@@ -99,7 +99,7 @@ class VecNormV2(_VecNormBase):
         ...                      out_keys=["observation_norm", "reward_norm"], decay=1.0))
         >>> _ = env.set_seed(0)
         >>> td = env.rollout(100)
-        >>> loc, scale = env.transform[0].loc, env.transform[0].scale
+        >>> loc, scale = env.transform.loc, env.transform.scale
         >>> obs = torch.cat([td["observation"][:1], td["next", "observation"]])
         >>> std = obs.std(0, correction=0)
         >>> torch.allclose(loc["observation"], obs.mean(0)), torch.allclose(scale["observation"], std)

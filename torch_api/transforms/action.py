@@ -107,7 +107,7 @@ class ActionScaling(_LazyBuffers, _NoBuffersOnCopy, Transform):
         >>> env = TransformedEnv(GymEnv("Pendulum-v1"), ActionScaling())
         >>> env.action_spec.low, env.action_spec.high
         (tensor([-1.]), tensor([1.]))
-        >>> env.transform[0].scale
+        >>> env.transform.scale
         tensor([2.])
     """
 
@@ -467,7 +467,7 @@ class ActionDiscretizer(_LazyBuffers, _NoBuffersOnCopy, Transform):
         >>> env = TransformedEnv(GymEnv("Pendulum-v1"), ActionDiscretizer(5))
         >>> env.action_spec.nvec
         tensor([5])
-        >>> env.transform[0].intervals
+        >>> env.transform.intervals
         tensor([[-1.6000, -0.8000,  0.0000,  0.8000,  1.6000]])
     """
 

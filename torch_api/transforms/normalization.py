@@ -15,7 +15,7 @@ Examples:
     >>> _ = env.set_seed(0)
     >>> td = env.rollout(200)
     >>> seen = torch.cat([td["observation"][:1], td["next", "observation"]])  # reset, then every step
-    >>> on = env.transform[0].to_observation_norm()
+    >>> on = env.transform.to_observation_norm()
     >>> torch.allclose(on.loc, seen.mean(0)), torch.allclose(on.scale, seen.std(0, correction=0))
     (True, True)
     >>> last = (td["next", "observation"][-1] - seen.mean(0)) / seen.std(0, correction=0)
@@ -529,8 +529,8 @@ class ObservationNorm(Transform):
             <torch._C.Generator object at ...>
             >>> env = TransformedEnv(GymEnv("Pendulum-v1"), ObservationNorm(in_keys=["observation"]))
             >>> _ = env.set_seed(0)
-            >>> env.transform[0].init_stats(100)
-            >>> env.transform[0].loc, env.transform[0].scale
+            >>> env.transform.init_stats(100)
+            >>> env.transform.loc, env.transform.scale
             (tensor([ 1.3752e+01,  6.5087e-03, -2.9293e-03]), tensor([14.9636,  2.5608,  0.6408]))
         """
         owner = "ObservationNorm.init_stats"
