@@ -156,9 +156,11 @@ def _update_core(x, loc, m2, weight, count, decay, skip):
                 shift[j] = x[0, j]
         else:
             shift[j] = x[0, j]
-    work = np.zeros((7, f))
+    work = np.empty((7, f))  # only the two sums need zeros; the rest is written before it is read
     s1 = work[0]
     s2 = work[1]
+    s1[:] = 0.0
+    s2[:] = 0.0
     center = work[2]
     off = work[3]
     m2b = work[4]
@@ -196,13 +198,14 @@ def _update_core(x, loc, m2, weight, count, decay, skip):
 
     tol = _TOL32 if shift.itemsize == 4 else _TOL64
     again = False
+    inv_m = 1.0 / m
     for j in range(f):
-        mu = s1[j] / m
+        mu = s1[j] * inv_m
         q = s2[j] - s1[j] * mu
         center[j] = np.float64(shift[j])
         off[j] = mu
         m2b[j] = q
-        if s2[j] > 0.0 and not q > s2[j] * tol:
+        if m > 1 and s2[j] > 0.0 and not q > s2[j] * tol:  # one row has no spread to lose
             again = True
     if again:
         # second pass about the batch mean, in float64
@@ -210,7 +213,7 @@ def _update_core(x, loc, m2, weight, count, decay, skip):
             center[j] = center[j] + off[j]
         _sums(x, good, use_mask, center, s1, s2)
         for j in range(f):
-            mu = s1[j] / m
+            mu = s1[j] * inv_m
             off[j] = mu
             q = s2[j] - s1[j] * mu
             m2b[j] = q if q > 0.0 else 0.0
@@ -219,18 +222,24 @@ def _update_core(x, loc, m2, weight, count, decay, skip):
     nw = w + m
     a = m / nw
     wa = w * a
-    for j in range(f):
-        if w > 0.0:
+    finite = 0.0
+    if w > 0.0:
+        for j in range(f):
             delta = (center[j] - loc[j]) + off[j]
             nl = loc[j] + delta * a
             nm = m2[j] * decay + m2b[j] + delta * delta * wa
-        else:
+            new_loc[j] = nl
+            new_m2[j] = nm
+            finite += (nl - nl) + (nm - nm)  # stays 0.0 unless some value is inf or NaN
+    else:
+        for j in range(f):
             nl = center[j] + off[j]
             nm = m2b[j]
-        if not (np.isfinite(nl) and np.isfinite(nm)):
-            return STATUS_OVERFLOW
-        new_loc[j] = nl
-        new_m2[j] = nm
+            new_loc[j] = nl
+            new_m2[j] = nm
+            finite += (nl - nl) + (nm - nm)
+    if finite != 0.0:
+        return STATUS_OVERFLOW
     for j in range(f):
         loc[j] = new_loc[j]
         m2[j] = new_m2[j]
@@ -246,11 +255,13 @@ def _scale_params(loc, m2, weight, eps, hi, inv, cap):
     With weight 0 (no sample yet) the variance is taken as 1.
     """
     w = weight[0]
+    # One division for the weight, none per feature but the reciprocal of the std.
+    inv_w = 1.0 / w if w > 0.0 else 0.0
+    var_empty = 0.0 if w > 0.0 else 1.0
     for j in range(loc.shape[0]):
-        var = m2[j] / w if w > 0.0 else 1.0
-        sd = np.sqrt(var) if var > 0.0 else 0.0
-        r = 1.0 / (sd if sd > eps else eps)
-        inv[j] = r if r < cap else cap
+        var = max(m2[j] * inv_w + var_empty, 0.0)
+        r = 1.0 / max(np.sqrt(var), eps)
+        inv[j] = min(r, cap)
         hi[j] = loc[j]
 
 
