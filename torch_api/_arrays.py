@@ -5,6 +5,18 @@ first only when they are not); CUDA tensors become Numba device arrays with
 ``numba.cuda.as_cuda_array``. Outputs are written into preallocated tensors
 whose memory the returned arrays share, so nothing is copied at the boundary.
 
+This module also picks the kernels: :func:`kernels_for` gives the CPU module
+of ``numbarl.core`` for CPU tensors and its twin in ``numbarl.core.cuda`` for
+CUDA tensors (and device arrays), and :func:`stream_kwargs` the keyword that
+orders the CUDA kernels on torch's current stream (plus ``check=False`` on
+request, for the CUDA functions that would otherwise read a status back). A
+transform writes one call for both devices::
+
+    fn = kernels_for(x, "pixels").grayscale
+    fn(as_array(x), out=as_array(out), **stream_kwargs(x))
+
+``numba.cuda`` is imported only when a CUDA input shows up.
+
 Examples:
     >>> import torch
     >>> t = torch.arange(3.0)
@@ -15,24 +27,124 @@ Examples:
 """
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import torch
 
-__all__ = ["as_array", "as_tensor", "is_cuda", "empty_like_spec_array", "cuda_stream"]
+__all__ = [
+    "as_array",
+    "as_tensor",
+    "is_cuda",
+    "empty_like_spec_array",
+    "cuda_stream",
+    "kernels_for",
+    "stream_kwargs",
+]
+
+# The core modules that have a CUDA twin in numbarl.core.cuda.
+KERNEL_MODULES = ("frames", "moments", "pixels", "returns")
+_MODULES = {}
 
 
-def is_cuda(tensor: torch.Tensor) -> bool:
-    """Whether ``tensor`` lives on a CUDA device (and so takes the CUDA kernels)."""
-    return tensor.device.type == "cuda"
+def is_cuda(tensor) -> bool:
+    """Whether ``tensor`` takes the CUDA kernels.
+
+    True for a tensor on a CUDA device, a numba device array, or any other
+    object exposing ``__cuda_array_interface__``; False for CPU tensors and
+    NumPy arrays.
+    """
+    if isinstance(tensor, torch.Tensor):
+        return tensor.device.type == "cuda"
+    return bool(getattr(tensor, "__cuda_ndarray__", False)) or hasattr(tensor, "__cuda_array_interface__")
 
 
-def as_array(tensor: torch.Tensor):
+def _module_key(cpu_module_name):
+    name = getattr(cpu_module_name, "__name__", cpu_module_name)
+    if not isinstance(name, str):
+        raise TypeError(f"kernels_for requires cpu_module_name as a str or a module, got {type(name).__name__}")
+    short = name.rsplit(".", 1)[-1]
+    if short not in KERNEL_MODULES or name not in (short, f"numbarl.core.{short}"):
+        raise ValueError(
+            f"kernels_for requires cpu_module_name in {KERNEL_MODULES} (or 'numbarl.core.<name>'), got {name!r}"
+        )
+    return short
+
+
+def kernels_for(tensor, cpu_module_name):
+    """The kernel module for ``tensor``'s device: ``numbarl.core.<name>`` or ``numbarl.core.cuda.<name>``.
+
+    Both modules have the same functions with the same arguments; the CUDA
+    ones also take ``stream`` (see :func:`stream_kwargs`).
+
+    Args:
+        tensor: the input that decides the device (see :func:`is_cuda`).
+        cpu_module_name: ``"moments"``, ``"pixels"``, ``"frames"`` or
+            ``"returns"``, the full name ``"numbarl.core.pixels"``, or the
+            CPU module itself.
+
+    Raises:
+        TypeError: ``cpu_module_name`` is neither a str nor a module.
+        ValueError: no such kernel module.
+
+    Examples:
+        >>> import torch
+        >>> kernels_for(torch.zeros(3), "pixels").__name__
+        'numbarl.core.pixels'
+    """
+    key = (_module_key(cpu_module_name), is_cuda(tensor))
+    module = _MODULES.get(key)
+    if module is None:
+        name, on_cuda = key
+        module = importlib.import_module(("numbarl.core.cuda." if on_cuda else "numbarl.core.") + name)
+        _MODULES[key] = module
+    return module
+
+
+def stream_kwargs(tensor, check=None) -> dict:
+    """Keyword arguments that put a kernel call on the right stream for ``tensor``.
+
+    ``{"stream": <torch's current stream of tensor's device>}`` for a CUDA
+    tensor, so the kernels are ordered with torch's work; ``{}`` for CPU
+    tensors, NumPy arrays and numba device arrays (their default stream).
+
+    Args:
+        tensor: the input that decides the device.
+        check: for the CUDA functions that take it (``moments_update*``,
+            ``frames_*``): ``False`` adds ``check=False``, so that they read
+            nothing back to the host and never wait for the GPU. CPU calls
+            always check (it costs nothing there), so nothing is added for
+            them.
+
+    Examples:
+        >>> import torch
+        >>> stream_kwargs(torch.zeros(3)), stream_kwargs(torch.zeros(3), check=False)
+        ({}, {})
+    """
+    if not is_cuda(tensor):
+        return {}
+    kwargs = {}
+    if isinstance(tensor, torch.Tensor):
+        kwargs["stream"] = cuda_stream(tensor.device)
+    if check is not None:
+        kwargs["check"] = bool(check)
+    return kwargs
+
+
+def as_array(tensor):
     """A zero-copy array view of ``tensor``'s memory.
 
     CPU tensors give a ``numpy.ndarray`` and CUDA tensors a Numba device
     array. A non-contiguous tensor is made contiguous first, so the view is of
     that copy: callers that write through the view pass contiguous tensors.
+    NumPy arrays and device arrays are returned as they are.
     """
+    if not isinstance(tensor, torch.Tensor):
+        if isinstance(tensor, np.ndarray) or is_cuda(tensor):
+            return tensor
+        raise TypeError(
+            f"as_array requires a torch.Tensor, a numpy.ndarray or a CUDA device array, got {type(tensor).__name__}"
+        )
     if not tensor.is_contiguous():
         tensor = tensor.contiguous()
     if tensor.device.type == "cuda":
@@ -54,11 +166,17 @@ def as_tensor(array) -> torch.Tensor:
 
 
 def cuda_stream(device=None):
-    """The Numba stream wrapping torch's current CUDA stream, so kernels are ordered with torch's work."""
+    """The Numba stream wrapping torch's current CUDA stream, so kernels are ordered with torch's work.
+
+    0 (numba's default stream) when torch's current stream is the legacy
+    default stream, which has no handle to wrap.
+    """
     from numba import cuda
 
-    stream = torch.cuda.current_stream(device)
-    return cuda.external_stream(stream.cuda_stream)
+    handle = torch.cuda.current_stream(device).cuda_stream
+    if not handle:
+        return 0
+    return cuda.external_stream(handle)
 
 
 _NP_OF_TORCH = {

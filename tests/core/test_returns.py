@@ -270,21 +270,6 @@ def test_core_imports_neither_torch_nor_numba_cuda():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
 
 
-@pytest.mark.cudasim
-def test_cuda_twin_under_simulator():
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/cuda/test_returns_cudasim.py"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert " passed" in result.stdout and "skipped" not in result.stdout, result.stdout[-4000:]
-
-
 # ----------------------------------------------------------------------------
 # Differential tests against torchrl 0.14.1
 #

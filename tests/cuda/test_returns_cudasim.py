@@ -5,7 +5,7 @@ module runs in a pytest process of its own:
 
     NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/cuda
 
-(tests/core/test_returns.py starts that process, so a plain pytest run covers
+(tests/core/test_cuda_simulator.py starts that process, so a plain pytest run covers
 it.)
 """
 import os

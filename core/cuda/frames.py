@@ -1,0 +1,534 @@
+"""CUDA twins of :mod:`numbarl.core.frames`: the frame-stack ring buffer.
+
+Same names, arguments and results as the CPU functions, plus ``stream`` and
+``check``, for C-contiguous device arrays (numba device arrays or anything
+with ``__cuda_array_interface__``). The ring state is the same two arrays,
+on the device: ``buffer`` ``[*batch, N, *frame]`` and int64 ``pos``
+``[*batch]``. Every kernel runs one thread per element it writes.
+
+A position outside ``[0, N)`` is found on the device: that sub-environment
+is left untouched and the first such index is recorded. With ``check=True``
+(the default) that record is read back, which waits for the stream, and a
+ValueError is raised as on the CPU (the CPU stops at the first bad index,
+so sub-environments after it may differ). With ``check=False`` nothing is
+read back and nothing waits.
+
+``frames_next_slot`` has no twin: it reads ``pos`` on the host. Call
+``frames_push(buffer, pos, None)`` after writing into the slot whose index
+the caller tracks.
+
+Importing this module imports ``numba.cuda``; ``numbarl.core`` does not.
+"""
+import numpy as np
+from numba import cuda
+from numbarl.core import frames as _cpu
+from numbarl.core.cuda._common import (
+    THREADS_PER_BLOCK,
+    blocks_for,
+    check_contiguous,
+    device_array,
+    is_device_array,
+    overlaps,
+    prepare_out,
+    scratch,
+)
+
+__all__ = ["frames_state", "frames_push", "frames_reset", "frames_stack", "frames_stack_offline"]
+
+_NO_BAD = np.iinfo(np.int64).max
+
+
+# ----------------------------------------------------------------- kernels
+@cuda.jit
+def _fill_kernel(a, value):
+    i = cuda.grid(1)
+    if i < a.size:
+        a[i] = value
+
+
+@cuda.jit(device=True)
+def _flag_bad(bad, b):
+    cuda.atomic.min(bad, 0, b)
+
+
+@cuda.jit
+def _push_kernel(buf, pos, frame, use_frame, out, bad):
+    """Stack of the ring after a push, and the new frame into slot ``pos``.
+
+    ``out[b, p, j, i]``: slot ``(pos[b] + 1 + j) % N`` of the ring, except
+    the newest (``j = N - 1``), which is the frame itself; that thread also
+    writes the frame into slot ``pos[b]`` when ``use_frame``. No thread
+    reads the slot another one writes, so one launch does both; ``pos`` is
+    advanced by a second kernel.
+    """
+    idx = cuda.grid(1)
+    nb, npre, n, nl = out.shape
+    if idx >= nb * npre * n * nl:
+        return
+    i = idx % nl
+    t = idx // nl
+    j = t % n
+    t = t // n
+    p = t % npre
+    b = t // npre
+    s = pos[b]
+    if s < 0 or s >= n:
+        if i == 0 and j == 0 and p == 0:
+            _flag_bad(bad, b)
+        return
+    if j == n - 1:
+        if use_frame:
+            v = frame[b, p, i]
+            buf[b, s, p, i] = v
+        else:
+            v = buf[b, s, p, i]
+        out[b, p, j, i] = v
+    else:
+        slot = s + 1 + j
+        if slot >= n:
+            slot -= n
+        out[b, p, j, i] = buf[b, slot, p, i]
+
+
+@cuda.jit
+def _advance_kernel(pos, n):
+    """``pos[b] = (pos[b] + 1) % n`` where ``pos[b]`` is valid."""
+    b = cuda.grid(1)
+    if b >= pos.size:
+        return
+    s = pos[b]
+    if 0 <= s < n:
+        s += 1
+        if s >= n:
+            s = 0
+        pos[b] = s
+
+
+@cuda.jit
+def _stack_kernel(buf, pos, out, bad):
+    """``out[b, p, j, i] = buf[b, (pos[b] + j) % N, p, i]``."""
+    idx = cuda.grid(1)
+    nb, npre, n, nl = out.shape
+    if idx >= nb * npre * n * nl:
+        return
+    i = idx % nl
+    t = idx // nl
+    j = t % n
+    t = t // n
+    p = t % npre
+    b = t // npre
+    s = pos[b]
+    if s < 0 or s >= n:
+        if i == 0 and j == 0 and p == 0:
+            _flag_bad(bad, b)
+        return
+    slot = s + j
+    if slot >= n:
+        slot -= n
+    out[b, p, j, i] = buf[b, slot, p, i]
+
+
+@cuda.jit
+def _reset_kernel(buf, pos, frame, mask, use_mask, same, value, bad):
+    """Refill the ring of every masked sub-environment (see :func:`frames_reset`)."""
+    idx = cuda.grid(1)
+    nb, n, npre, nl = buf.shape
+    if idx >= nb * n * npre * nl:
+        return
+    i = idx % nl
+    t = idx // nl
+    p = t % npre
+    t = t // npre
+    slot = t % n
+    b = t // n
+    s = pos[b]
+    if s < 0 or s >= n:
+        if i == 0 and p == 0 and slot == 0:
+            _flag_bad(bad, b)
+        return
+    if use_mask and not mask[b]:
+        return
+    newest = s - 1
+    if newest < 0:
+        newest = n - 1
+    if same or slot == newest:
+        buf[b, slot, p, i] = frame[b, p, i]
+    else:
+        buf[b, slot, p, i] = value
+
+
+@cuda.jit
+def _stack_offline_kernel(x, init, start, has_init, same, value, out):
+    """Windows of ``N`` frames along time, restarted at every episode start.
+
+    ``x`` ``[B, T, P, L]``, ``out`` ``[B, T, P, N, L]``; the rules are those of
+    the CPU kernel. The episode start ``u`` of step ``t`` matters only when it
+    falls inside the window, so each thread looks back at most ``N - 1`` steps.
+    """
+    idx = cuda.grid(1)
+    nb, nt, npre, n, nl = out.shape
+    if idx >= nb * nt * npre * n * nl:
+        return
+    i = idx % nl
+    r = idx // nl
+    j = r % n
+    r = r // n
+    p = r % npre
+    r = r // npre
+    t = r % nt
+    b = r // nt
+    lo = t - n + 1
+    u = lo
+    if u < 0:
+        u = 0
+    k = t
+    while k > lo and k > 0:
+        if start[b, k]:
+            u = k
+            break
+        k -= 1
+    s = t - n + 1 + j
+    if s >= u:
+        out[b, t, p, j, i] = x[b, s, p, i]
+    elif has_init and (same or s == u - 1):
+        out[b, t, p, j, i] = init[b, u, p, i]
+    elif same:
+        out[b, t, p, j, i] = x[b, u, p, i]
+    else:
+        out[b, t, p, j, i] = value
+
+
+@cuda.jit
+def _starts_kernel(mask, is_done, start):
+    """``start[b, t]``: an episode begins at ``t`` (from done or reset flags)."""
+    idx = cuda.grid(1)
+    nb, nt = start.shape
+    if idx >= nb * nt:
+        return
+    t = idx % nt
+    b = idx // nt
+    if t == 0:
+        start[b, t] = True
+    elif is_done:
+        start[b, t] = mask[b, t - 1]
+    else:
+        start[b, t] = mask[b, t]
+
+
+# ----------------------------------------------------------------- helpers
+def _launch(kernel, n, stream, *args):
+    """Run ``kernel`` with one thread per each of ``n`` elements."""
+    kernel[blocks_for(n), THREADS_PER_BLOCK, stream](*args)
+
+
+def _state(buffer, pos, frame, fn):
+    """Check the device ring state and ``frame``; return ``(buffer, pos, frame, B, N, frame_shape)``."""
+    buffer = device_array(buffer, fn, "buffer")
+    pos = device_array(pos, fn, "pos")
+    if np.dtype(pos.dtype) != np.int64:
+        raise TypeError(f"{fn} (CUDA) requires pos of dtype int64, got {np.dtype(pos.dtype)}")
+    pshape, bshape = tuple(pos.shape), tuple(buffer.shape)
+    nbd = len(pshape)
+    if len(bshape) < nbd + 1 or bshape[:nbd] != pshape:
+        raise ValueError(
+            f"{fn} (CUDA) requires buffer of shape [*batch, N, *frame] with batch = pos.shape = {pshape}, "
+            f"got {bshape}"
+        )
+    n = bshape[nbd]
+    if n < 1:
+        raise ValueError(f"{fn} (CUDA) requires N >= 1 history slots, got buffer of shape {bshape}")
+    frame_shape = bshape[nbd + 1 :]
+    check_contiguous(buffer, fn, "buffer")
+    check_contiguous(pos, fn, "pos")
+    if frame is not None:
+        frame = device_array(frame, fn, "frame")
+        if tuple(frame.shape) != pshape + frame_shape:
+            raise ValueError(
+                f"{fn} (CUDA) requires frame of shape {pshape + frame_shape} (batch + buffer frame shape), "
+                f"got {tuple(frame.shape)}"
+            )
+        if np.dtype(frame.dtype) != np.dtype(buffer.dtype):
+            raise TypeError(
+                f"{fn} (CUDA) requires frame of the buffer's dtype {np.dtype(buffer.dtype)}, "
+                f"got {np.dtype(frame.dtype)}"
+            )
+        check_contiguous(frame, fn, "frame")
+        if overlaps(frame, buffer):
+            raise ValueError(f"{fn} (CUDA) requires frame not to overlap buffer")
+    nb = int(np.prod(pshape, dtype=np.int64))
+    return buffer, pos, frame, nb, n, frame_shape
+
+
+def _check_flag(check, fn):
+    if not isinstance(check, (bool, np.bool_)):
+        raise TypeError(f"{fn} (CUDA) requires check to be a bool, got {type(check).__name__}")
+    return bool(check)
+
+
+def _bad_flag(stream):
+    bad = scratch("frames.bad", (1,), np.int64, stream)
+    _fill_kernel[1, 1, stream](bad, _NO_BAD)
+    return bad
+
+
+def _raise_bad(bad, pos, n, fn, stream):
+    """Read the first bad index back (waiting for ``stream``) and raise if there is one."""
+    first = int(bad.copy_to_host(stream=stream)[0])
+    if stream:
+        stream.synchronize()
+    if first != _NO_BAD:
+        value = int(pos.reshape(pos.size)[first : first + 1].copy_to_host(stream=stream)[0])
+        raise ValueError(f"{fn} (CUDA) requires 0 <= pos < N = {n}, got pos = {value} at flat index {first}")
+
+
+# ---------------------------------------------------------------- functions
+def frames_state(batch_shape, n, frame_shape, dtype=np.float32, stream=0):
+    """A zeroed device ring ``(buffer, pos)``, as :func:`numbarl.core.frames.frames_state`.
+
+    Raises:
+        TypeError: ``n`` not an int. ValueError: ``n < 1``.
+
+    Examples:
+        >>> buffer, pos = frames_state((2,), 4, (1, 8, 8), np.uint8)
+        >>> buffer.shape, pos.copy_to_host(), int(buffer.copy_to_host().max())
+        ((2, 4, 1, 8, 8), array([0, 0]), 0)
+    """
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"frames_state (CUDA) requires n to be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"frames_state (CUDA) requires n >= 1, got {n}")
+    batch_shape, frame_shape = tuple(batch_shape), tuple(frame_shape)
+    buffer = cuda.device_array(batch_shape + (int(n),) + frame_shape, dtype=dtype, stream=stream)
+    pos = cuda.device_array(batch_shape, dtype=np.int64, stream=stream)
+    for a in (buffer, pos):
+        if a.size:
+            _launch(_fill_kernel, a.size, stream, a.reshape(a.size), 0)
+    return buffer, pos
+
+
+def frames_push(buffer, pos, frame, out=None, dim=None, stream=0, check=True):
+    """Append ``frame`` to the device ring and write the ordered stack (oldest first).
+
+    Same arguments and results as :func:`numbarl.core.frames.frames_push`,
+    for C-contiguous device arrays. Two kernels: one writes the frame and
+    the stack, the next advances ``pos``.
+
+    Args:
+        buffer, pos: the device ring state (updated in place).
+        frame: ``[*batch, *frame]`` device array of the buffer's dtype, or
+            None when the frames were already written into the slots ``pos``.
+        out: stack device array, or None to allocate one.
+        dim: None for a new axis, or a negative frame axis to concatenate along.
+        stream: CUDA stream to run on.
+        check: read back the position check and raise on a bad ``pos``
+            (waits for the stream); False leaves sub-environments with a bad
+            ``pos`` untouched without reading anything back.
+
+    Returns:
+        ``out`` as given, or the new device array.
+
+    Raises:
+        TypeError, ValueError: as the CPU function, and for host or
+            non-contiguous arrays.
+
+    Examples:
+        >>> buffer, pos = frames_state((), 3, (2,))
+        >>> frames_reset(buffer, pos, cuda.to_device(np.array([1.0, 2.0], np.float32)))
+        >>> frames_push(buffer, pos, cuda.to_device(np.array([3.0, 4.0], np.float32)), dim=-1).copy_to_host()
+        array([1., 2., 1., 2., 3., 4.], dtype=float32)
+    """
+    fn = "frames_push"
+    check = _check_flag(check, fn)
+    buffer, pos, frame, nb, n, frame_shape = _state(buffer, pos, frame, fn)
+    p, size = _cpu._split(frame_shape, dim, fn)
+    others = (("buffer", buffer), ("frame", frame), ("pos", pos))
+    result, dev = prepare_out(out, _cpu._stack_shape(tuple(pos.shape), n, frame_shape, dim), buffer.dtype, fn,
+                              stream, others)
+    if nb == 0 or size == 0:
+        return result
+    buf4 = buffer.reshape(nb, n, p, size)
+    pos1 = pos.reshape(nb)
+    # without a frame the kernel never reads it: any [B, P, L] array will do
+    frame3 = buf4[:, 0] if frame is None else frame.reshape(nb, p, size)
+    ov = dev.reshape(nb, p, n, size)
+    bad = _bad_flag(stream)
+    _launch(_push_kernel, ov.size, stream, buf4, pos1, frame3, frame is not None, ov, bad)
+    _launch(_advance_kernel, nb, stream, pos1, n)
+    if check:
+        _raise_bad(bad, pos, n, fn, stream)
+    return result
+
+
+def frames_reset(buffer, pos, frame, mask=None, padding="same", padding_value=0.0, out=None, dim=None, stream=0,
+                 check=True):
+    """Restart the history of the sub-environments selected by ``mask``, on the GPU.
+
+    Same arguments and results as :func:`numbarl.core.frames.frames_reset`,
+    for C-contiguous device arrays. ``mask`` is a bool device array
+    ``[*batch]``; a host bool array (or a plain bool) is copied over.
+
+    Raises:
+        TypeError, ValueError: as the CPU function, and for host or
+            non-contiguous ring arrays.
+
+    Examples:
+        >>> buffer, pos = frames_state((2,), 3, (1,))
+        >>> frames_reset(buffer, pos, cuda.to_device(np.array([[7.0], [8.0]], np.float32)))
+        >>> out = cuda.device_array((2, 3), np.float32)
+        >>> frames_reset(buffer, pos, cuda.to_device(np.array([[9.0], [0.0]], np.float32)),
+        ...              mask=np.array([True, False]), padding="constant",
+        ...              padding_value=-1.0, out=out, dim=-1).copy_to_host()
+        array([[-1., -1.,  9.],
+               [ 8.,  8.,  8.]], dtype=float32)
+    """
+    fn = "frames_reset"
+    check = _check_flag(check, fn)
+    buffer, pos, frame, nb, n, frame_shape = _state(buffer, pos, frame, fn)
+    if frame is None:
+        raise TypeError(f"{fn} (CUDA) requires frame to be a CUDA device array, got NoneType")
+    if padding not in _cpu._PADDINGS:
+        raise ValueError(f"{fn} (CUDA) requires padding 'same' or 'constant', got {padding!r}")
+    pshape = tuple(pos.shape)
+    use_mask = mask is not None
+    if use_mask:
+        if is_device_array(mask):
+            mask = device_array(mask, fn, "mask")
+        elif isinstance(mask, (bool, np.bool_, np.ndarray)):
+            mask = np.asarray(mask)
+            if mask.dtype != np.bool_:
+                raise TypeError(f"{fn} (CUDA) requires mask of dtype bool, got {mask.dtype}")
+            mask = cuda.to_device(np.ascontiguousarray(mask), stream=stream)
+        else:
+            raise TypeError(f"{fn} (CUDA) requires mask to be a bool array or None, got {type(mask).__name__}")
+        if np.dtype(mask.dtype) != np.bool_:
+            raise TypeError(f"{fn} (CUDA) requires mask of dtype bool, got {np.dtype(mask.dtype)}")
+        if tuple(mask.shape) != pshape:
+            raise ValueError(f"{fn} (CUDA) requires mask of shape {pshape} (the batch shape), got {tuple(mask.shape)}")
+        check_contiguous(mask, fn, "mask")
+    if out is not None or dim is not None:
+        _cpu._split(frame_shape, dim, fn)
+    result = dev = None
+    if out is not None:
+        result, dev = prepare_out(out, _cpu._stack_shape(pshape, n, frame_shape, dim), buffer.dtype, fn, stream,
+                                  (("buffer", buffer), ("frame", frame), ("pos", pos)))
+    size = int(np.prod(frame_shape, dtype=np.int64))
+    if nb == 0 or size == 0:
+        return result
+    buf4 = buffer.reshape(nb, n, 1, size)
+    pos1 = pos.reshape(nb)
+    frame3 = frame.reshape(nb, 1, size)
+    mask1 = mask.reshape(nb) if use_mask else pos1
+    value = np.array(padding_value).astype(np.dtype(buffer.dtype))[()]
+    bad = _bad_flag(stream)
+    _launch(_reset_kernel, buf4.size, stream, buf4, pos1, frame3, mask1, use_mask, padding == "same", value, bad)
+    if dev is not None:
+        p, size = _cpu._split(frame_shape, dim, fn)
+        ov = dev.reshape(nb, p, n, size)
+        _launch(_stack_kernel, ov.size, stream, buffer.reshape(nb, n, p, size), pos1, ov, bad)
+    if check:
+        _raise_bad(bad, pos, n, fn, stream)
+    return result
+
+
+def frames_stack(buffer, pos, out=None, dim=None, stream=0, check=True):
+    """Write the current ordered stack (oldest first) of the device ring.
+
+    Same arguments and results as :func:`numbarl.core.frames.frames_stack`,
+    for C-contiguous device arrays; ``check`` as in :func:`frames_push`.
+
+    Raises:
+        TypeError, ValueError: as the CPU function.
+
+    Examples:
+        >>> buffer, pos = frames_state((), 2, (1,))
+        >>> frames_reset(buffer, pos, cuda.to_device(np.array([3.0], np.float32)), padding="constant")
+        >>> frames_stack(buffer, pos, dim=-1).copy_to_host()
+        array([0., 3.], dtype=float32)
+    """
+    fn = "frames_stack"
+    check = _check_flag(check, fn)
+    buffer, pos, _, nb, n, frame_shape = _state(buffer, pos, None, fn)
+    p, size = _cpu._split(frame_shape, dim, fn)
+    result, dev = prepare_out(out, _cpu._stack_shape(tuple(pos.shape), n, frame_shape, dim), buffer.dtype, fn,
+                              stream, (("buffer", buffer), ("pos", pos)))
+    if nb == 0 or size == 0:
+        return result
+    ov = dev.reshape(nb, p, n, size)
+    bad = _bad_flag(stream)
+    _launch(_stack_kernel, ov.size, stream, buffer.reshape(nb, n, p, size), pos.reshape(nb), ov, bad)
+    if check:
+        _raise_bad(bad, pos, n, fn, stream)
+    return result
+
+
+def frames_stack_offline(x, done_or_reset_mask, N, dim=None, padding="same", padding_value=0.0, out=None, *,
+                         mask_is="done", initial=None, stream=0):
+    """Frame stacks of a stored trajectory ``[B, T, *frame]`` on the GPU.
+
+    Same arguments and results as
+    :func:`numbarl.core.frames.frames_stack_offline`, for C-contiguous device
+    arrays; one thread per output element.
+
+    Raises:
+        TypeError, ValueError: as the CPU function, and for host or
+            non-contiguous arrays.
+
+    Examples:
+        >>> x = cuda.to_device(np.array([[1, 2, 3, 4]], np.int64)[..., None])  # B=1, T=4, frame (1,)
+        >>> done = cuda.to_device(np.array([[False, True, False, False]]))
+        >>> frames_stack_offline(x, done, 3, dim=-1).copy_to_host()[0]
+        array([[1, 1, 1],
+               [1, 1, 2],
+               [3, 3, 3],
+               [3, 3, 4]])
+    """
+    fn = "frames_stack_offline"
+    x = device_array(x, fn, "x")
+    mask = device_array(done_or_reset_mask, fn, "done_or_reset_mask")
+    if isinstance(N, (bool, np.bool_)) or not isinstance(N, (int, np.integer)):
+        raise TypeError(f"{fn} (CUDA) requires N to be an int, got {type(N).__name__}")
+    if N < 1:
+        raise ValueError(f"{fn} (CUDA) requires N >= 1, got {N}")
+    n = int(N)
+    xshape = tuple(x.shape)
+    if len(xshape) < 2:
+        raise ValueError(f"{fn} (CUDA) requires x of shape [B, T, *frame], got {xshape}")
+    nb, nt = xshape[:2]
+    frame_shape = xshape[2:]
+    if np.dtype(mask.dtype) != np.bool_:
+        raise TypeError(f"{fn} (CUDA) requires done_or_reset_mask of dtype bool, got {np.dtype(mask.dtype)}")
+    if tuple(mask.shape) not in ((nb, nt), (nb, nt, 1)):
+        raise ValueError(
+            f"{fn} (CUDA) requires done_or_reset_mask of shape {(nb, nt)} or {(nb, nt, 1)}, got {tuple(mask.shape)}"
+        )
+    if padding not in _cpu._PADDINGS:
+        raise ValueError(f"{fn} (CUDA) requires padding 'same' or 'constant', got {padding!r}")
+    if mask_is not in ("done", "reset"):
+        raise ValueError(f"{fn} (CUDA) requires mask_is 'done' or 'reset', got {mask_is!r}")
+    check_contiguous(x, fn, "x")
+    check_contiguous(mask, fn, "done_or_reset_mask")
+    if initial is not None:
+        initial = device_array(initial, fn, "initial")
+        if tuple(initial.shape) != xshape:
+            raise ValueError(f"{fn} (CUDA) requires initial of the shape of x {xshape}, got {tuple(initial.shape)}")
+        if np.dtype(initial.dtype) != np.dtype(x.dtype):
+            raise TypeError(
+                f"{fn} (CUDA) requires initial of the dtype of x {np.dtype(x.dtype)}, got {np.dtype(initial.dtype)}"
+            )
+        check_contiguous(initial, fn, "initial")
+    if dim is not None and len(frame_shape) == 0:
+        raise ValueError(f"{fn} (CUDA) requires frames with at least one axis to concatenate along dim={dim}")
+    p, size = _cpu._split(frame_shape, dim, fn)
+    shape = _cpu._stack_shape((nb, nt), n, frame_shape, dim)
+    result, dev = prepare_out(out, shape, x.dtype, fn, stream, (("x", x), ("initial", initial)))
+    if dev.size == 0:
+        return result
+    start = scratch("frames.start", (nb, nt), np.bool_, stream)
+    _launch(_starts_kernel, nb * nt, stream, mask.reshape(nb, nt), mask_is == "done", start)
+    x4 = x.reshape(nb, nt, p, size)
+    init4 = x4 if initial is None else initial.reshape(nb, nt, p, size)
+    ov = dev.reshape(nb, nt, p, n, size)
+    value = np.array(padding_value).astype(np.dtype(x.dtype))[()]
+    _launch(_stack_offline_kernel, ov.size, stream, x4, init4, start, initial is not None, padding == "same", value,
+            ov)
+    return result
