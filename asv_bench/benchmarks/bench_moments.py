@@ -124,17 +124,17 @@ class TimeMomentKernels:
         self.time_update_normalize_unchecked()
         self.time_merge()
 
-    def time_update(self):
+    def time_update(self, shape):
         self.m.moments_update(self.x, *self.state.arrays)
 
-    def time_normalize(self):
+    def time_normalize(self, shape):
         s = self.state
         self.m.moments_normalize(self.x, s.loc, s.m2, s.weight, EPS, self.out)
 
-    def time_update_normalize_unchecked(self):
+    def time_update_normalize_unchecked(self, shape):
         self.m.moments_update_normalize_unchecked(self.x, *self.state.arrays, 1.0, EPS, self.out)
 
-    def time_merge(self):
+    def time_merge(self, shape):
         self.m.moments_merge(*self.state.arrays, *self.other.arrays)
 
 
