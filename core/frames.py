@@ -23,6 +23,7 @@ longer).
 """
 import numpy as np
 from numbarl.core import _frame_kernels as _fk
+from numbarl.core.pixels import _view
 
 __all__ = ["frames_state", "frames_push", "frames_next_slot", "frames_reset", "frames_stack", "frames_stack_offline"]
 
@@ -32,20 +33,6 @@ _PADDINGS = ("same", "constant")
 def _check_array(a, fn, name):
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{fn} requires {name} to be a numpy.ndarray, got {type(a).__name__}")
-
-
-def _view(a, shape):
-    try:
-        return np.reshape(a, shape, copy=False)
-    except ValueError:
-        return None
-    except TypeError:  # NumPy < 2.1 has no copy argument
-        v = a.view()
-        try:
-            v.shape = shape
-        except AttributeError:
-            return None
-        return v
 
 
 def _split(frame_shape, dim, fn):
