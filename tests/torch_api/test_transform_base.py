@@ -20,8 +20,9 @@ class AddOne(Transform):
 
     def transform_observation_spec(self, observation_spec):
         for i, o in zip(self.in_keys, self.out_keys):
-            if o != i:
-                observation_spec[o] = observation_spec[i].clone()
+            if o != i:  # shifted values leave the input's bounds
+                spec = observation_spec[i]
+                observation_spec[o] = Unbounded(spec.shape, dtype=spec.dtype)
         return observation_spec
 
 
