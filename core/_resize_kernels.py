@@ -151,52 +151,71 @@ def _nearest_planes(src, dst, yi, xs):
                 drow[j] = row[xs[j]]
 
 
+# v / 255 for a uint8 v without a division: HI is 1/255 cut to 16 significant
+# bits, so float32(v) * HI is exact for every byte, and LO = float32(1/255 - HI);
+# float32(v) * HI + float32(v) * LO then equals float32(v) / 255 for all 256
+# bytes as long as the two products are not fused into one multiply-add
+# (checked once per process by numbarl.core.pixels._exact_scale_holds).
+SCALE_HI = (np.array(np.float32(1.0 / 255.0)).view(np.int32) & np.int32(~0xFF)).view(np.float32)[()]
+SCALE_LO = np.float32(1.0 / 255.0 - float(SCALE_HI))
+SCALE_NONE, SCALE_DIVIDE, SCALE_SPLIT = 0, 1, 2
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _scaled(v, how):
+    f = np.float32(v)
+    if how == SCALE_DIVIDE:
+        return f / F255
+    if how == SCALE_SPLIT:
+        return f * SCALE_HI + f * SCALE_LO
+    return f
+
+
 @njit(cache=True, nogil=True)
-def _gray_rows(frame, g, rows, wr, wg, wb, div255):
+def scaled_bytes(out, how):
+    """``out[v]`` = byte ``v`` scaled as :func:`_gray_rows` scales it (to check the split scaling)."""
+    for v in range(256):
+        out[v] = _scaled(np.uint8(v), how)
+
+
+@njit(cache=True, nogil=True)
+def _gray_rows(frame, g, rows, wr, wg, wb, how):
     """Float32 luma ``(wr * r + wg * g) + wb * b`` of the flagged rows of one frame.
 
-    ``frame`` is ``[H, 3 * W]`` (RGB interleaved). With ``div255`` each
-    channel is first divided by 255 in float32, which reproduces
-    ``grayscale(to_tensor_image(frame))`` bit for bit; without it the caller
-    may fold the 1/255 into the weights (three multiplications instead of
-    three divisions, within 2e-7 of the divided values).
+    ``frame`` is ``[H, 3 * W]`` (RGB interleaved). Each channel is first
+    scaled as ``how`` says: not at all, divided by 255, or (uint8 only) the
+    division-free split, which gives the same float32 values. Either scaled
+    form reproduces ``grayscale(to_tensor_image(frame))`` bit for bit.
     """
     nh, nw = g.shape
     for h in range(nh):
         if rows[h]:
             src = frame[h]
             dst = g[h]
-            if div255:
-                for w in range(nw):
-                    r = np.float32(src[3 * w]) / F255
-                    gg = np.float32(src[3 * w + 1]) / F255
-                    b = np.float32(src[3 * w + 2]) / F255
-                    dst[w] = (wr * r + wg * gg) + wb * b
-            else:
-                for w in range(nw):
-                    r = np.float32(src[3 * w])
-                    gg = np.float32(src[3 * w + 1])
-                    b = np.float32(src[3 * w + 2])
-                    dst[w] = (wr * r + wg * gg) + wb * b
+            for w in range(nw):
+                r = _scaled(src[3 * w], how)
+                gg = _scaled(src[3 * w + 1], how)
+                b = _scaled(src[3 * w + 2], how)
+                dst[w] = (wr * r + wg * gg) + wb * b
 
 
 @njit(cache=True, nogil=True)
-def _gray_resize_frames(x, dst, rows, yi, yw, xs, xw, wr, wg, wb, div255):
+def _gray_resize_frames(x, dst, rows, yi, yw, xs, xw, wr, wg, wb, how):
     """Fused luma + resample of ``x`` ``[B, H, 3 * W]`` into float32 ``dst`` ``[B, oh, ow]``."""
     nh, nw = x.shape[1], x.shape[2] // 3
     g = np.empty((nh, nw), dtype=np.float32)
     tmp = np.empty(nw + xw.shape[1] - 1, dtype=np.float32)
     for b in range(x.shape[0]):
-        _gray_rows(x[b], g, rows, wr, wg, wb, div255)
+        _gray_rows(x[b], g, rows, wr, wg, wb, how)
         _resize_plane_f32(g, dst[b], yi, yw, xs, xw, tmp)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _gray_resize_frames_parallel(x, dst, rows, yi, yw, xs, xw, wr, wg, wb, div255):
+def _gray_resize_frames_parallel(x, dst, rows, yi, yw, xs, xw, wr, wg, wb, how):
     """:func:`_gray_resize_frames` with the frames split over threads."""
     nh, nw = x.shape[1], x.shape[2] // 3
     for b in prange(x.shape[0]):
         g = np.empty((nh, nw), dtype=np.float32)
         tmp = np.empty(nw + xw.shape[1] - 1, dtype=np.float32)
-        _gray_rows(x[b], g, rows, wr, wg, wb, div255)
+        _gray_rows(x[b], g, rows, wr, wg, wb, how)
         _resize_plane_f32(g, dst[b], yi, yw, xs, xw, tmp)

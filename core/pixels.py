@@ -16,8 +16,8 @@ PyTorch code that TorchRL 0.14.1 runs for ``ToTensorImage``, ``GrayScale``,
   padding when the window leaves the image.
 
 :func:`gray_resize` fuses ``ToTensorImage -> GrayScale -> Resize`` (and
-optionally a centre crop) for HWC uint8 frames such as Atari screens, within
-3e-7 of the three steps run one after the other.
+optionally a centre crop) for HWC uint8 frames such as Atari screens, bit for
+bit equal to the three steps run one after the other.
 """
 import numba
 import numpy as np
@@ -406,7 +406,19 @@ def resize(x, h, w, mode="bilinear", antialias=False, out=None):
 
 
 # -------------------------------------------------------------- gray_resize
+# The CUDA twin folds 1/255 into the luma weights (within 3e-7 of the exact values).
 _GRAY_OVER_255 = (_pk.GRAY_R / _pk.F255, _pk.GRAY_G / _pk.F255, _pk.GRAY_B / _pk.F255)
+_SCALE_CHECK = {}
+
+
+def _exact_scale_holds() -> bool:
+    """Whether the compiled split scaling equals ``float32(v) / 255`` for every byte (checked once)."""
+    ok = _SCALE_CHECK.get("ok")
+    if ok is None:
+        got = np.empty(256, np.float32)
+        _rk.scaled_bytes(got, _rk.SCALE_SPLIT)
+        ok = _SCALE_CHECK["ok"] = bool(np.array_equal(got, np.arange(256, dtype=np.float32) / np.float32(255.0)))
+    return ok
 
 
 def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=None, from_int=None):
@@ -414,12 +426,13 @@ def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=Non
 
     Takes HWC frames ``[..., H, W, 3]`` straight to ``[..., 1, h, w]``
     float32: per frame, the luma of the needed rows, then the same
-    resampling kernel as :func:`resize`. For uint8 input the 1/255 of
-    ``ToTensorImage`` is folded into the luma weights (``0.2989 / 255``...),
-    which saves three float divisions per pixel; the result is within 3e-7
-    of ``resize(grayscale(to_tensor_image(x)), h, w)`` (the unfused
-    sequence), not bit-identical. Float32 input (and ``from_int=False``) is
-    bit-identical to the unfused sequence.
+    resampling kernel as :func:`resize`. The result is bit-identical to
+    ``resize(grayscale(to_tensor_image(x)), h, w)`` (the unfused sequence)
+    for every input; for uint8 input each byte's ``v / 255`` is formed
+    without a division as ``v * HI + v * LO`` (``HI`` is 1/255 cut to 16
+    significant bits, so the first product is exact), which equals the
+    float32 quotient for all 256 bytes (checked once per process; the kernel
+    divides should a compiler ever fuse the two products).
 
     Args:
         x: uint8 or float32 array ``[..., H, W, 3]``.
@@ -487,11 +500,13 @@ def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=Non
     rows[yi.ravel()] = True
     work = xv.shape[0] * (n_h * n_w * 3 + oh * (n_w * yw.shape[1] + ow * xw.shape[1]))
     kernel = _rk._gray_resize_frames_parallel if _use_parallel(work) else _rk._gray_resize_frames
-    weights = (_pk.GRAY_R, _pk.GRAY_G, _pk.GRAY_B)
-    div255 = scale and x.dtype != np.uint8
-    if scale and x.dtype == np.uint8:
-        weights = _GRAY_OVER_255  # 1/255 folded into the weights: no division
-    kernel(xv, ov, rows, yi, yw, xs, xw, *weights, div255)
+    if not scale:
+        how = _rk.SCALE_NONE
+    elif x.dtype == np.uint8 and _exact_scale_holds():
+        how = _rk.SCALE_SPLIT  # the float32 v / 255 of every byte, without a division
+    else:
+        how = _rk.SCALE_DIVIDE
+    kernel(xv, ov, rows, yi, yw, xs, xw, _pk.GRAY_R, _pk.GRAY_G, _pk.GRAY_B, how)
     if scratch:
         out[...] = ov.reshape(out.shape)
     return out

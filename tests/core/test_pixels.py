@@ -268,10 +268,7 @@ def test_gray_resize_matches_unfused_sequence(batch, hw_in, hw_out, mode, dtype,
     y = pixels.gray_resize(x, h, w, aa, mode=mode)
     seq = pixels.resize(pixels.grayscale(pixels.to_tensor_image(x, from_int=None)), h, w, mode=mode, antialias=aa)
     assert y.shape == batch + (1, h, w) and y.dtype == np.float32
-    if dtype == np.uint8:  # 1/255 folded into the weights
-        np.testing.assert_allclose(y, seq, rtol=0, atol=3e-7)
-    else:
-        np.testing.assert_array_equal(y, seq)
+    np.testing.assert_array_equal(y, seq)  # bit for bit, uint8 included
     y_raw = pixels.gray_resize(x, h, w, aa, mode=mode, from_int=False)
     seq_raw = pixels.resize(pixels.grayscale(pixels.to_tensor_image(x, from_int=False)), h, w, mode=mode, antialias=aa)
     np.testing.assert_array_equal(y_raw, seq_raw)
@@ -309,7 +306,7 @@ def test_gray_resize_on_pong_frames(pong_frames, aa):
     x = pong_frames.reshape(3, 4, 210, 160, 3)
     y = pixels.gray_resize(x, 84, 84, aa)
     seq = pixels.resize(pixels.grayscale(pixels.to_tensor_image(x)), 84, 84, antialias=aa)
-    np.testing.assert_allclose(y, seq, rtol=0, atol=3e-7)
+    np.testing.assert_array_equal(y, seq)
     t = torch.from_numpy(x).permute(0, 1, 4, 2, 3).div(255)
     ref = _interpolate(rgb_to_grayscale(t).numpy(), 84, 84, "bilinear", aa)
     np.testing.assert_allclose(y, ref, atol=1e-5, rtol=0)
@@ -375,3 +372,38 @@ def test_parallel_kernels_agree_with_serial(monkeypatch):
            pixels.resize(planes.astype(np.float32), 30, 7))
     for a, b in zip(serial, par):
         np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------- gray_resize is exact for every input
+def _unfused_gray_resize(x, h, w, antialias, mode, crop, from_int):
+    scale = from_int if from_int is not None else x.dtype == np.uint8
+    y = pixels.resize(pixels.grayscale(pixels.to_tensor_image(x, from_int=scale)), h, w, mode=mode,
+                      antialias=antialias)
+    return y if crop is None else pixels.center_crop(y, *crop)
+
+
+def test_division_free_byte_scaling_is_exact():
+    assert pixels._exact_scale_holds()
+
+
+@settings(max_examples=40, deadline=None)
+@given(batch=st.sampled_from([(), (1,), (3,), (2, 2)]), hw_in=st.tuples(st.integers(1, 40), st.integers(1, 40)),
+       hw_out=st.tuples(st.integers(1, 30), st.integers(1, 30)), mode=st.sampled_from(["bilinear", "nearest"]),
+       antialias=st.booleans(), dtype=st.sampled_from([np.uint8, np.float32]),
+       from_int=st.sampled_from([None, True, False]), crop=st.booleans(), seed=st.integers(0, 2**16))
+def test_gray_resize_equals_unfused_sequence_bit_for_bit(batch, hw_in, hw_out, mode, antialias, dtype, from_int, crop, seed):
+    antialias = antialias and mode == "bilinear"
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, batch + hw_in + (3,)).astype(dtype)
+    box = (max(1, hw_out[0] - 1), max(1, hw_out[1] - 2)) if crop else None
+    y = pixels.gray_resize(x, *hw_out, antialias, mode=mode, crop=box, from_int=from_int)
+    assert y.dtype == np.float32
+    assert np.array_equal(y, _unfused_gray_resize(x, *hw_out, antialias, mode, box, from_int))
+
+
+def test_gray_resize_atari_frames_into_strided_out():
+    x = np.random.default_rng(0).integers(0, 256, (4, 210, 160, 3), dtype=np.uint8)
+    ring = np.zeros((4, 3, 1, 84, 84), np.float32)
+    pixels.gray_resize(x, 84, 84, True, out=ring[:, 1])
+    assert np.array_equal(ring[:, 1], _unfused_gray_resize(x, 84, 84, True, "bilinear", None, None))
+    assert not ring[:, 0].any() and not ring[:, 2].any()

@@ -12,7 +12,7 @@ by a :class:`FusedPixelRun`. ``Compose`` runs the plan instead of its list
 fused path without changing their code.
 
 The fused run computes each frame with
-:func:`numbarl.core.fused_gray.gray_resize_exact`, which forms the luma of
+:func:`numbarl.core.pixels.gray_resize`, which forms the luma of
 every source pixel exactly as ``GrayScale`` after ``ToTensorImage`` does and
 resamples it with ``Resize``'s kernel (only the
 centre-cropped outputs when there is a ``CenterCrop``): one pass over the
@@ -44,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from numbarl.core.frames import frames_next_slot, frames_push
-from numbarl.core.fused_gray import gray_resize_exact
+from numbarl.core.pixels import gray_resize
 
 from .._arrays import as_array
 from .frames import CatFrames
@@ -172,8 +172,8 @@ class FusedPixelRun:
     def _gray(self, x, out) -> None:
         r = self.resize
         crop = None if self.crop is None else (self.crop.w, self.crop.h)
-        gray_resize_exact(x, r.w, r.h, antialias=r.interpolation == "bilinear", out=out, mode=r.interpolation,
-                          crop=crop, from_int=self.to_tensor.from_int)
+        gray_resize(x, r.w, r.h, antialias=r.interpolation == "bilinear", out=out, mode=r.interpolation,
+                    crop=crop, from_int=self.to_tensor.from_int)
 
     def _buf(self, name, shape) -> np.ndarray:
         out = self._bufs.get(name)
