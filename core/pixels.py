@@ -406,8 +406,6 @@ def resize(x, h, w, mode="bilinear", antialias=False, out=None):
 
 
 # -------------------------------------------------------------- gray_resize
-# The CUDA twin folds 1/255 into the luma weights (within 3e-7 of the exact values).
-_GRAY_OVER_255 = (_pk.GRAY_R / _pk.F255, _pk.GRAY_G / _pk.F255, _pk.GRAY_B / _pk.F255)
 _SCALE_CHECK = {}
 
 

@@ -25,6 +25,8 @@ import numpy as np
 from numba import cuda
 from numbarl.core import pixels as _cpu
 from numbarl.core._pixel_kernels import F255, GRAY_B, GRAY_G, GRAY_R
+from numbarl.core._resize_kernels import SCALE_DIVIDE as _SCALE_DIVIDE, SCALE_HI as _SCALE_HI, SCALE_LO as _SCALE_LO
+from numbarl.core._resize_kernels import SCALE_NONE as _SCALE_NONE, SCALE_SPLIT as _SCALE_SPLIT
 from numbarl.core.cuda._common import (
     THREADS_PER_BLOCK,
     add32,
@@ -150,29 +152,36 @@ def _nearest_kernel(src, dst, yi, xs):
 
 
 @cuda.jit(device=True)
-def _luma(x, b, row, col, wr, wg, wb, div255):
+def _scale(v, how):
+    """A channel value scaled as the CPU kernel scales it (none, / 255, or the exact division-free split)."""
+    f = np.float32(v)
+    if how == _SCALE_DIVIDE:
+        return f / F255
+    if how == _SCALE_SPLIT:
+        return add32(mul32(f, _SCALE_HI), mul32(f, _SCALE_LO))
+    return f
+
+
+@cuda.jit(device=True)
+def _luma(x, b, row, col, wr, wg, wb, how):
     """float32 ``(wr * r + wg * g) + wb * b`` of HWC pixel ``(row, col)`` of frame ``b``."""
-    r = np.float32(x[b, row, 3 * col])
-    g = np.float32(x[b, row, 3 * col + 1])
-    bl = np.float32(x[b, row, 3 * col + 2])
-    if div255:
-        r = r / F255
-        g = g / F255
-        bl = bl / F255
+    r = _scale(x[b, row, 3 * col], how)
+    g = _scale(x[b, row, 3 * col + 1], how)
+    bl = _scale(x[b, row, 3 * col + 2], how)
     return add32(add32(mul32(wr, r), mul32(wg, g)), mul32(wb, bl))
 
 
 @cuda.jit(device=True)
-def _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, div255):
+def _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, how):
     """Vertical pass over the luma at one source column, in tap order."""
-    acc = mul32(yw[oy, 0], _luma(x, b, yi[oy, 0], col, wr, wg, wb, div255))
+    acc = mul32(yw[oy, 0], _luma(x, b, yi[oy, 0], col, wr, wg, wb, how))
     for k in range(1, yw.shape[1]):
-        acc = add32(acc, mul32(yw[oy, k], _luma(x, b, yi[oy, k], col, wr, wg, wb, div255)))
+        acc = add32(acc, mul32(yw[oy, k], _luma(x, b, yi[oy, k], col, wr, wg, wb, how)))
     return acc
 
 
 @cuda.jit
-def _gray_resize_kernel(x, dst, yi, yw, xs, xw, wr, wg, wb, div255):
+def _gray_resize_kernel(x, dst, yi, yw, xs, xw, wr, wg, wb, how):
     """Fused luma + resample of ``x`` ``[B, H, 3 * W]`` into float32 ``dst`` ``[B, oh, ow]``."""
     i = cuda.grid(1)
     nb, oh, ow = dst.shape
@@ -185,10 +194,10 @@ def _gray_resize_kernel(x, dst, yi, yw, xs, xw, wr, wg, wb, div255):
     last = x.shape[2] // 3 - 1
     start = np.int64(xs[ox])
     col = min(start, last)
-    acc = mul32(xw[ox, 0], _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, div255))
+    acc = mul32(xw[ox, 0], _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, how))
     for k in range(1, xw.shape[1]):
         col = min(start + k, last)
-        acc = add32(acc, mul32(xw[ox, k], _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, div255)))
+        acc = add32(acc, mul32(xw[ox, k], _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, how)))
     dst[b, oy, ox] = acc
 
 
@@ -491,11 +500,13 @@ def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=Non
         return result
     xv = _batched(x, 3, (n_h, n_w * 3))
     ov = _batched(dev, 3, (oh, ow))
-    weights = (GRAY_R, GRAY_G, GRAY_B)
-    div255 = scale and not is_u8
-    if scale and is_u8:
-        weights = tuple(np.float32(v) for v in _cpu._GRAY_OVER_255)
-    _launch(_gray_resize_kernel, ov.size, stream, xv, ov, yi, yw, xs, xw, *weights, div255)
+    if not scale:
+        how = _SCALE_NONE
+    elif is_u8 and _cpu._exact_scale_holds():
+        how = _SCALE_SPLIT  # the float32 v / 255 of every byte, as the CPU kernel forms it
+    else:
+        how = _SCALE_DIVIDE
+    _launch(_gray_resize_kernel, ov.size, stream, xv, ov, yi, yw, xs, xw, GRAY_R, GRAY_G, GRAY_B, how)
     return result
 
 
