@@ -36,7 +36,6 @@ __all__ = [
     "as_array",
     "as_tensor",
     "is_cuda",
-    "empty_like_spec_array",
     "cuda_stream",
     "kernels_for",
     "stream_kwargs",
@@ -198,8 +197,3 @@ def numpy_dtype(dtype: torch.dtype):
         return _NP_OF_TORCH[dtype]
     except KeyError:
         raise TypeError(f"no NumPy dtype for {dtype}; allowed: {sorted(str(d) for d in _NP_OF_TORCH)}") from None
-
-
-def empty_like_spec_array(shape, dtype: torch.dtype) -> np.ndarray:
-    """An uninitialised NumPy array of a spec's shape and (torch) dtype."""
-    return np.empty(tuple(shape), dtype=numpy_dtype(dtype))

@@ -5,6 +5,7 @@ import functools
 import pickle
 
 import batched_helpers as H
+import leaks
 import numpy as np
 import pytest
 import torch
@@ -40,10 +41,10 @@ def trl(torchrl):
 @pytest.fixture(scope="module", autouse=True)
 def nothing_left_behind():
     """After the module: no child process of this one and none of the shared blocks it made remain."""
-    before = H.snapshot()
-    with H.track_blocks() as blocks:
+    before = leaks.snapshot()
+    with leaks.track_blocks() as blocks:
         yield
-    problems = H.leftovers(blocks.names, before)
+    problems = leaks.leftovers(blocks.names, before)
     assert not problems, f"the batched-env tests left {problems}"
 
 
@@ -285,8 +286,8 @@ def test_close_context_manager_and_state():
     name, pids = env._pool.shared.name, env.worker_pids
     env.close()
     env.close()
-    assert name not in H.numbarl_blocks()
-    assert not any(pid in {p for p, _ in H.python_children()} for pid in pids)
+    assert name not in leaks.numbarl_blocks()
+    assert not any(pid in {p for p, _ in leaks.python_children()} for pid in pids)
     with pytest.raises(RuntimeError, match="is closed"):
         env.rollout(2)
 

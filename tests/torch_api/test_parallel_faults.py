@@ -8,6 +8,7 @@ import threading
 import time
 
 import batched_helpers as H
+import leaks
 import pytest
 import torch
 from numbarl.torch_api import EnvWorkerError, ParallelEnv
@@ -16,10 +17,10 @@ from numbarl.torch_api import EnvWorkerError, ParallelEnv
 @pytest.fixture(scope="module", autouse=True)
 def nothing_left_behind():
     """After the module: no child process of this one and none of the shared blocks it made remain."""
-    before = H.snapshot()
-    with H.track_blocks() as blocks:
+    before = leaks.snapshot()
+    with leaks.track_blocks() as blocks:
         yield
-    problems = H.leftovers(blocks.names, before)
+    problems = leaks.leftovers(blocks.names, before)
     assert not problems, f"the ParallelEnv fault tests left {problems}"
 
 
@@ -33,7 +34,7 @@ def gone(pid: int) -> bool:
 
 def assert_released(env, block: str, pids: list) -> None:
     assert env.is_closed or env._pool.closed
-    assert block not in H.numbarl_blocks(), f"shared block {block} was not unlinked"
+    assert block not in leaks.numbarl_blocks(), f"shared block {block} was not unlinked"
     alive = [pid for pid in pids if not gone(pid)]
     assert not alive, f"workers {alive} are still running"
     with pytest.raises(RuntimeError, match="is closed"):
@@ -56,9 +57,9 @@ def test_worker_exception_surfaces_with_traceback(processes):
 
 
 def test_worker_build_failure_raises_at_construction():
-    with H.track_blocks() as blocks, pytest.raises(EnvWorkerError, match="cannot build this env"):
+    with leaks.track_blocks() as blocks, pytest.raises(EnvWorkerError, match="cannot build this env"):
         ParallelEnv(2, [H.make_pendulum, H.fail_to_build], num_processes=2)
-    assert len(blocks.names) == 1 and not set(blocks.names) & H.numbarl_blocks()
+    assert len(blocks.names) == 1 and not set(blocks.names) & leaks.numbarl_blocks()
 
 
 def test_sigkill_while_idle_is_noticed():
@@ -112,7 +113,7 @@ def test_garbage_collected_env_releases_everything():
     import gc
 
     gc.collect()
-    assert block not in H.numbarl_blocks()
+    assert block not in leaks.numbarl_blocks()
     deadline = time.monotonic() + 10
     while not all(gone(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)

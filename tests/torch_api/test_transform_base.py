@@ -84,7 +84,7 @@ def test_nested_transformed_env_and_insert():
 
 def test_parent_holds_preceding_transforms():
     first, second = AddOne(in_keys=["observation"]), AddOne(in_keys=["observation"])
-    env = TransformedEnv(GymEnv("Pendulum-v1"), Compose(first, second))
+    _attached = TransformedEnv(GymEnv("Pendulum-v1"), Compose(first, second))
     parent = second.parent
     assert isinstance(parent, TransformedEnv) and len(parent.transform) == 1
     assert len(first.parent.transform) == 0

@@ -14,6 +14,7 @@ import pytest
 import torch
 from tensordict import TensorDict
 
+import leaks
 from numbarl.core.shared import SharedArrays
 from numbarl.torch_api import GymEnv, TransformedEnv, VecNorm, VecNormV2
 
@@ -40,22 +41,11 @@ def worker_data(seed):
 @pytest.fixture(autouse=True)
 def no_block_left():
     """Every block made during a test is gone from /dev/shm once its owners are collected."""
-    made = []
-    create = SharedArrays.create.__func__
-
-    def recording(cls, layout):
-        block = create(cls, layout)
-        made.append(block.name)
-        return block
-
-    patch = pytest.MonkeyPatch()
-    patch.setattr(SharedArrays, "create", classmethod(recording))
-    yield made
-    patch.undo()
+    with leaks.track_blocks() as blocks:
+        yield blocks.names
     gc.collect()
-    if os.path.isdir(SHM):
-        left = [name for name in made if os.path.exists(os.path.join(SHM, name))]
-        assert not left, f"shared-memory blocks left behind: {left}"
+    left = sorted(set(blocks.names) & leaks.numbarl_blocks())
+    assert not left, f"shared-memory blocks left behind: {left}"
 
 
 def test_four_processes_lose_no_update(no_block_left):

@@ -42,7 +42,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
 from ..specs import Categorical, Composite, TensorSpec
-from .utils import seed_generator, step_mdp, unravel_key
+from .utils import seed_generator, step_mdp
 
 __all__ = ["EnvBase"]
 
@@ -530,8 +530,3 @@ class EnvBase(nn.Module):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(batch_size={tuple(self.batch_size)}, device={self.device}, "
                 f"observation_keys={self.observation_keys}, action_keys={self.action_keys})")
-
-
-def _key_tuple(key) -> tuple:
-    key = unravel_key(key)
-    return key if isinstance(key, tuple) else (key,)

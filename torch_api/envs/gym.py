@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tensordict import TensorDict
 
 from ..specs import (Binary, Bounded, Categorical, Composite, MultiCategorical, MultiOneHot, OneHot,
                      Unbounded)

@@ -13,10 +13,9 @@ Examples:
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
-import torch
 from tensordict import TensorDict, TensorDictBase
 
 __all__ = ["step_mdp", "seed_generator", "check_env_specs", "unravel_key", "key_list"]

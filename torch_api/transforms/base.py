@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 from typing import Iterator
 
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDictBase
 from torch import nn
 
 from ..envs.utils import key_list
@@ -192,6 +192,29 @@ class Transform(nn.Module):
 
     def transform_state_spec(self, state_spec):
         return state_spec
+
+    def _map_inverse_specs(self, input_spec, fn):
+        """``input_spec`` with each inverse key's spec replaced by ``fn(spec, part)`` under its out_key_inv.
+
+        The input spec is keyed as the base env reads it (``in_keys_inv``);
+        seen through the transform, the policy writes ``out_keys_inv``, so a
+        renamed spec moves there. ``part`` is the Composite holding the key
+        (action or state). Keys absent from both parts are skipped. Modifies
+        and returns ``input_spec`` (pass a clone).
+        """
+        for name in ("full_action_spec", "full_state_spec"):
+            part = input_spec.get(name)
+            if part is None:
+                continue
+            for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
+                spec = part.get(in_key)
+                if spec is None:
+                    continue
+                new = fn(spec, part)
+                if out_key != in_key:
+                    del part[in_key]
+                part[out_key] = new
+        return input_spec
 
     def transform_output_spec(self, output_spec):
         output_spec = output_spec.clone()

@@ -471,19 +471,7 @@ class PermuteTransform(KeyedArrayTransform):
         return self._spec_permuted(spec)
 
     def transform_input_spec(self, input_spec):
-        input_spec = input_spec.clone()
-        for part in ("full_action_spec", "full_state_spec"):
-            comp = input_spec.get(part)
-            if comp is None:
-                continue
-            for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
-                spec = comp.get(in_key)
-                if spec is None:
-                    continue
-                if out_key != in_key:
-                    del comp[in_key]
-                comp[out_key] = self._spec_permuted(spec)
-        return input_spec
+        return self._map_inverse_specs(input_spec.clone(), lambda spec, part: self._spec_permuted(spec))
 
     def __repr__(self) -> str:
         return f"PermuteTransform(dims={self.dims}, in_keys={self.in_keys}, in_keys_inv={self.in_keys_inv})"

@@ -486,19 +486,8 @@ class ObservationNorm(Transform):
             >>> spec.low, spec.high, "action" in env.full_action_spec.keys()
             (tensor([-3.]), tensor([5.]), False)
         """
-        input_spec = super().transform_input_spec(input_spec)
-        for part in ("full_action_spec", "full_state_spec"):
-            if part not in input_spec.keys():
-                continue
-            comp = input_spec[part]
-            for ik, ok in zip(self.in_keys_inv, self.out_keys_inv):
-                spec = comp.get(ik)
-                if spec is None:
-                    continue
-                comp[ok] = self._bounded(spec, self._apply_transform)
-                if ok != ik:
-                    del comp[ik]
-        return input_spec
+        return self._map_inverse_specs(super().transform_input_spec(input_spec),
+                                       lambda spec, part: self._bounded(spec, self._apply_transform))
 
     # ------------------------------------------------------------ statistics
     def init_stats(self, num_iter: int, reduce_dim=0, cat_dim=None, key=None, keep_dims=None) -> None:

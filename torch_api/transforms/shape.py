@@ -86,19 +86,7 @@ class _ReshapeTransform(KeyedArrayTransform):
         return self._spec_fwd(spec, len(composite.shape))
 
     def transform_input_spec(self, input_spec):
-        input_spec = input_spec.clone()
-        for part in ("full_action_spec", "full_state_spec"):
-            comp = input_spec.get(part)
-            if comp is None:
-                continue
-            for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
-                spec = comp.get(in_key)
-                if spec is None:
-                    continue
-                if out_key != in_key:
-                    del comp[in_key]
-                comp[out_key] = self._spec_fwd(spec, len(comp.shape))
-        return input_spec
+        return self._map_inverse_specs(input_spec.clone(), lambda spec, part: self._spec_fwd(spec, len(part.shape)))
 
 
 class _DimTransform(_ReshapeTransform):
