@@ -57,16 +57,28 @@ class SimulatedCuda:
 
 def _device_view(tensor):
     """A simulator device array sharing ``tensor``'s memory (made contiguous first, as the real path does)."""
+    if tensor.device.type == "meta":
+        raise AssertionError(f"a tensor of shape {tuple(tensor.shape)} reached a kernel from the default device: "
+                             "tensors on the CUDA path must be made with device= of their input")
     if not tensor.is_contiguous():
         tensor = tensor.contiguous()
     if tensor.dtype is torch.bfloat16:
         raise TypeError("numbarl kernels take float16/32/64 and integer tensors, got torch.bfloat16")
-    return FakeCUDAArray(_ORIGINAL_NUMPY(tensor.detach()))
+    with torch._C.DisableTorchFunction():  # the default-device mode would dispatch to the patched Tensor.numpy
+        return FakeCUDAArray(_ORIGINAL_NUMPY(tensor.detach()))
 
 
 @contextlib.contextmanager
-def simulated_cuda():
-    """Treat every torch tensor as a CUDA tensor in ``numbarl.torch_api``; fail on any device-to-host copy."""
+def simulated_cuda(default_device="meta"):
+    """Treat every torch tensor as a CUDA tensor in ``numbarl.torch_api``; fail on any device-to-host copy.
+
+    Args:
+        default_device: torch's default device inside the block. ``"meta"``
+            (the default) makes a tensor created without ``device=`` hold no
+            memory, so one that reaches a kernel or a result is caught (on a
+            GPU it would be a CPU tensor beside CUDA ones); ``None`` leaves
+            the default alone.
+    """
     sim = SimulatedCuda()
     original = {"is_cuda": _arrays.is_cuda, "as_array": _arrays.as_array, "cuda_stream": _arrays.cuda_stream,
                 "kernels_for": _arrays.kernels_for}
@@ -112,9 +124,13 @@ def simulated_cuda():
 
     patched.append((FakeCUDAArray, "copy_to_host", FakeCUDAArray.__dict__["copy_to_host"]))
     FakeCUDAArray.copy_to_host = copy_to_host
+    previous_device = torch.get_default_device()
     try:
+        if default_device is not None:
+            torch.set_default_device(default_device)
         yield sim
     finally:
+        torch.set_default_device(previous_device)
         for owner, attr, old in reversed(patched):
             if old is _INHERITED:
                 delattr(owner, attr)

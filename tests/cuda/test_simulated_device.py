@@ -18,4 +18,9 @@ def test_harness():
     assert sim.kernel_modules == ["numbarl.core.cuda.pixels"]
     assert len(sim.attempts) == 2
     np.testing.assert_array_equal(out.numpy(), x.permute(0, 3, 1, 2).float().numpy() / 255)
+    with simulated_cuda():
+        stray = torch.empty(2, 3, 10, 8)  # no device=: lands on meta, and a kernel refuses it
+        with pytest.raises(AssertionError, match="default device"):
+            _arrays.as_array(stray)
+    assert torch.empty(1).device.type == "cpu"
     assert "cpu" not in torch.Tensor.__dict__ and bool(torch.ones(1))
