@@ -176,6 +176,25 @@ class SubEnvs:
                 for key, dst in root:
                     dst[i] = out.get(key).numpy()
 
+    def query(self, name: str, call: bool, args: tuple = (), kwargs: dict | None = None) -> list:
+        """``getattr(env, name)`` of every sub-env, called with ``args`` / ``kwargs`` when ``call``, as a list.
+
+        Calling a non-callable attribute reads it (TorchRL's
+        ``ParallelEnv.attr()`` convention) and takes no arguments.
+        """
+        kwargs = kwargs or {}
+        out = []
+        for env in self.envs:
+            value = getattr(env, name)
+            if call:
+                if callable(value):
+                    value = value(*args, **kwargs)
+                elif args or kwargs:
+                    raise TypeError(f"attribute {name!r} of the sub-envs is a {type(value).__name__}, not callable; "
+                                    f"call it without arguments to read it")
+            out.append(value)
+        return out
+
     def set_seed(self, seed, static_seed: bool):
         """Seed the sub-envs in order, each with the seed the previous one returned; return the last."""
         for env in self.envs:
@@ -196,6 +215,24 @@ class SubEnvs:
 
 def _error(text: str) -> bytes:
     return b"E" + text.encode("utf-8", "replace")
+
+
+def _answer_query(subs: SubEnvs, request: bytes) -> bytes:
+    """The reply to an attribute query: ``k`` + the pickled list, or ``x`` + (error type, message, traceback).
+
+    An error here is the caller's (a missing attribute, a bad argument, a
+    value that cannot be pickled): the worker stays up and the env usable.
+    """
+    try:
+        name, call, args, kwargs = pickle.loads(request)
+        values = subs.query(name, call, args, kwargs)
+        try:
+            return b"k" + pickle.dumps(values)
+        except Exception as err:  # noqa: BLE001 - reported to the caller
+            raise TypeError(f"the values of {name!r} cannot be sent back from the worker: "
+                            f"{type(err).__name__}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - reported to the caller
+        return b"x" + pickle.dumps((type(err).__name__, str(err), traceback.format_exc()))
 
 
 def _parent_alive(pid: int) -> bool:
@@ -270,6 +307,8 @@ def _serve(conn, subs: SubEnvs, parent_pid: int) -> None:
             elif cmd == b"d":
                 seed, static = pickle.loads(msg[1:])
                 reply = b"k" + pickle.dumps(subs.set_seed(seed, static))
+            elif cmd == b"a":
+                reply = _answer_query(subs, msg[1:])
             elif cmd == b"c":
                 try:
                     subs.close()
@@ -435,7 +474,7 @@ class WorkerPool:
                     lo, hi = self.slices[w]
                     self.fault(f"ParallelEnv worker {w} (pid {self.procs[w].pid}, sub-envs {lo}..{hi - 1}) raised; "
                                "every worker has been shut down", msg[1:].decode("utf-8", "replace"))
-                replies[w] = msg[1:]
+                replies[w] = msg[1:] if msg[:1] == b"k" else msg  # other replies keep their tag (``x``)
                 pending.discard(w)
                 self.owing.discard(w)
         return replies

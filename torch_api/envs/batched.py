@@ -15,11 +15,19 @@ that implement the protocol themselves (``GymEnv``, ``TransformedEnv`` of
 one with array transforms) are stepped through it and write straight into
 the batch arrays; others go through their TensorDict API.
 
+Public attributes of the sub-envs that the batched env lacks are forwarded
+as in TorchRL: ``serial.attr`` is the list of the sub-envs' values (methods
+give a :class:`SubEnvMethod` returning one result per sub-env), and
+``parallel.attr(...)`` runs in the workers and returns that list.
+
 Where numbarl differs from TorchRL: after a partial reset, the sub-envs that
 were not reset report their current observations and done flags (TorchRL
 returns zeros there), so ``reset(td)`` can be used as is; ``close()`` twice
 does nothing (TorchRL raises); sub-envs must share one set of specs (TorchRL
-stacks differing specs lazily) and have an empty batch_size.
+stacks differing specs lazily) and have an empty batch_size; a name the
+sub-envs lack raises AttributeError at once and an error inside a forwarded
+call leaves the workers up (TorchRL's workers die); names starting with
+``_`` are not forwarded.
 """
 from __future__ import annotations
 
@@ -85,6 +93,39 @@ def _check_device(cls_name: str, device):
     if device is not None and torch.device(device).type != "cpu":
         raise ValueError(f"{cls_name} runs on the CPU; device must be None or 'cpu', got {device!r}")
     return None if device is None else torch.device(device)
+
+
+class SubEnvMethod:
+    """Attribute ``name`` of every sub-env of a batched env: calling it calls (or reads) it in each, in order.
+
+    What ``SerialEnv.<method>`` and ``ParallelEnv.<attribute>`` return for
+    attributes of the sub-envs that the batched env does not have itself (as
+    TorchRL 0.14.1's dispatchers do). The call returns a list with one result
+    per sub-env; a non-callable attribute is read (``penv.frame_skip()``).
+    """
+
+    def __init__(self, env, name: str):
+        self._env = env
+        self._name = name
+
+    def __call__(self, *args, **kwargs) -> list:
+        return self._env._query_sub_envs(self._name, True, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"SubEnvMethod({self._name!r} of {type(self._env).__name__} with {self._env.num_workers} sub-envs)"
+
+
+def _forwardable(env, name: str) -> bool:
+    """Whether ``name`` may be looked up on the sub-envs: public names, once the batched env is built."""
+    return not name.startswith("_") and ("_subs" in env.__dict__ or "_pool" in env.__dict__)
+
+
+def _missing(env, name: str, where: str) -> AttributeError:
+    return AttributeError(f"{type(env).__name__} has no attribute {name!r}, and {where}")
+
+
+_QUERY_ERRORS = {cls.__name__: cls for cls in (AttributeError, TypeError, ValueError, KeyError, IndexError,
+                                                NotImplementedError, RuntimeError)}
 
 
 class _BatchedEnv(ArrayEnvBase):
@@ -229,6 +270,31 @@ class SerialEnv(_BatchedEnv):
     def envs(self) -> list:
         """The sub-env objects."""
         return list(self._subs.envs)
+
+    def __getattr__(self, name):
+        """Public attributes of the sub-envs: a list of their values, or a :class:`SubEnvMethod` for methods.
+
+        ``env.frame_skip`` gives ``[sub_env.frame_skip for each sub-env]``;
+        ``env.get_library_name()``-style methods give a callable whose call
+        returns one result per sub-env (TorchRL 0.14.1's SerialEnv does the
+        same). Names starting with ``_`` are not forwarded.
+        """
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            pass
+        if not _forwardable(self, name):
+            raise _missing(self, name, "private names are not looked up on the sub-envs")
+        envs = self._subs.envs
+        if not envs or not hasattr(envs[0], name):
+            raise _missing(self, name, "neither have its sub-envs")
+        if callable(getattr(envs[0], name)):
+            return SubEnvMethod(self, name)
+        return self._query_sub_envs(name, False, (), {})
+
+    def _query_sub_envs(self, name: str, call: bool, args: tuple, kwargs: dict) -> list:
+        self._check_open()
+        return self._subs.query(name, call, args, kwargs)
 
     def _run_step(self) -> None:
         self._subs.step()
@@ -418,6 +484,7 @@ class ParallelEnv(_BatchedEnv):
             slices = [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
             payloads = [_payload(name, (fns[lo:hi], kwargs[lo:hi]), method) for lo, hi in slices]
             self._set_specs(meta)
+            sub_attrs = frozenset(n for n in dir(meta) if not n.startswith("_"))
         finally:
             if made:
                 meta.close()
@@ -431,12 +498,55 @@ class ParallelEnv(_BatchedEnv):
             raise
         self._set_arrays(layout, {k: shared[k] for k in layout["shm"]})
         d = self.__dict__
+        d["_sub_attrs"] = sub_attrs
         d["_pool"] = pool
         d["_starts"] = np.array([lo for lo, _ in slices], dtype=np.intp)
         d["_every"] = list(range(num_processes))
         d["_finalizer"] = weakref.finalize(self, pool.shutdown)
         _POOLS.add(pool)
         d["mp_start_method"] = method
+
+    def __getattr__(self, name):
+        """Public attributes of the sub-envs, as a :class:`SubEnvMethod` whose call runs in the workers.
+
+        As in TorchRL 0.14.1, every such attribute is reached by a call:
+        ``penv.frame_skip()`` returns ``[frame_skip of each sub-env]`` and
+        ``penv.some_method(x)`` calls it in every sub-env and returns the
+        results (arguments and results travel pickled). Unlike TorchRL, a
+        name the sub-envs lack raises AttributeError here at once, and an
+        error inside the call is raised in the parent with the worker's
+        traceback while the workers stay up. Names starting with ``_`` are
+        not forwarded.
+        """
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            pass
+        if not _forwardable(self, name):
+            raise _missing(self, name, "private names are not looked up on the sub-envs")
+        if name not in self.__dict__["_sub_attrs"]:
+            raise _missing(self, name, "neither have its sub-envs")
+        return SubEnvMethod(self, name)
+
+    def _query_sub_envs(self, name: str, call: bool, args: tuple, kwargs: dict) -> list:
+        self._check_open()
+        try:
+            request = b"a" + pickle.dumps((name, call, args, kwargs))
+        except Exception as err:  # noqa: BLE001 - re-raised with the argument named
+            raise TypeError(f"{type(self).__name__}.{name}(): the arguments cannot be sent to the workers "
+                            f"(they must pickle): {type(err).__name__}: {err}") from None
+        replies = self._pool.command(self._every, request)
+        values = []
+        for w in self._every:
+            reply = replies[w]
+            if reply[:1] == b"x":
+                kind, text, worker_tb = pickle.loads(reply[1:])
+                lo, hi = self._pool.slices[w]
+                raise _QUERY_ERRORS.get(kind, RuntimeError)(
+                    f"{type(self).__name__}.{name}() in worker {w} (sub-envs {lo}..{hi - 1}): {kind}: {text}\n\n"
+                    f"worker traceback:\n{worker_tb}")
+            values.extend(pickle.loads(reply))
+        return values
 
     @property
     def num_processes(self) -> int:
