@@ -155,6 +155,52 @@ def test_primer_single_default_value():
         env.close()
 
 
+class _ReadsPrimer(nb.EnvBase):
+    """A batch of 2 whose reset observation is ``h[:, :1] + 5`` for the ``h`` its reset input holds (0 without)."""
+
+    def __init__(self):
+        super().__init__(batch_size=[2])
+        self.observation_spec = nb.Composite(obs=nb.Unbounded((2, 1)), shape=(2,))
+        self.action_spec = nb.Unbounded((2, 1))
+        self.reward_spec = nb.Unbounded((2, 1))
+        self.inputs = []
+
+    def _reset(self, td):
+        self.inputs.append(None if td is None else td.clone())
+        h = td.get("h") if td is not None and "h" in td.keys() else torch.zeros(2, 3)
+        return TensorDict({"obs": h[:, :1] + 5}, [2])
+
+    def _step(self, td):
+        return TensorDict({"obs": td["obs"] + 1, "reward": torch.zeros(2, 1)}, [2])
+
+    def _set_seed(self, seed):
+        return seed
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_primer_call_before_env_reset(before):
+    env = nb.TransformedEnv(_ReadsPrimer(), nb.TensorDictPrimer(h=nb.Unbounded((3,)), default_value=2.0,
+                                                                call_before_env_reset=before, expand_specs=True))
+    td = env.reset()
+    seen = env.base_env.inputs[-1]
+    if before:  # the base env read the primed value; the output has it as well
+        assert seen["h"].eq(2).all() and td["obs"].eq(7).all()
+    else:
+        assert seen is None and td["obs"].eq(5).all()
+    assert td["h"].eq(2).all()
+    # partial reset: the sub-env not reset keeps its value, in the env's input and in the output
+    request = td.clone()
+    request["h"] = torch.full((2, 3), 9.0)
+    request["_reset"] = torch.tensor([[True], [False]])
+    out = env.reset(request)
+    assert out["h"][:, 0].tolist() == [2.0, 9.0]
+    if before:
+        assert env.base_env.inputs[-1]["h"][:, 0].tolist() == [2.0, 9.0]
+        assert out["obs"].flatten().tolist() == [7.0, 14.0]
+    assert request["h"].eq(9).all(), "the caller's tensordict is left as it was"
+    nb.check_env_specs(env)
+
+
 @pytest.mark.parametrize("args, kwargs, error, match", [
     ((), {"primers": {"a": 3}}, TypeError, "TensorSpec primers"),
     ((), {"primers": [1]}, TypeError, "primers to be a dict or a Composite"),

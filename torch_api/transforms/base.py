@@ -145,6 +145,15 @@ class Transform(nn.Module):
     def _step(self, tensordict: TensorDictBase, next_tensordict: TensorDictBase) -> TensorDictBase:
         return self._call(next_tensordict)
 
+    def _reset_env_preprocess(self, tensordict: TensorDictBase | None) -> TensorDictBase | None:
+        """Prepare the tensordict the base env's reset receives (``TransformedEnv`` calls it first).
+
+        The default returns ``tensordict`` unchanged (``None`` included); a
+        transform that writes entries returns a shallow copy, never the
+        caller's tensordict.
+        """
+        return tensordict
+
     def _reset(self, tensordict: TensorDictBase, tensordict_reset: TensorDictBase) -> TensorDictBase:
         # A reset carries no reward: keys absent there are skipped, not errors.
         tolerant = self._missing_tolerance
@@ -320,6 +329,11 @@ class Compose(Transform):
         for t in self._plan():
             next_tensordict = t._step(tensordict, next_tensordict)
         return next_tensordict
+
+    def _reset_env_preprocess(self, tensordict):
+        for t in self.transforms:
+            tensordict = t._reset_env_preprocess(tensordict)
+        return tensordict
 
     def _reset(self, tensordict, tensordict_reset):
         for t in self._plan():

@@ -46,8 +46,10 @@ class TensorDictPrimer(Transform):
     A primer Composite whose batch shape differs from the env's batch size is
     expanded to it when ``expand_specs=True`` and refused otherwise (as in
     TorchRL); called on a tensordict, the transform always expands them
-    (TorchRL refuses). ``call_before_env_reset`` is accepted; the values are written
-    after the base env's reset either way.
+    (TorchRL refuses). With ``call_before_env_reset=True`` the values are
+    written into the tensordict the base env's reset receives, so the env can
+    read them, and they are in the reset output too (TorchRL 0.14.1 leaves
+    them out of it, although its observation spec lists them).
 
     Args:
         primers: a dict of key -> spec, or a ``Composite``.
@@ -57,7 +59,7 @@ class TensorDictPrimer(Transform):
         expand_specs: expand the primers to the env's batch size.
         single_default_value: ``default_value`` is one callable that returns a
             tensordict of every entry; it gets ``reset=`` the partial-reset mask.
-        call_before_env_reset: accepted for compatibility.
+        call_before_env_reset: write the values before the base env's reset (see above).
         **kwargs: key=spec entries (instead of ``primers``).
 
     Raises:
@@ -202,15 +204,41 @@ class TensorDictPrimer(Transform):
     def _call(self, next_tensordict):
         return next_tensordict
 
+    def _reset_mask(self, tensordict, specs):
+        """The sub-envs a partial reset of ``tensordict`` resets, as a bool tensor; None when it resets all."""
+        if tensordict is None:
+            return None
+        request = tensordict.get(self.reset_key, None)
+        if request is None or not len(specs.shape):
+            return None
+        mask = request.reshape(tuple(specs.shape)).bool()
+        return None if bool(mask.all()) else mask
+
+    def _reset_env_preprocess(self, tensordict):
+        """With ``call_before_env_reset``: the reset input (a shallow copy) with the primed entries set.
+
+        The base env's reset then reads them; after a partial reset the
+        sub-envs not reset keep the values they had in ``tensordict``.
+        """
+        if not self.call_before_env_reset:
+            return tensordict
+        specs = self._specs()
+        if tensordict is None:
+            target = TensorDict(batch_size=specs.shape, device=specs.device)
+        else:
+            target = tensordict.clone(False)
+        return self._fill(target, specs, self._reset_mask(tensordict, specs), tensordict)
+
     def _reset(self, tensordict, tensordict_reset):
         specs = self._specs()
-        mask = None
-        if tensordict is not None:
-            request = tensordict.get(self.reset_key, None)
-            if request is not None and len(specs.shape):
-                mask = request.reshape(tuple(specs.shape)).bool()
-                if bool(mask.all()):
-                    mask = None
+        if self.call_before_env_reset and tensordict is not None:
+            # the values primed before the base reset, unless the env wrote its own
+            present = set(tensordict_reset.keys(True, True))
+            for key in specs.keys(True, True):
+                value = tensordict.get(key, None)
+                if key not in present and value is not None:
+                    tensordict_reset.set(key, value)
+        mask = self._reset_mask(tensordict, specs)
         return self._fill(tensordict_reset, specs, mask, tensordict, skip_present=True)
 
     def _step(self, tensordict, next_tensordict):
