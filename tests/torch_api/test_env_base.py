@@ -119,3 +119,48 @@ def test_user_env_matches_torchrl(torchrl):
         assert_td_equal(ours.rollout(8, actions=acts, **kwargs), theirs.rollout(8, actions=acts, **kwargs))
     assert_td_equal(ours.fake_tensordict(), theirs.fake_tensordict())
     assert sorted(ours.done_keys) == sorted(theirs.done_keys)
+
+
+def make_full_reset(lib):
+    """A batch of 3 whose ``_reset`` ignores the ``"_reset"`` mask and always returns fresh values for all."""
+
+    class FullReset(lib["EnvBase"]):
+        def __init__(self):
+            super().__init__(batch_size=[3])
+            self.observation_spec = lib["Composite"](obs=lib["Unbounded"]((3, 1)), shape=(3,))
+            self.action_spec = lib["Unbounded"]((3, 1))
+            self.reward_spec = lib["Unbounded"]((3, 1))
+
+        def _reset(self, td):
+            return TensorDict({"obs": torch.full((3, 1), 100.0)}, [3])
+
+        def _step(self, td):
+            done = torch.tensor([[True], [False], [False]])
+            return TensorDict({"obs": td["obs"] + 1, "reward": torch.zeros(3, 1), "done": done,
+                               "terminated": done.clone()}, [3])
+
+        def _set_seed(self, seed):
+            return seed
+
+    return FullReset
+
+
+@pytest.mark.torchrl
+def test_partial_reset_keeps_the_other_sub_envs_as_torchrl(torchrl):
+    """A partial reset updates the given tensordict: sub-envs not reset keep their values, whatever _reset says."""
+    from torchrl.data import Composite as TC, Unbounded as TU
+    from torchrl.envs import EnvBase as TE
+
+    outs = []
+    for lib in (OURS, {"EnvBase": TE, "Composite": TC, "Unbounded": TU}):
+        env = make_full_reset(lib)()
+        td = env.step(env.reset().set("action", torch.zeros(3, 1)))["next"].clone()
+        td["_reset"] = td["done"].clone()
+        td["extra"] = torch.arange(3.0)
+        out = env.reset(td)
+        assert out is td and "_reset" not in out.keys()
+        assert out["obs"].flatten().tolist() == [100.0, 101.0, 101.0]
+        outs.append(out)
+        rollout = env.rollout(4, break_when_any_done=False)  # done sub-env 0 is reset, the others continue
+        assert rollout["next", "obs"][1].flatten().tolist() == [101.0, 102.0, 103.0, 104.0]
+    assert_td_equal(outs[0], outs[1])

@@ -321,7 +321,59 @@ class EnvBase(nn.Module):
         return td
 
     def reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
-        """Reset the env (or the sub-envs flagged by ``tensordict["_reset"]``) and return the first observation."""
+        """Reset the env (or the sub-envs flagged by ``tensordict["_reset"]``) and return the first observation.
+
+        Without ``tensordict``, the result is a new tensordict. With one, as in
+        TorchRL, ``tensordict`` itself is updated with the reset data and
+        returned, its reset keys (``"_reset"``) removed: after a partial reset
+        the sub-envs not reset keep the values ``tensordict`` holds (whatever
+        the env's ``_reset`` wrote for them), and entries only the env gives
+        take the env's values.
+
+        Examples:
+            >>> import torch
+            >>> from numbarl.torch_api import SerialEnv, GymEnv
+            >>> env = SerialEnv(2, lambda: GymEnv("Pendulum-v1"))
+            >>> td = env.reset()
+            >>> td["_reset"] = torch.tensor([[True], [False]])
+            >>> kept = td["observation"][1].clone()
+            >>> out = env.reset(td)
+            >>> out is td, "_reset" in out.keys(), bool((out["observation"][1] == kept).all())
+            (True, False, True)
+            >>> env.close()
+        """
+        td = self._reset_output(tensordict, **kwargs)
+        if tensordict is None:
+            return td
+        return self._update_after_reset(tensordict, td)
+
+    def _reset_mask(self, tensordict: TensorDictBase):
+        """The partial-reset mask of ``tensordict`` (batch shape), or None when it resets everything."""
+        nb = len(self.batch_size)
+        request = tensordict.get("_reset", None)
+        if request is None or not nb:
+            return None
+        mask = request.reshape(*self.batch_size, -1).any(-1)
+        return None if bool(mask.all()) else mask
+
+    def _update_after_reset(self, tensordict: TensorDictBase, reset: TensorDictBase) -> TensorDictBase:
+        """Write ``reset`` into ``tensordict``; sub-envs a partial reset leaves alone keep ``tensordict``'s values."""
+        mask = self._reset_mask(tensordict)
+        nb = len(self.batch_size)
+        for key in reset.keys(True, True):
+            value = reset.get(key)
+            if mask is not None:
+                current = tensordict.get(key, None)
+                if current is not None and current.shape == value.shape:
+                    value = torch.where(mask.reshape(*mask.shape, *(1,) * (value.dim() - nb)), value, current)
+            tensordict.set(key, value)
+        for key in self.reset_keys:
+            if key in tensordict.keys(True):
+                del tensordict[key]
+        return tensordict
+
+    def _reset_output(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
+        """What the env's reset gives, checked and with its done entries completed (``tensordict`` unchanged)."""
         td = self._reset(tensordict, **kwargs)
         if td.batch_size != self.batch_size:
             raise ValueError(
@@ -364,17 +416,10 @@ class EnvBase(nn.Module):
             return tensordict
         request = tensordict.clone(False)
         nb = len(self.batch_size)
-        mask = done.reshape(*self.batch_size, -1).any(-1) if nb else None
         if nb:
-            request.set("_reset", mask.unsqueeze(-1))
-        reset = self.reset(request)
-        for key in reset.keys(True, True):
-            value = reset.get(key)
-            current = tensordict.get(key, None)
-            if mask is not None and current is not None and current.shape == value.shape and not mask.all():
-                value = torch.where(mask.reshape(*mask.shape, *(1,) * (value.dim() - nb)), value, current)
-            tensordict.set(key, value)
-        return tensordict
+            request.set("_reset", done.reshape(*self.batch_size, -1).any(-1).unsqueeze(-1))
+        reset = self._reset_output(request)
+        return tensordict.update(self._update_after_reset(request, reset))
 
     def _mdp_reward_keys(self) -> list:
         """Reward keys dropped by ``step_mdp``: those that are not also state or observation keys."""

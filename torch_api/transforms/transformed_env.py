@@ -114,7 +114,7 @@ class TransformedEnv(EnvBase):
     # ---------------------------------------------------------------- running
     def _reset(self, tensordict=None, **kwargs):
         tensordict = self.transform._reset_env_preprocess(tensordict)
-        reset = self.base_env.reset(tensordict, **kwargs)
+        reset = self.base_env._reset_output(tensordict, **kwargs)
         if tensordict is None:
             tensordict = TensorDict(batch_size=self.batch_size, device=self.device)
         return self.transform._reset(tensordict, reset)
