@@ -13,9 +13,11 @@ ValueError is raised as on the CPU (the CPU stops at the first bad index,
 so sub-environments after it may differ). With ``check=False`` nothing is
 read back and nothing waits.
 
-``frames_next_slot`` has no twin: it reads ``pos`` on the host. Call
-``frames_push(buffer, pos, None)`` after writing into the slot whose index
-the caller tracks.
+:func:`frames_next_slot` is the one function here that always reads back:
+the slot it returns a view of is ``pos``, so it copies ``pos`` to the host
+(waiting for the stream). Callers that must not wait track the slot
+themselves (positions start at 0, a push advances every one of them and a
+reset none) and call ``frames_push(buffer, pos, None)`` after writing there.
 
 Importing this module imports ``numba.cuda``; ``numbarl.core`` does not.
 """
@@ -33,7 +35,7 @@ from numbarl.core.cuda._common import (
     scratch,
 )
 
-__all__ = ["frames_state", "frames_push", "frames_reset", "frames_stack", "frames_stack_offline"]
+__all__ = ["frames_state", "frames_push", "frames_next_slot", "frames_reset", "frames_stack", "frames_stack_offline"]
 
 _NO_BAD = np.iinfo(np.int64).max
 
@@ -357,6 +359,57 @@ def frames_push(buffer, pos, frame, out=None, dim=None, stream=0, check=True):
     if check:
         _raise_bad(bad, pos, n, fn, stream)
     return result
+
+
+def frames_next_slot(buffer, pos, stream=0):
+    """Device view ``[*batch, *frame]`` of the slots the next :func:`frames_push` writes.
+
+    Same contract as :func:`numbarl.core.frames.frames_next_slot`: valid when
+    every sub-environment has the same position, which holds for
+    sub-environments pushed together (a reset does not move ``pos``). Write
+    the new frames there, then call ``frames_push(buffer, pos, None, ...)``.
+
+    ``pos`` is copied to the host to find the slot, which waits for
+    ``stream``. The view has the buffer's strides: it is C-contiguous only
+    when the batch has one element, so kernels that require a contiguous
+    ``out`` (the ``numbarl.core.cuda.pixels`` functions) can write it only then.
+
+    Args:
+        buffer, pos: the device ring state (see :func:`frames_push`); not modified.
+        stream: CUDA stream that the read of ``pos`` waits for.
+
+    Returns:
+        A device array view of ``buffer``.
+
+    Raises:
+        TypeError: host arrays or ``pos`` not int64.
+        ValueError: the positions differ or lie outside ``[0, N)``, or the
+            ring state is inconsistent.
+
+    Examples:
+        >>> buffer, pos = frames_state((2,), 3, (1,))
+        >>> frames_reset(buffer, pos, cuda.to_device(np.zeros((2, 1), np.float32)))
+        >>> slot = frames_next_slot(buffer, pos)
+        >>> slot[:] = np.array([[1.0], [2.0]], np.float32)
+        >>> frames_push(buffer, pos, None, dim=-1).copy_to_host()
+        array([[0., 0., 1.],
+               [0., 0., 2.]], dtype=float32)
+    """
+    fn = "frames_next_slot"
+    buffer, pos, _, nb, n, _ = _state(buffer, pos, None, fn)
+    lead = (slice(None),) * len(pos.shape)
+    if nb == 0:
+        return buffer[lead + (0,)]
+    host = pos.reshape(nb).copy_to_host(stream=stream)
+    if stream:
+        stream.synchronize()
+    first = int(host[0])
+    if not (host == first).all():
+        raise ValueError(f"{fn} (CUDA) requires equal positions in pos, got {host.min()} to {host.max()}; "
+                         "use frames_push with frame arrays instead")
+    if not 0 <= first < n:
+        raise ValueError(f"{fn} (CUDA) requires 0 <= pos < N = {n}, got {first}")
+    return buffer[lead + (first,)]
 
 
 def frames_reset(buffer, pos, frame, mask=None, padding="same", padding_value=0.0, out=None, dim=None, stream=0,

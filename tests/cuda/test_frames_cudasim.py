@@ -170,3 +170,104 @@ def test_bad_input(call, error, match):
 
 def test_doctests():
     run_doctests(gpu)
+
+
+# ------------------------------------------------------------ frames_next_slot
+def _slot_index(batch, slot):
+    return (slice(None),) * len(batch) + (slot,)
+
+
+@settings(max_examples=25, deadline=None)
+@given(ring=rings(), ops=st.lists(st.sampled_from(["push", "next_slot", "reset"]), min_size=1, max_size=6),
+       seed=st.integers(0, 2**32 - 1))
+def test_next_slot_matches_cpu(ring, ops, seed):
+    batch, n, frame_shape, dim, dtype = ring
+    rng = np.random.default_rng(seed)
+    c_buffer, c_pos = cpu.frames_state(batch, n, frame_shape, dtype)
+    g_buffer, g_pos = gpu.frames_state(batch, n, frame_shape, dtype)
+    first = _frame(rng, batch + frame_shape, dtype)
+    cpu.frames_reset(c_buffer, c_pos, first)
+    gpu.frames_reset(g_buffer, g_pos, cuda.to_device(first))
+    for op in ops:
+        frame = _frame(rng, batch + frame_shape, dtype)
+        if op == "push":
+            want = cpu.frames_push(c_buffer, c_pos, frame, dim=dim)
+            got = gpu.frames_push(g_buffer, g_pos, cuda.to_device(frame), dim=dim).copy_to_host()
+            np.testing.assert_array_equal(got, want)
+        elif op == "next_slot":
+            c_slot = cpu.frames_next_slot(c_buffer, c_pos)
+            g_slot = gpu.frames_next_slot(g_buffer, g_pos)
+            assert tuple(g_slot.shape) == c_slot.shape == batch + frame_shape
+            np.testing.assert_array_equal(g_slot.copy_to_host(), c_slot)
+            # what is written into the view is the frame the next push stacks
+            c_slot[...] = frame
+            g_slot[...] = frame
+            want = cpu.frames_push(c_buffer, c_pos, None, dim=dim)
+            got = gpu.frames_push(g_buffer, g_pos, None, dim=dim).copy_to_host()
+            np.testing.assert_array_equal(got, want)
+        else:
+            mask = rng.random(batch) < 0.5
+            cpu.frames_reset(c_buffer, c_pos, frame, mask=mask if batch else None, padding="constant")
+            gpu.frames_reset(g_buffer, g_pos, cuda.to_device(frame), mask=mask if batch else None,
+                             padding="constant")
+        _assert_same_state(g_buffer, g_pos, c_buffer, c_pos)
+
+
+def test_next_slot_is_a_view_of_the_slot_at_pos():
+    buffer, pos = gpu.frames_state((2,), 3, (1, 2), np.float32)
+    pos.copy_to_device(np.array([2, 2]))
+    slot = gpu.frames_next_slot(buffer, pos)
+    slot[...] = np.full((2, 1, 2), 5.0, np.float32)
+    host = buffer.copy_to_host()
+    np.testing.assert_array_equal(host[:, 2], np.full((2, 1, 2), 5.0))
+    np.testing.assert_array_equal(host[:, :2], np.zeros((2, 2, 1, 2)))
+    np.testing.assert_array_equal(pos.copy_to_host(), [2, 2])  # not moved
+    # one sub-env: a C-contiguous view that a pixel kernel can write as its out
+    one_buffer, one_pos = gpu.frames_state((), 2, (1, 3, 3), np.float32)
+    assert gpu.frames_next_slot(one_buffer, one_pos).is_c_contiguous()
+
+
+def test_next_slot_with_a_stream_and_an_empty_batch():
+    stream = cuda.stream()
+    buffer, pos = gpu.frames_state((2,), 2, (3,), np.uint8, stream=stream)
+    assert tuple(gpu.frames_next_slot(buffer, pos, stream=stream).shape) == (2, 3)
+    empty_buffer, empty_pos = gpu.frames_state((0,), 2, (3,), np.uint8)
+    assert tuple(gpu.frames_next_slot(empty_buffer, empty_pos).shape) == (0, 3)
+    assert tuple(cpu.frames_next_slot(*cpu.frames_state((0,), 2, (3,), np.uint8)).shape) == (0, 3)
+
+
+@pytest.mark.parametrize(
+    "positions,error,match",
+    [
+        ([0, 1], ValueError, r"frames_next_slot \(CUDA\) requires equal positions in pos, got 0 to 1; use "
+                             r"frames_push with frame arrays instead"),
+        ([3, 3], ValueError, r"frames_next_slot \(CUDA\) requires 0 <= pos < N = 3, got 3"),
+        ([-1, -1], ValueError, r"frames_next_slot \(CUDA\) requires 0 <= pos < N = 3, got -1"),
+    ],
+)
+def test_next_slot_bad_positions(positions, error, match):
+    buffer, pos = _ring()
+    pos.copy_to_device(np.array(positions))
+    with pytest.raises(error, match=match):
+        gpu.frames_next_slot(buffer, pos)
+    c_buffer, c_pos = cpu.frames_state((2,), 3, (4,))
+    c_pos[:] = positions
+    with pytest.raises(error, match=match.replace(r" \(CUDA\)", "")):
+        cpu.frames_next_slot(c_buffer, c_pos)
+
+
+@pytest.mark.parametrize(
+    "call,error,match",
+    [
+        (lambda b, p: gpu.frames_next_slot(b.copy_to_host(), p), TypeError,
+         r"frames_next_slot \(CUDA\) requires buffer to be a CUDA device array"),
+        (lambda b, p: gpu.frames_next_slot(b, cuda.to_device(np.zeros(2, np.int32))), TypeError,
+         r"frames_next_slot \(CUDA\) requires pos of dtype int64, got int32"),
+        (lambda b, p: gpu.frames_next_slot(b, cuda.to_device(np.zeros(3, np.int64))), ValueError,
+         r"frames_next_slot \(CUDA\) requires buffer of shape \[\*batch, N, \*frame\] with batch = pos.shape"),
+    ],
+)
+def test_next_slot_bad_input(call, error, match):
+    buffer, pos = _ring()
+    with pytest.raises(error, match=match):
+        call(buffer, pos)

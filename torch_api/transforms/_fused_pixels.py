@@ -22,11 +22,18 @@ copied out once. The output is identical to running the transforms one by
 one, and the ring state is the ``CatFrames`` instance's own, so the fused and
 unfused paths can be mixed.
 
+CUDA tensors take the fused path on their device, with
+:func:`numbarl.core.cuda.pixels.gray_resize` and the ``CatFrames`` device
+ring, and nothing is read back to the host. There the frame goes into a
+device array and ``frames_push`` copies it into the ring with the stack: the
+slot to write straight into is only known by reading the positions back,
+and a batch's slot is not contiguous, which the CUDA kernel requires.
+
 Inputs the kernel does not take (a dtype other than uint8 / float32, a last
-dim other than 3, a 3-dim image with ``unsqueeze=True``, a tensor off the
-CPU, a missing key) and runs whose members were changed since planning go
-through the transforms one by one. Members' module hooks are not called on
-the fused path.
+dim other than 3, a 3-dim image with ``unsqueeze=True``, a tensor on a
+device other than the CPU or a CUDA GPU, a missing key) and runs whose
+members were changed since planning go through the transforms one by one.
+Members' module hooks are not called on the fused path.
 
 Examples:
     >>> import torch
@@ -46,7 +53,8 @@ import torch
 from numbarl.core.frames import frames_next_slot, frames_push
 from numbarl.core.pixels import gray_resize
 
-from .._arrays import as_array
+from .._arrays import as_array, is_cuda, kernels_for, stream_kwargs
+from ._pixel_base import array_meta
 from .frames import CatFrames
 from .image import CenterCrop, GrayScale, Resize, ToTensorImage
 
@@ -169,11 +177,17 @@ class FusedPixelRun:
     def _frame_shape(self, x) -> tuple:
         return x.shape[:-3] + (1,) + self._out_hw()
 
-    def _gray(self, x, out) -> None:
+    def _gray(self, x, out, fn=gray_resize, **kw) -> None:
         r = self.resize
         crop = None if self.crop is None else (self.crop.w, self.crop.h)
-        gray_resize(x, r.w, r.h, antialias=r.interpolation == "bilinear", out=out, mode=r.interpolation,
-                    crop=crop, from_int=self.to_tensor.from_int)
+        fn(x, r.w, r.h, antialias=r.interpolation == "bilinear", out=out, mode=r.interpolation, crop=crop,
+           from_int=self.to_tensor.from_int, **kw)
+
+    def _gray_device(self, x) -> torch.Tensor:
+        """The fused frames of CUDA tensor ``x``, computed on its device by the CUDA ``gray_resize``."""
+        out = torch.empty(self._frame_shape(x), dtype=torch.float32, device=x.device)
+        self._gray(as_array(x), as_array(out), kernels_for(x, "pixels").gray_resize, **stream_kwargs(x))
+        return out
 
     def _buf(self, name, shape) -> np.ndarray:
         out = self._bufs.get(name)
@@ -235,13 +249,31 @@ class FusedPixelRun:
 
     # ----------------------------------------------------------- tensordicts
     def _source(self, td):
+        """The source frames: a NumPy view of a CPU tensor, a CUDA tensor itself, or None when not fusable."""
         value = td.get(self.src, None)
-        if value is None or value.device.type != "cpu":
+        if value is None:
+            return None
+        if is_cuda(value):
+            return value.detach() if self._fusable(array_meta(value)) else None
+        if value.device.type != "cpu":
             return None
         x = as_array(value)
         return x if self._fusable(x) else None
 
-    def _td_apply(self, td, x, mask, reset):
+    def _td_apply_device(self, td, x, request, reset):
+        """The fused run on CUDA tensor ``x``: frames and stacks on its device."""
+        frame = self._gray_device(x)
+        out = frame
+        if self.cat is not None:
+            mask = None if request is None else self.cat._device_mask(request, td.batch_size, x.device)
+            out = self.cat._device_apply(self.cat.in_keys[0], frame, td.batch_dims, mask, reset)
+        td.set(self.key, out)
+        return td
+
+    def _td_apply(self, td, x, request, reset):
+        if isinstance(x, torch.Tensor):
+            return self._td_apply_device(td, x, request, reset)
+        mask = None if request is None else self.cat._host_mask(request, td.batch_size)
         shape = self._frame_shape(x)
         if self.cat is None:
             out = torch.empty(shape, dtype=torch.float32)
@@ -278,8 +310,8 @@ class FusedPixelRun:
             for t in self.members:
                 tensordict_reset = t._reset(tensordict, tensordict_reset)
             return tensordict_reset
-        mask = None if self.cat is None else self.cat._reset_mask(tensordict, tensordict_reset.batch_size)
-        return self._td_apply(tensordict_reset, x, mask, True)
+        request = None if self.cat is None else self.cat._reset_request(tensordict, tensordict_reset.batch_size)
+        return self._td_apply(tensordict_reset, x, request, True)
 
     def forward(self, tensordict):
         """The offline path: the fused frames for the whole batch, then ``CatFrames.forward`` if present."""
@@ -288,8 +320,11 @@ class FusedPixelRun:
             for t in self.members:
                 tensordict = t(tensordict)
             return tensordict
-        out = torch.empty(self._frame_shape(x), dtype=torch.float32)
-        self._gray(x, out.numpy())
+        if isinstance(x, torch.Tensor):
+            out = self._gray_device(x)
+        else:
+            out = torch.empty(self._frame_shape(x), dtype=torch.float32)
+            self._gray(x, out.numpy())
         tensordict.set(self.key, out)
         if self.cat is not None:
             tensordict = self.cat(tensordict)

@@ -12,9 +12,15 @@ and writes it to the ``out_key``, on both paths:
   in place through its NumPy view.
 
 A subclass implements ``_out_meta(x) -> (shape, numpy dtype)`` and
-``_compute(x, out)`` on NumPy arrays, and ``_spec(spec, composite)`` for the
-observation spec. Tensors on a device other than the CPU go through the
-CPU kernels and the result is moved back to their device.
+``_compute(x, out)`` on NumPy arrays, ``_compute_device(x, out)`` on CUDA
+tensors, and ``_spec(spec, composite)`` for the observation spec.
+
+CUDA tensors (as :func:`numbarl.torch_api._arrays.is_cuda` decides) stay on
+their device: the output is allocated there and ``_compute_device`` fills it,
+with the CUDA twins of the kernels (:func:`device_kernels`) on the tensors'
+memory, or with torch operations on the device for dtypes those kernels do
+not take; nothing is copied to the host. Tensors on other devices go through
+the CPU kernels and the result is moved back to their device.
 
 Examples:
     >>> import numpy as np, torch
@@ -24,6 +30,8 @@ Examples:
     ...         return x.shape, x.dtype
     ...     def _compute(self, x, out):
     ...         np.negative(x, out=out)
+    ...     def _compute_device(self, x, out):
+    ...         torch.neg(x, out=out)
     >>> t = Neg(in_keys=["x"], out_keys=["y"])
     >>> t(TensorDict({"x": torch.ones(2)}, [2]))["y"]
     tensor([-1., -1.])
@@ -32,15 +40,17 @@ Examples:
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
-from .._arrays import as_array, numpy_dtype
+from .._arrays import as_array, is_cuda, kernels_for, numpy_dtype, stream_kwargs
 from ..specs import Bounded, Composite, Unbounded
 from .base import Transform
 
-__all__ = ["KeyedArrayTransform", "check_bool", "check_int", "copy_view", "derived_spec", "env_batch_ndim",
-           "mapped_spec", "torch_dtype"]
+__all__ = ["ArrayMeta", "KeyedArrayTransform", "array_meta", "check_bool", "check_int", "copy_view", "derived_spec",
+           "device_bits", "device_kernels", "env_batch_ndim", "mapped_spec", "torch_dtype"]
 
 _TORCH_OF_NP = {np.dtype(v): k for k, v in {
     torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64, torch.uint8: np.uint8,
@@ -56,6 +66,32 @@ def torch_dtype(dtype) -> torch.dtype:
 def copy_view(a: np.ndarray) -> np.ndarray:
     """``a`` as an array the copy kernels take: float16 (which Numba lacks) viewed as int16, bit for bit."""
     return a.view(np.int16) if a.dtype == np.float16 else a
+
+
+def device_bits(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as a tensor the CUDA copy kernels take: float16 viewed as int16, bit for bit (as :func:`copy_view`)."""
+    return t.view(torch.int16) if t.dtype is torch.float16 else t
+
+
+class ArrayMeta(NamedTuple):
+    """The shape and NumPy dtype of a tensor: what ``_out_meta`` reads, without touching the tensor's memory."""
+
+    shape: tuple
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+def array_meta(tensor: torch.Tensor) -> ArrayMeta:
+    """:class:`ArrayMeta` of ``tensor``; TypeError for dtypes without a NumPy twin (e.g. bfloat16)."""
+    return ArrayMeta(tuple(tensor.shape), np.dtype(numpy_dtype(tensor.dtype)))
+
+
+def device_kernels(x, name: str = "pixels"):
+    """``(kernel module, stream kwargs)`` for ``x``: the ``numbarl.core.cuda`` twin of ``name`` for CUDA input."""
+    return kernels_for(x, name), stream_kwargs(x)
 
 
 def check_int(value, owner: str, name: str, minimum=None, maximum=None) -> int:
@@ -125,10 +161,11 @@ def mapped_spec(spec, shape, fn, owner: str):
 
 
 class KeyedArrayTransform(Transform):
-    """Base of transforms that map each ``in_key`` to its ``out_key`` with a NumPy kernel call.
+    """Base of transforms that map each ``in_key`` to its ``out_key`` with a kernel call.
 
-    Subclasses implement ``_out_meta``, ``_compute`` and ``_spec``; see the
-    module docstring (which has an example).
+    Subclasses implement ``_out_meta``, ``_compute`` (NumPy arrays),
+    ``_compute_device`` (CUDA tensors) and ``_spec``; see the module
+    docstring (which has an example).
 
     Args:
         in_keys, out_keys, in_keys_inv, out_keys_inv: as :class:`Transform`.
@@ -146,6 +183,10 @@ class KeyedArrayTransform(Transform):
 
     def _compute(self, x: np.ndarray, out: np.ndarray) -> None:
         raise NotImplementedError
+
+    def _compute_device(self, x: torch.Tensor, out: torch.Tensor) -> None:
+        """Fill ``out`` (allocated on ``x``'s CUDA device) from ``x`` without copying anything to the host."""
+        raise NotImplementedError(f"{type(self).__name__} has no CUDA path: implement _compute_device(x, out)")
 
     def _spec(self, spec, composite):
         return spec
@@ -188,6 +229,8 @@ class KeyedArrayTransform(Transform):
 
     # ----------------------------------------------------------- tensordicts
     def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
+        if is_cuda(value):
+            return self._apply_device(value)
         device = value.device
         if device.type != "cpu":
             value = value.cpu()
@@ -196,6 +239,14 @@ class KeyedArrayTransform(Transform):
         out = torch.empty(shape, dtype=torch_dtype(dtype))
         self._compute(x, out.numpy())
         return out if device.type == "cpu" else out.to(device)
+
+    def _apply_device(self, value: torch.Tensor) -> torch.Tensor:
+        """The CUDA path: the output is allocated on ``value``'s device and filled by ``_compute_device``."""
+        x = value.detach()
+        shape, dtype = self._out_meta(array_meta(x))
+        out = torch.empty(shape, dtype=torch_dtype(dtype), device=x.device)
+        self._compute_device(x, out)
+        return out
 
     # ------------------------------------------------------------------ specs
     def transform_observation_spec(self, observation_spec):

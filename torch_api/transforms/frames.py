@@ -7,6 +7,16 @@ others keep their history. Offline, :meth:`CatFrames.forward` stacks a stored
 trajectory ``[*B, T, ...]`` episode by episode, using ``("next", "done")`` to
 find where episodes end, as TorchRL 0.14.1's replay-buffer path does.
 
+CUDA tensors stay on their device (nothing is copied to the host): the
+kernels are the twins in :mod:`numbarl.core.cuda.frames`, the ring of a key
+fed CUDA frames lives on their device, and a ``"_reset"`` mask is handed to
+the kernels as a device array. Frames on other devices go through the CPU
+kernels and back. A ring lives where its frames were when it was made: a
+step or a partial reset with frames on another device raises ValueError
+naming both devices, while a reset of every sub-env (no ``"_reset"`` entry)
+restarts the ring on the frames' device, as nothing of the old history is
+kept by it anyway.
+
 Examples:
     >>> import torch
     >>> from numbarl.torch_api import GymEnv, TransformedEnv
@@ -20,18 +30,66 @@ Examples:
 from __future__ import annotations
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from numbarl.core.frames import frames_push, frames_reset, frames_stack_offline, frames_state
 
-from .._arrays import as_array
+from .._arrays import as_array, is_cuda, kernels_for, numpy_dtype, stream_kwargs
 from ..envs.utils import unravel_key
-from ._pixel_base import KeyedArrayTransform, check_bool, check_int, copy_view, env_batch_ndim, mapped_spec
+from ._pixel_base import (
+    KeyedArrayTransform,
+    check_bool,
+    check_int,
+    copy_view,
+    device_bits,
+    env_batch_ndim,
+    mapped_spec,
+)
 
 __all__ = ["CatFrames"]
 
 _PADDINGS = ("same", "constant")
+_HOST = torch.device("cpu")
+
+
+class _DeviceRing(NamedTuple):
+    """The ring of one key fed CUDA frames, made by ``numbarl.core.cuda.frames.frames_state``.
+
+    ``buffer`` and ``pos`` are device arrays on ``device``; ``dtype`` is the
+    frames' dtype (float16 frames are kept as their int16 bits).
+    """
+
+    buffer: object
+    pos: object
+    device: torch.device
+    dtype: torch.dtype
+
+    def __deepcopy__(self, memo):
+        """A copy on the same device (device-to-device), so that ``CatFrames.clone`` keeps the history."""
+        from numba import cuda
+
+        copies = []
+        for a in (self.buffer, self.pos):
+            c = cuda.device_array_like(a)
+            c.copy_to_device(a)
+            copies.append(c)
+        return _DeviceRing(copies[0], copies[1], self.device, self.dtype)
+
+
+def _to_bt(a, tdim, nbd, nt):
+    """NumPy ``[*batch, *rest]`` as ``[B, T, *rest]``, time last among the batch dims (contiguous)."""
+    if tdim != nbd - 1:
+        a = np.moveaxis(a, tdim, nbd - 1)
+    return np.ascontiguousarray(a).reshape((-1, nt) + a.shape[nbd:])
+
+
+def _to_bt_device(t, tdim, nbd, nt):
+    """:func:`_to_bt` for a tensor, on its device."""
+    if tdim != nbd - 1:
+        t = t.movedim(tdim, nbd - 1)
+    return t.contiguous().reshape((-1, nt) + tuple(t.shape[nbd:]))
 
 
 def _as_key(key, owner, name):
@@ -150,10 +208,13 @@ class CatFrames(KeyedArrayTransform):
         shape[len(shape) + self.dim] *= self.N
         return tuple(shape)
 
-    def _ring(self, key, batch, frame_shape, dtype):
+    def _ring(self, key, batch, frame_shape, dtype, full_reset=False):
         """``(buffer, pos)`` of ``key``, restarted when the batch, frame shape or dtype changes."""
         rings = self.__dict__["_rings"]
         ring = rings.get(key)
+        if isinstance(ring, _DeviceRing):
+            self._check_device(key, ring.device, _HOST, full_reset)
+            ring = None
         shape = tuple(batch) + (self.N,) + tuple(frame_shape)
         if ring is None or ring[0].shape != shape or ring[1].shape != tuple(batch) or ring[0].dtype != dtype:
             self._check_frame(frame_shape)
@@ -167,28 +228,103 @@ class CatFrames(KeyedArrayTransform):
         value = np.array(self.padding_value).astype(dtype)
         return value.view(np.int16)[()] if value.dtype == np.float16 else value[()]
 
+    def _check_device(self, key, held, device, full_reset) -> None:
+        """ValueError when the ring of ``key`` (on ``held``) gets frames on ``device``, unless every sub-env resets."""
+        if full_reset:
+            return
+        raise ValueError(f"CatFrames keeps the frame history of {key!r} on {held} but got frames on {device}; pass "
+                         f"the frames on {held}, or reset every sub-env (a reset without {self.reset_key!r}) to "
+                         f"restart the history on {device}")
+
     def _push(self, key, frame, out, nb) -> None:
         buffer, pos = self._ring(key, frame.shape[:nb], frame.shape[nb:], frame.dtype)
         frames_push(copy_view(buffer), pos, copy_view(frame), out=copy_view(out), dim=self.dim)
 
     def _restart(self, key, frame, out, nb, mask) -> None:
-        buffer, pos = self._ring(key, frame.shape[:nb], frame.shape[nb:], frame.dtype)
+        buffer, pos = self._ring(key, frame.shape[:nb], frame.shape[nb:], frame.dtype, full_reset=mask is None)
         frames_reset(copy_view(buffer), pos, copy_view(frame), mask=mask, padding=self.padding,
                      padding_value=self._pad_value(frame.dtype), out=copy_view(out), dim=self.dim)
 
-    def _reset_mask(self, tensordict, batch_size):
-        """The reset request of ``tensordict`` as a bool array of ``batch_size`` (None: every sub-env)."""
+    # ------------------------------------------------------------- CUDA ring
+    def _device_ring(self, key, frame, nb, full_reset, k) -> _DeviceRing:
+        """The device ring of ``key`` for CUDA ``frame``, made (or restarted) as :meth:`_ring` makes host rings."""
+        ring = self.__dict__["_rings"].get(key)
+        if ring is not None and (not isinstance(ring, _DeviceRing) or ring.device != frame.device):
+            self._check_device(key, ring.device if isinstance(ring, _DeviceRing) else _HOST, frame.device,
+                               full_reset)
+            ring = None
+        batch, frame_shape = tuple(frame.shape[:nb]), tuple(frame.shape[nb:])
+        if (ring is None or ring.dtype != frame.dtype or tuple(ring.pos.shape) != batch
+                or tuple(ring.buffer.shape) != batch + (self.N,) + frame_shape):
+            ring = self.__dict__["_rings"][key] = self._new_device_ring(frame, nb, k)
+        return ring
+
+    def _new_device_ring(self, frame, nb, k) -> _DeviceRing:
+        """A device ring for ``frame``'s batch and shape, every slot holding ``padding_value``."""
+        bits = device_bits(frame)
+        batch, frame_shape = tuple(frame.shape[:nb]), tuple(frame.shape[nb:])
+        buffer, pos = k.frames_state(batch, self.N, frame_shape, numpy_dtype(bits.dtype), **stream_kwargs(frame))
+        pad = self._pad_value(np.dtype(numpy_dtype(frame.dtype))).item()
+        fill = torch.full(tuple(frame.shape), pad, dtype=bits.dtype, device=frame.device)
+        # a reset with "same" padding copies the frame into every slot
+        k.frames_reset(buffer, pos, as_array(fill), **stream_kwargs(frame, check=False))
+        return _DeviceRing(buffer, pos, frame.device, frame.dtype)
+
+    def _device_apply(self, key, frame, nb, mask, reset) -> torch.Tensor:
+        """The stack of CUDA ``frame`` after a push (or a reset), computed on its device.
+
+        ``mask`` is a bool device array of the batch shape, or None for
+        every sub-env. Nothing is read back: the kernels run unchecked.
+        """
+        self._check_frame(frame.shape[nb:])
+        k = kernels_for(frame, "frames")
+        ring = self._device_ring(key, frame, nb, reset and mask is None, k)
+        out = torch.empty(self._stack_shape(frame.shape), dtype=frame.dtype, device=frame.device)
+        src, dst = as_array(device_bits(frame)), as_array(device_bits(out))
+        kw = stream_kwargs(frame, check=False)
+        if reset:
+            k.frames_reset(ring.buffer, ring.pos, src, mask=mask, padding=self.padding,
+                           padding_value=self._pad_value(np.dtype(numpy_dtype(frame.dtype))), out=dst, dim=self.dim,
+                           **kw)
+        else:
+            k.frames_push(ring.buffer, ring.pos, src, out=dst, dim=self.dim, **kw)
+        return out
+
+    # ------------------------------------------------------------ reset masks
+    def _reset_request(self, tensordict, batch_size):
+        """The reset request tensor of ``tensordict``, checked against ``batch_size`` (None: every sub-env)."""
         if tensordict is None:
             return None
         request = tensordict.get(self.reset_key, None)
         if request is None:
             return None
-        mask = as_array(request.cpu()).astype(np.bool_, copy=False)
         batch = tuple(batch_size)
-        if mask.size != int(np.prod(batch, dtype=np.int64)):
+        if request.numel() != int(np.prod(batch, dtype=np.int64)):
             raise ValueError(f"CatFrames requires {self.reset_key!r} of the batch shape {batch} (optionally with a "
                              f"trailing 1), got shape {tuple(request.shape)}")
-        return mask.reshape(batch)
+        return request
+
+    @staticmethod
+    def _host_mask(request, batch):
+        """``request`` as a bool NumPy array of shape ``batch``."""
+        return as_array(request.cpu()).astype(np.bool_, copy=False).reshape(tuple(batch))
+
+    @staticmethod
+    def _device_mask(request, batch, device):
+        """``request`` as a bool device array of shape ``batch`` on ``device`` (no host copy)."""
+        mask = request.detach().to(device=device, dtype=torch.bool).reshape(tuple(batch)).contiguous()
+        return as_array(mask)
+
+    def _mask_for(self, request, batch, value, masks):
+        """The mask of ``request`` for frames ``value`` (host or device), converted once per kind into ``masks``."""
+        if request is None:
+            return None
+        where = value.device if is_cuda(value) else None
+        mask = masks.get(where)
+        if mask is None:
+            mask = masks[where] = (self._host_mask(request, batch) if where is None
+                                   else self._device_mask(request, batch, where))
+        return mask
 
     def _not_in_env(self):
         if self.as_inverse:
@@ -231,13 +367,18 @@ class CatFrames(KeyedArrayTransform):
         return self._np_apply(arrays, mask, True)
 
     # ----------------------------------------------------------- tensordicts
-    def _td_apply(self, td, mask, reset):
+    def _td_apply(self, td, request, reset):
         nb = td.batch_dims
+        masks = {}
         for in_key, out_key in zip(self.in_keys, self.out_keys):
             value = td.get(in_key, None)
             if value is None:
                 if not reset:  # a reset may not carry every key, as TorchRL allows
                     self._missing(in_key, td)
+                continue
+            mask = self._mask_for(request, td.batch_size, value, masks)
+            if is_cuda(value):
+                td.set(out_key, self._device_apply(in_key, value.detach(), nb, mask, reset))
                 continue
             device = value.device
             frame = as_array(value.cpu() if device.type != "cpu" else value)
@@ -256,8 +397,8 @@ class CatFrames(KeyedArrayTransform):
 
     def _reset(self, tensordict, tensordict_reset):
         self._not_in_env()
-        mask = self._reset_mask(tensordict, tensordict_reset.batch_size)
-        return self._td_apply(tensordict_reset, mask, True)
+        request = self._reset_request(tensordict, tensordict_reset.batch_size)
+        return self._td_apply(tensordict_reset, request, True)
 
     def forward(self, tensordict):
         """Stack a stored trajectory offline (see the class docstring); identity when ``as_inverse``."""
@@ -288,19 +429,9 @@ class CatFrames(KeyedArrayTransform):
             raise KeyError(f"CatFrames.forward requires the {done_key!r} entry to find where episodes end; keys "
                            f"present: {sorted(map(str, td.keys(True, True)))}")
         batch = tuple(td.batch_size)
-        nbd, tdim = len(batch), self._time_dim(td)
-        nt = batch[tdim]
-
-        def to_bt(a):  # [*batch, *rest] -> [B, T, *rest], time last among the batch dims
-            if tdim != nbd - 1:
-                a = np.moveaxis(a, tdim, nbd - 1)
-            return np.ascontiguousarray(a).reshape((-1, nt) + a.shape[nbd:])
-
-        d = as_array(done.cpu()).astype(np.bool_, copy=False)
-        if d.size != int(np.prod(batch, dtype=np.int64)):
+        if done.numel() != int(np.prod(batch, dtype=np.int64)):
             raise ValueError(f"CatFrames.forward requires {done_key!r} of shape {list(batch)} (+ a trailing 1), "
                              f"got {list(done.shape)}")
-        d = to_bt(d.reshape(batch))
         inputs = {}
         for in_key in self.in_keys:
             value = td.get(in_key, None)
@@ -308,30 +439,71 @@ class CatFrames(KeyedArrayTransform):
                 self._missing(in_key, td)
                 continue
             inputs[in_key] = value
+        tdim = self._time_dim(td)
+        host_done = {}
         results = []
         for in_key, out_key in zip(self.in_keys, self.out_keys):
             value = inputs.get(in_key)
             if value is None:
                 continue
-            x = as_array(value.cpu())
-            self._check_frame(x.shape[nbd:])
-            initial = None
-            if isinstance(in_key, tuple) and in_key[0] == "next":
-                root = inputs.get(unravel_key(in_key[1:]))
-                if root is not None and tuple(root.shape) == tuple(value.shape) and root.dtype == value.dtype:
-                    initial = to_bt(as_array(root.cpu()))
-            stacked = frames_stack_offline(copy_view(to_bt(x)), d, self.N, dim=self.dim, padding=self.padding,
-                                           padding_value=self._pad_value(x.dtype),
-                                           initial=None if initial is None else copy_view(initial))
-            stacked = stacked.view(x.dtype)
-            moved = batch[:tdim] + batch[tdim + 1:] + (nt,)
-            stacked = stacked.reshape(moved + stacked.shape[2:])
-            if tdim != nbd - 1:
-                stacked = np.ascontiguousarray(np.moveaxis(stacked, nbd - 1, tdim))
-            results.append((out_key, torch.from_numpy(stacked).to(value.device)))
+            root = self._root_of(in_key, value, inputs)
+            if is_cuda(value):
+                stacked = self._unfold_device(value.detach(), root, done, batch, tdim)
+            else:
+                if not host_done:  # [B, T] bool, converted once for every key on the host
+                    d = as_array(done.cpu()).astype(np.bool_, copy=False).reshape(batch)
+                    host_done["d"] = _to_bt(d, tdim, len(batch), batch[tdim])
+                stacked = self._unfold_host(value, root, host_done["d"], batch, tdim)
+            results.append((out_key, stacked))
         for out_key, out in results:
             td.set(out_key, out)
         return td
+
+    @staticmethod
+    def _root_of(in_key, value, inputs):
+        """For a ``("next", key)`` entry, the root ``key`` entry of the same shape and dtype (else None)."""
+        if not (isinstance(in_key, tuple) and in_key[0] == "next"):
+            return None
+        root = inputs.get(unravel_key(in_key[1:]))
+        if root is not None and tuple(root.shape) == tuple(value.shape) and root.dtype == value.dtype:
+            return root
+        return None
+
+    def _unfold_host(self, value, root, d, batch, tdim):
+        """The offline stacks of ``value`` by the CPU kernel (``d``: the ``[B, T]`` done flags)."""
+        nbd, nt = len(batch), batch[tdim]
+        x = as_array(value.cpu())
+        self._check_frame(x.shape[nbd:])
+        initial = None if root is None else _to_bt(as_array(root.cpu()), tdim, nbd, nt)
+        stacked = frames_stack_offline(copy_view(_to_bt(x, tdim, nbd, nt)), d, self.N, dim=self.dim,
+                                       padding=self.padding, padding_value=self._pad_value(x.dtype),
+                                       initial=None if initial is None else copy_view(initial))
+        stacked = stacked.view(x.dtype)
+        moved = batch[:tdim] + batch[tdim + 1:] + (nt,)
+        stacked = stacked.reshape(moved + stacked.shape[2:])
+        if tdim != nbd - 1:
+            stacked = np.ascontiguousarray(np.moveaxis(stacked, nbd - 1, tdim))
+        return torch.from_numpy(stacked).to(value.device)
+
+    def _unfold_device(self, x, root, done, batch, tdim):
+        """The offline stacks of CUDA tensor ``x`` by the CUDA kernel, on its device."""
+        nbd, nt = len(batch), batch[tdim]
+        self._check_frame(x.shape[nbd:])
+        k = kernels_for(x, "frames")
+        d = _to_bt_device(done.detach().to(device=x.device, dtype=torch.bool).reshape(batch), tdim, nbd, nt)
+        xbt = _to_bt_device(device_bits(x), tdim, nbd, nt)
+        initial = None
+        if root is not None:
+            initial = as_array(_to_bt_device(device_bits(root.detach().to(x.device)), tdim, nbd, nt))
+        out = torch.empty(self._stack_shape(xbt.shape), dtype=xbt.dtype, device=x.device)
+        k.frames_stack_offline(as_array(xbt), as_array(d), self.N, dim=self.dim, padding=self.padding,
+                               padding_value=self._pad_value(np.dtype(numpy_dtype(x.dtype))), out=as_array(out),
+                               initial=initial, **stream_kwargs(x))
+        moved = batch[:tdim] + batch[tdim + 1:] + (nt,)
+        out = out.view(x.dtype).reshape(moved + tuple(out.shape[2:]))
+        if tdim != nbd - 1:
+            out = out.movedim(nbd - 1, tdim).contiguous()
+        return out
 
     # ------------------------------------------------------------------ specs
     def _spec(self, spec, composite):

@@ -2,7 +2,11 @@
 
 Same constructors, defaults and spec transforms as TorchRL 0.14.1. The
 pixel work runs in :mod:`numbarl.core.pixels` (Numba) on both the array path
-of rollouts and the TensorDict path, with no torchvision dependency.
+of rollouts and the TensorDict path, with no torchvision dependency. CUDA
+tensors run the CUDA twins in :mod:`numbarl.core.cuda.pixels` on their own
+memory, into outputs allocated on their device; dtypes those kernels do not
+take are computed with torch operations on the device, with the values of
+the CPU path. Nothing is copied to the host on the CUDA path.
 Transformed specs keep the class (and domain) of the input spec; a
 ``Bounded`` spec's ``low`` and ``high`` go through the same computation as
 the data, as in TorchRL.
@@ -26,14 +30,24 @@ import numpy as np
 import torch
 from numbarl.core.pixels import center_crop, crop, grayscale, permute_last, resize, to_tensor_image
 
-from .._arrays import as_array
-from ._pixel_base import KeyedArrayTransform, check_bool, check_int, copy_view, mapped_spec
+from .._arrays import as_array, is_cuda
+from ._pixel_base import (
+    KeyedArrayTransform,
+    check_bool,
+    check_int,
+    copy_view,
+    device_bits,
+    device_kernels,
+    mapped_spec,
+)
 
 __all__ = ["ToTensorImage", "GrayScale", "Resize", "CenterCrop", "Crop", "PermuteTransform"]
 
 _U8, _F16, _F32, _F64 = (np.dtype(t) for t in (np.uint8, np.float16, np.float32, np.float64))
 _CORE_IN = (_U8, _F32)
 _FLOAT_OUT = {torch.float16: _F16, torch.float32: _F32, torch.float64: _F64}
+_KERNEL_IN = (torch.uint8, torch.float32)  # the dtypes the pixel kernels take, as torch dtypes
+_GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 
 
 def _check_ndim(x, owner, ndim, layout):
@@ -43,6 +57,24 @@ def _check_ndim(x, owner, ndim, layout):
 
 def _copy_cast(src, out):
     np.copyto(out, src, casting="unsafe")
+
+
+def _window(in_hw, out_hw, top, left):
+    """``(dst, src)`` index tuples of the part of a ``(top, left)`` window inside the image, or None."""
+    (h, w), (n_h, n_w) = out_hw, in_hw
+    y0, y1 = max(top, 0), min(top + h, n_h)
+    x0, x1 = max(left, 0), min(left + w, n_w)
+    if y0 >= y1 or x0 >= x1:
+        return None
+    return (..., slice(y0 - top, y1 - top), slice(x0 - left, x1 - left)), (..., slice(y0, y1), slice(x0, x1))
+
+
+def _center_offsets(in_hw, h, w):
+    """``(top, left)`` of the centre ``h x w`` window of an ``in_hw`` image, as torchvision."""
+    n_h, n_w = in_hw
+    top = -((h - n_h) // 2) if h > n_h else int(round((n_h - h) / 2.0))
+    left = -((w - n_w) // 2) if w > n_w else int(round((n_w - w) / 2.0))
+    return top, left
 
 
 # ---------------------------------------------------------------- ToTensorImage
@@ -127,6 +159,21 @@ class ToTensorImage(KeyedArrayTransform):
             v = x
         _copy_cast(np.moveaxis(v, -1, -3) if permute else v, out)
 
+    def _compute_device(self, x, out):
+        if out.ndim == x.ndim + 1:  # unsqueezed: write the single image
+            out = out[0]
+        scale = self.from_int if self.from_int is not None else not x.dtype.is_floating_point
+        permute = self._permutes(x)
+        if permute and x.dtype in _KERNEL_IN and out.dtype in (torch.float32, torch.float64):
+            k, kw = device_kernels(x)
+            k.to_tensor_image(as_array(x), out=as_array(out), dtype=self._np_dtype, from_int=scale, **kw)
+            return
+        # as _compute: x.div(255) in the input's float dtype (float32 for integers), then cast
+        v = x
+        if scale:
+            v = x.div(255) if x.dtype.is_floating_point else x.to(torch.float32).div(255)
+        out.copy_(v.movedim(-1, -3) if permute else v)
+
     def _spec(self, spec, composite):
         return self._pixel_spec(spec, keep_unbounded_class=True)
 
@@ -178,6 +225,17 @@ class GrayScale(KeyedArrayTransform):
             v = x.astype(_F32)
         luma = (f(0.2989) * v[..., 0, :, :] + f(0.587) * v[..., 1, :, :]) + f(0.114) * v[..., 2, :, :]
         _copy_cast(luma, out[..., 0, :, :])
+
+    def _compute_device(self, x, out):
+        if x.dtype in _KERNEL_IN:
+            k, kw = device_kernels(x)
+            k.grayscale(as_array(x), out=as_array(out), **kw)
+            return
+        # as _compute: weights and arithmetic in the input's float dtype (float32 for integers)
+        v = x if x.dtype.is_floating_point else x.to(torch.float32)
+        wr, wg, wb = (torch.full((), c, dtype=v.dtype, device=v.device) for c in _GRAY_WEIGHTS)
+        luma = (wr * v[..., 0, :, :] + wg * v[..., 1, :, :]) + wb * v[..., 2, :, :]
+        out[..., 0, :, :].copy_(luma)
 
     def _spec(self, spec, composite):
         return self._pixel_spec(spec)
@@ -250,6 +308,18 @@ class Resize(KeyedArrayTransform):
         else:
             _copy_cast(resize(x.astype(_F32), self.w, self.h, mode=mode, antialias=mode == "bilinear"), out)
 
+    def _compute_device(self, x, out):
+        mode = self.interpolation
+        k, kw = device_kernels(x)
+        if x.dtype in _KERNEL_IN:
+            k.resize(as_array(x), self.w, self.h, mode=mode, antialias=mode == "bilinear", out=as_array(out), **kw)
+            return
+        # as _compute: float16 / float64 are resized in float32 and cast back
+        tmp = torch.empty(out.shape, dtype=torch.float32, device=x.device)
+        k.resize(as_array(x.to(torch.float32)), self.w, self.h, mode=mode, antialias=mode == "bilinear",
+                 out=as_array(tmp), **kw)
+        out.copy_(tmp)
+
     def _spec(self, spec, composite):
         return self._pixel_spec(spec)
 
@@ -260,13 +330,18 @@ class Resize(KeyedArrayTransform):
 # ------------------------------------------------------------------ crops
 def _crop_any(x, top, left, out):
     """Window of ``x`` at ``(top, left)`` into ``out``, zero outside the image (any dtype)."""
-    h, w = out.shape[-2:]
-    n_h, n_w = x.shape[-2:]
     out[...] = 0
-    y0, y1 = max(top, 0), min(top + h, n_h)
-    x0, x1 = max(left, 0), min(left + w, n_w)
-    if y0 < y1 and x0 < x1:
-        out[..., y0 - top:y1 - top, x0 - left:x1 - left] = x[..., y0:y1, x0:x1]
+    window = _window(x.shape[-2:], out.shape[-2:], top, left)
+    if window is not None:
+        out[window[0]] = x[window[1]]
+
+
+def _crop_device(x, top, left, out):
+    """:func:`_crop_any` with torch operations, for tensors on a device."""
+    out.zero_()
+    window = _window(tuple(x.shape[-2:]), tuple(out.shape[-2:]), top, left)
+    if window is not None:
+        out[window[0]].copy_(x[window[1]])
 
 
 class CenterCrop(KeyedArrayTransform):
@@ -308,10 +383,16 @@ class CenterCrop(KeyedArrayTransform):
         if x.dtype in _CORE_IN:
             center_crop(x, self.w, self.h, out=out)
             return
-        n_h, n_w = x.shape[-2:]
-        top = -((self.w - n_h) // 2) if self.w > n_h else int(round((n_h - self.w) / 2.0))
-        left = -((self.h - n_w) // 2) if self.h > n_w else int(round((n_w - self.h) / 2.0))
+        top, left = _center_offsets(x.shape[-2:], self.w, self.h)
         _crop_any(x, top, left, out)
+
+    def _compute_device(self, x, out):
+        if x.dtype in _KERNEL_IN:
+            k, kw = device_kernels(x)
+            k.center_crop(as_array(x), self.w, self.h, out=as_array(out), **kw)
+            return
+        top, left = _center_offsets(tuple(x.shape[-2:]), self.w, self.h)
+        _crop_device(x, top, left, out)
 
     def _spec(self, spec, composite):
         return self._pixel_spec(spec)
@@ -367,6 +448,13 @@ class Crop(KeyedArrayTransform):
             crop(x, self.top, self.left, self.w, self.h, out=out)
         else:
             _crop_any(x, self.top, self.left, out)
+
+    def _compute_device(self, x, out):
+        if x.dtype in _KERNEL_IN:
+            k, kw = device_kernels(x)
+            k.crop(as_array(x), self.top, self.left, self.w, self.h, out=as_array(out), **kw)
+        else:
+            _crop_device(x, self.top, self.left, out)
 
     def _spec(self, spec, composite):
         return self._pixel_spec(spec)
@@ -441,7 +529,22 @@ class PermuteTransform(KeyedArrayTransform):
     def _compute(self, x, out):
         permute_last(copy_view(x), self._perm, out=copy_view(out))
 
+    def _compute_device(self, x, out):
+        self._permute_device(x, self._perm, out)
+
+    @staticmethod
+    def _permute_device(x, perm, out) -> None:
+        """``out`` = ``x`` with its trailing dims permuted by ``perm``, by the CUDA kernel (any dtype)."""
+        k, kw = device_kernels(x)
+        k.permute_last(as_array(device_bits(x)), perm, out=as_array(device_bits(out)), **kw)
+
     def _inv_apply_transform(self, value: torch.Tensor) -> torch.Tensor:
+        if is_cuda(value):
+            x = value.detach()
+            shape = self._permuted_shape(x.shape, self._inv_perm, "PermuteTransform")
+            out = torch.empty(shape, dtype=x.dtype, device=x.device)
+            self._permute_device(x, self._inv_perm, out)
+            return out
         device = value.device
         x = as_array(value.cpu() if device.type != "cpu" else value)
         out = torch.empty(self._permuted_shape(x.shape, self._inv_perm, "PermuteTransform"), dtype=value.dtype)
