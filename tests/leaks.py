@@ -75,6 +75,16 @@ class track_blocks:
         return False
 
 
+def open_worker_pools() -> list:
+    """The ParallelEnv worker pools of this process that are not shut down."""
+    import sys
+
+    batched = sys.modules.get("numbarl.torch_api.envs.batched")
+    if batched is None:
+        return []
+    return [pool for pool in list(batched._POOLS) if not pool.closed]
+
+
 def stop_forkserver() -> None:
     """Stop this process's multiprocessing fork server, if it runs (it is a python child of this process)."""
     from multiprocessing import forkserver
@@ -100,6 +110,12 @@ def leftovers(created: list, before: tuple = (set(), set())) -> list:
     active = set(multiprocessing.active_children()) - before[0]
     if active:
         problems.append(f"active children {sorted(active, key=str)}")
+    pools = open_worker_pools()
+    if pools:
+        # reported, then ended: the fork server waits for its children, so stopping it would never return
+        problems.append(f"{len(pools)} ParallelEnv worker pool(s) left open (pids {[p.pids for p in pools]})")
+        for pool in pools:
+            pool.shutdown(graceful=False)
     stop_forkserver()
     from multiprocessing import resource_tracker
 

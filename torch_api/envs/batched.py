@@ -324,7 +324,10 @@ _EXIT_HOOK = []
 def _at_exit() -> None:
     """At interpreter exit: end every live pool, then stop the fork server so that this process reaps it."""
     for pool in list(_POOLS):
-        pool.shutdown()
+        try:
+            pool.shutdown()
+        except Exception:  # noqa: BLE001 - the others must still end, or the fork server below waits forever
+            pool.shutdown(graceful=False)
     from multiprocessing import forkserver
 
     server = getattr(forkserver, "_forkserver", None)
