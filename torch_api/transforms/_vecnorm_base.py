@@ -7,6 +7,17 @@ zero-copy array views. The TensorDict path (``_call``, ``_step``,
 ``_reset``, ``forward``) and the array path (``_np_step``, ``_np_reset``)
 run the same function on the same arrays, so they give identical results.
 
+CUDA tensors run the twins in ``numbarl.core.cuda.moments`` on the tensors'
+memory, and the statistics move to that device (``TensorMoments``; carried
+over from the host, and back when CPU data comes; ``Module.to`` moves them
+too). Nothing is read back to the host on that path, reset masks included,
+so a call cannot raise for bad data there: a batch that the CPU would refuse
+(NaN or inf with ``nonfinite="raise"``, or an overflow) is rejected on the
+device, the statistics are left unchanged and that key's output is all NaN;
+``check_rejected()`` raises for such batches later, when reading back is
+fine. Statistics in shared memory stay on the host and refuse CUDA data.
+Tensors on other devices go through the CPU kernels (copied there and back).
+
 A subclass says where the batch ends (``_feature_shape``), how the
 standard deviation is floored (``_eps_std``), whether a call updates the
 statistics (``_updating``) and how its state dict is named (``_style``).
@@ -31,11 +42,12 @@ import torch
 from numbarl.core.moments import (NonFiniteError, moments_normalize, moments_normalize_unchecked, moments_update,
                                   moments_update_normalize, moments_update_normalize_unchecked)
 
-from .._arrays import as_array
+from .._arrays import as_array, is_cuda, kernels_for, stream_kwargs
 from ..envs.utils import key_list
 from ..specs import Unbounded
 from .base import Compose, Transform
-from ._vecnorm_stats import _Stats
+from ._running import batch_view
+from ._vecnorm_stats import TensorMoments, _Stats
 
 __all__ = []
 
@@ -160,6 +172,9 @@ class _VecNormBase(Transform):
         state = st.states[i]
         key = self.in_keys[i]
         owner = type(self).__name__
+        if st.device is not None:  # host data after device data: the statistics come back
+            st.place(None, owner)
+            state = st.states[i]
         if state is None:
             st.init_key(i, self._feature_shape(i, tuple(x.shape), batch_ndim))
             state = st.states[i]
@@ -193,6 +208,8 @@ class _VecNormBase(Transform):
             raise ValueError(f"{owner}: key {key!r}: {err}") from None
 
     def _apply_tensor(self, i: int, value: torch.Tensor, batch_ndim: int, update: bool, mask=None) -> torch.Tensor:
+        if is_cuda(value):
+            return self._apply_cuda(i, value, batch_ndim, update, mask)
         x = value.detach()
         device, dtype = x.device, x.dtype
         calc = float_dtype(dtype)
@@ -208,17 +225,159 @@ class _VecNormBase(Transform):
             out = out.to(dtype)
         return out if device.type == "cpu" else out.to(device)
 
+    # ------------------------------------------------------------ CUDA path
+    def _apply_cuda(self, i: int, value: torch.Tensor, batch_ndim: int, update: bool, mask) -> torch.Tensor:
+        """``_apply_tensor`` for CUDA data: the kernels of ``numbarl.core.cuda.moments``, statistics on the device."""
+        x = value.detach()
+        dtype = x.dtype
+        calc = float_dtype(dtype)
+        if dtype != calc:
+            x = x.to(calc)
+        st = self._stats
+        if st.dtypes[i] is None:
+            st.dtypes[i] = calc
+        st.place(x.device, type(self).__name__)
+        if st.states[i] is None:
+            st.init_key(i, self._feature_shape(i, tuple(x.shape), batch_ndim))
+        out = torch.empty(x.shape, dtype=calc, device=x.device)
+        self._cuda_kernel(i, x, out, update, mask)
+        if dtype.is_floating_point and dtype != calc:
+            out = out.to(dtype)
+        return out
+
+    def _cuda_kernel(self, i: int, x: torch.Tensor, out: torch.Tensor, update: bool, mask) -> None:
+        """Update the device statistics of key ``i`` with ``x`` (unless not ``update``), normalize ``x`` into ``out``.
+
+        No call reads anything back: updates run with ``check=False`` and
+        their outcome is recorded on the device (``TensorMoments.record``).
+        ``mask`` (a bool tensor of the batch shape, from a partial reset)
+        limits the update to the reset rows, by making the other rows NaN
+        for an update that skips non-finite rows.
+        """
+        state = self._stats.states[i]
+        k = kernels_for(x, "moments")
+        X, O = as_array(x), as_array(out)
+        loc, m2, weight, count, status = state.views()
+        eps = self._eps_std()
+        try:
+            with self._stats.locked():
+                if not update or (mask is not None and self._per_env_stats()):
+                    k.moments_normalize(X, loc, m2, weight, eps, out=O, **stream_kwargs(x))
+                    return
+                rejected = None
+                if mask is None:
+                    k.moments_update_normalize(X, loc, m2, weight, count, self.decay, eps, out=O,
+                                               nonfinite=self.nonfinite, status=status,
+                                               **stream_kwargs(x, check=False))
+                else:
+                    rows, rejected = self._reset_rows(x, mask)
+                    k.moments_update(as_array(rows), loc, m2, weight, count, self.decay, None, "skip", status=status,
+                                     **stream_kwargs(x, check=False))
+                    k.moments_normalize(X, loc, m2, weight, eps, out=O, **stream_kwargs(x))
+                state.record(out, rejected)
+        except ValueError as err:
+            raise ValueError(f"{type(self).__name__}: key {self.in_keys[i]!r}: {err}") from None
+
+    def _reset_rows(self, x: torch.Tensor, mask: torch.Tensor):
+        """``(x with NaN outside the reset rows, rejected)`` for a masked update that skips non-finite rows.
+
+        With ``nonfinite="raise"``, a reset row holding NaN or inf rejects
+        the whole update, as on the CPU: every row is NaN then (nothing is
+        merged) and ``rejected`` (a 0-dim bool tensor) says so; it is None
+        with ``"skip"``.
+        """
+        keep = batch_view(mask, x.ndim)
+        rejected = None
+        if not self._skip:
+            rejected = (~torch.isfinite(x) & keep).any()
+            keep = keep & ~rejected
+        return x.masked_fill(~keep, float("nan")), rejected
+
+    def check_rejected(self) -> None:
+        """Raise for batches the CUDA path rejected since the last check, and forget them.
+
+        On a CUDA device a call does not wait for the GPU, so it cannot raise
+        for its data: a batch holding NaN or inf (``nonfinite="raise"``), or
+        one whose statistics would overflow, is rejected there instead (the
+        statistics are unchanged and that key's output is NaN). This reads
+        the record back (it waits for the device) and raises as the CPU path
+        would have. The record survives a move of the statistics back to the
+        host and copies (``clone``, pickling); calls on host data raise at
+        once and add nothing to it.
+
+        Raises:
+            NonFiniteError: NaN or inf rejected a batch of some key.
+            ValueError: an update of some key would have overflowed float64.
+
+        Examples:
+            >>> from numbarl.torch_api import VecNormV2
+            >>> VecNormV2(in_keys=["x"]).check_rejected()  # nothing rejected
+        """
+        taken = self._stats.take_rejections()
+        owner = type(self).__name__
+        overflow = [self.in_keys[i] for i, w in sorted(taken.items()) if w == -2]
+        nonfinite = [self.in_keys[i] for i, w in sorted(taken.items()) if w == -1]
+        if overflow:
+            raise ValueError(f"{owner}: squared deviations of {overflow} overflowed float64 on the device; those "
+                             "batches were rejected (statistics left unchanged, outputs NaN)")
+        if nonfinite:
+            raise NonFiniteError(f"{owner}: {nonfinite} held NaN or inf on the device; those batches were rejected "
+                                 "(statistics left unchanged, outputs NaN; pass nonfinite='skip' to drop such "
+                                 "samples instead)")
+
+    def _apply(self, fn, *args, **kwargs):
+        result = super()._apply(fn, *args, **kwargs)
+        self._follow(fn)
+        return result
+
+    def _follow(self, fn) -> None:
+        """Move the statistics where ``fn`` (of ``Module.to``, ``cuda``, ``cpu``) moves tensors.
+
+        A CUDA device or the host; other devices, and conversions that keep
+        the device (``float()``, ``share_memory()``), leave them where they are.
+        """
+        st = self._stats
+        here = torch.device("cpu") if st.device is None else st.device
+        probe = fn(torch.zeros((), dtype=torch.float64, device=here))
+        if not isinstance(probe, torch.Tensor):
+            return
+        if is_cuda(probe):
+            st.place(probe.device, type(self).__name__)
+        elif probe.device.type == "cpu":
+            st.place(None, type(self).__name__)
+
     # ------------------------------------------------------- tensordict path
-    def _td_apply(self, td, update: bool, at_reset: bool, mask=None):
+    def _td_apply(self, td, update: bool, at_reset: bool, request=None):
         bnd = td.batch_dims
+        masks = {}
         for i, (ik, ok) in enumerate(zip(self.in_keys, self.out_keys)):
             value = td.get(ik, None)
             if value is None:
                 if not at_reset:
                     self._missing(ik, td)
                 continue
+            mask = None if request is None else self._reset_mask(request, value, td.batch_size, masks)
             td.set(ok, self._apply_tensor(i, value, bnd, update, mask))
         return td
+
+    @staticmethod
+    def _reset_mask(request, value, batch, masks: dict):
+        """The reset request as the mask of ``value``'s path, made once per device in ``masks``.
+
+        CPU data: a NumPy bool array of the batch shape, None when every
+        sub-env resets. CUDA data: a bool tensor on its device (never read
+        back, so a full reset is not told apart: the masked update gives the
+        same result).
+        """
+        cuda = is_cuda(value)
+        where = value.device if cuda else None
+        if where not in masks:
+            if cuda:
+                masks[where] = request.to(device=value.device, dtype=torch.bool).reshape(tuple(batch))
+            else:
+                m = as_array(request.cpu()).reshape(tuple(batch))
+                masks[where] = None if m.all() else m
+        return masks[where]
 
     def _call(self, next_tensordict):
         return self._td_apply(next_tensordict, self._updating(), False)
@@ -252,13 +411,10 @@ class _VecNormBase(Transform):
         return self._call(next_tensordict)
 
     def _reset(self, tensordict, tensordict_reset):
-        mask = None
+        request = None
         if tensordict is not None and tensordict_reset.batch_dims:
             request = tensordict.get("_reset", None)
-            if request is not None:
-                m = as_array(request.cpu()).reshape(tuple(tensordict_reset.batch_size))
-                mask = None if m.all() else m
-        return self._td_apply(tensordict_reset, self._updating(), True, mask)
+        return self._td_apply(tensordict_reset, self._updating(), True, request)
 
     # ------------------------------------------------------------ array path
     def _np_batch_ndim(self) -> int:
@@ -346,14 +502,17 @@ class _VecNormBase(Transform):
 
     # ------------------------------------------------------------ statistics
     def _loc_scale(self, i: int):
-        """(mean, max(std, eps floor)) of key ``i`` as tensors of the data dtype."""
+        """(mean, max(std, eps floor)) of key ``i`` as tensors of the data dtype, on the statistics' device."""
         s = self._stats.states[i]
         if s is None:
             raise ValueError(f"{type(self).__name__} has no statistics for {self.in_keys[i]!r} yet: "
                              "apply it to data (or roll out its env) first")
-        with self._stats.locked():
-            loc, std = s.loc.copy(), s.std(self._eps_std())
         dtype = self._stats.dtypes[i] or torch.get_default_dtype()
+        with self._stats.locked():
+            if isinstance(s, TensorMoments):
+                loc, std = s.loc_std(self._eps_std())
+                return loc.to(dtype), std.to(dtype)
+            loc, std = s.loc.copy(), s.std(self._eps_std())
         return torch.from_numpy(loc).to(dtype), torch.from_numpy(std).to(dtype)
 
     def _observation_norms(self):
@@ -372,7 +531,9 @@ class _VecNormBase(Transform):
         ``weight`` (sum of sample weights) and ``count`` (samples accepted);
         named ``{key}_loc`` etc. by VecNorm, ``loc.-|-.{key}`` etc. by
         VecNormV2 (TorchRL's separators for nested keys). Keys without data
-        yet are left out.
+        yet are left out. The copies are on the statistics' device (CPU
+        tensors, or CUDA tensors once the statistics followed CUDA data), as
+        a module's buffers would be; nothing is read back.
 
         Examples:
             >>> import torch
@@ -392,7 +553,8 @@ class _VecNormBase(Transform):
         TorchRL's entries (VecNormV2: ``loc`` / ``var`` (E[x**2]) / ``count``;
         VecNorm: ``sum`` / ``ssq`` / ``count``) are converted to the mean and
         variance TorchRL normalizes with. Statistics held in shared memory are
-        overwritten in place, under their lock.
+        overwritten in place, under their lock; statistics on a CUDA device
+        are overwritten in place there (the entries may be on any device).
 
         Args:
             state: dict of tensors.
@@ -449,7 +611,7 @@ class _VecNormBase(Transform):
             return
         if not self._stats.ready():
             self._init_from_spec()
-        self._stats.make_shared()
+        self._stats.make_shared(type(self).__name__)
 
     def _shared_handle(self):
         """The ``SharedArrays`` block holding the statistics (picklable, sent by name), or None."""

@@ -1,17 +1,25 @@
 """Statistics of ``VecNorm`` / ``VecNormV2``: per-key running moments, local or shared.
 
-Each normalized key owns one :class:`numbarl.core.moments.MomentState`
-(float64 ``loc`` and ``m2``, float64 ``weight``, int64 ``count``). The four
-arrays live in one of three places:
+Each normalized key owns one running-moment state (float64 ``loc`` and
+``m2``, float64 ``weight``, int64 ``count``). The four arrays live in one of
+four places:
 
-- local NumPy arrays (the default);
+- local NumPy arrays (the default; a :class:`numbarl.core.moments.MomentState`);
+- torch tensors on a CUDA device (a :class:`TensorMoments`), once CUDA data
+  came in or the transform was moved there with ``.to``; the CUDA kernels of
+  :mod:`numbarl.core.cuda.moments` update them in place through
+  ``as_array`` views, so nothing goes through the host;
 - a :class:`numbarl.core.shared.SharedArrays` block (``make_shared`` /
   ``attach``), whose cross-process lock is taken around every update; pickling
   sends the block's name, not the data;
 - the tensors of a TensorDict in torch shared memory (``shared_td`` of the
   legacy ``VecNorm``), locked by the ``lock`` the user passes.
 
-A deep copy (``Transform.clone``) is always a local, independent snapshot.
+The last two are host memory shared with other processes: they cannot follow
+CUDA data (``place`` raises ValueError), and statistics on a device cannot be
+shared. Moving between the host and a device (``place``) carries the
+statistics over. A deep copy (``Transform.clone``) is always a local,
+independent snapshot on the same device; pickling keeps the device.
 
 Conversions from and to TorchRL 0.14.1 checkpoints are here too. TorchRL's
 ``VecNormV2`` stores ``loc`` (an exponential average started at zero) and
@@ -53,6 +61,7 @@ from numbarl.core.shared import SharedArrays
 from .._arrays import as_array
 
 __all__ = []
+_NAN_STATUS = -1  # status of a batch rejected for NaN / inf (numbarl.core.cuda.moments.STATUS_NONFINITE)
 
 _NULL = contextlib.nullcontext()
 _FIELDS = ("loc", "m2", "weight", "count")
@@ -142,6 +151,88 @@ def state_to_torchrl_legacy(state: MomentState):
     return mean * W, state.m2 + mean * mean * W, np.array([W])
 
 
+# --------------------------------------------------------------- device state
+class TensorMoments:
+    """Running moments of one key as torch tensors on a CUDA device.
+
+    The arrays of :class:`numbarl.core.moments.MomentState` (``loc``, ``m2``
+    float64 of the feature shape, ``weight`` float64 ``(1,)``, ``count``
+    int64 ``(1,)``), allocated by torch on the data's device, so they follow
+    torch's allocator, ``.to``, pickling and ``clone``. Two int64 ``(1,)``
+    tensors more: ``status``, written by each update (rows skipped, or -1 /
+    -2 for a batch rejected for NaN or inf / for overflow, see
+    :mod:`numbarl.core.cuda.moments`), and ``worst``, the lowest status since
+    the last check, kept on the device so that no update waits for the GPU.
+    """
+
+    __slots__ = ("loc", "m2", "weight", "count", "status", "worst", "_views")
+
+    def __init__(self, loc, m2, weight, count, worst=None):
+        self.loc, self.m2, self.weight, self.count = loc, m2, weight, count
+        device = loc.device
+        self.status = torch.zeros(1, dtype=torch.int64, device=device)
+        self.worst = torch.zeros(1, dtype=torch.int64, device=device) if worst is None else worst
+        self._views = None
+
+    @classmethod
+    def zeros(cls, shape, device) -> "TensorMoments":
+        shape = tuple(shape)
+        f64 = {"dtype": torch.float64, "device": device}
+        return cls(torch.zeros(shape, **f64), torch.zeros(shape, **f64), torch.zeros(1, **f64),
+                   torch.zeros(1, dtype=torch.int64, device=device))
+
+    @classmethod
+    def from_host(cls, state: MomentState, device) -> "TensorMoments":
+        """Copies of a MomentState's arrays on ``device``."""
+        return cls(*(torch.tensor(a, device=device) for a in state.arrays))
+
+    @property
+    def device(self) -> torch.device:
+        return self.loc.device
+
+    @property
+    def arrays(self) -> tuple:
+        """(loc, m2, weight, count), the tensors."""
+        return self.loc, self.m2, self.weight, self.count
+
+    def views(self) -> tuple:
+        """Array views (``as_array``) of loc, m2, weight, count and status, made once, for the CUDA kernels."""
+        if self._views is None:
+            self._views = tuple(as_array(t) for t in (*self.arrays, self.status))
+        return self._views
+
+    def to(self, device) -> "TensorMoments":
+        return TensorMoments(*(t.to(device) for t in self.arrays), worst=self.worst.to(device))
+
+    def copy(self) -> "TensorMoments":
+        return TensorMoments(*(t.clone() for t in self.arrays), worst=self.worst.clone())
+
+    def to_host(self) -> MomentState:
+        """A MomentState holding host copies (waits for the device)."""
+        return MomentState(*(t.detach().cpu().numpy().copy() for t in self.arrays))
+
+    def loc_std(self, eps: float):
+        """(mean, max(std, eps)) as float64 tensors on the device (the std of an empty state is 1)."""
+        w = self.weight.reshape(())
+        var = torch.where(w > 0, self.m2 / w, torch.ones_like(self.m2))
+        return self.loc.clone(), var.sqrt().clamp_min(eps)
+
+    def record(self, out: torch.Tensor, rejected=None) -> None:
+        """Note the outcome of the last update, on the device.
+
+        A rejected batch (status < 0; ``rejected``, a 0-dim bool tensor, marks
+        one rejected by the caller) lowers ``worst`` and fills ``out`` with
+        NaN, since the kernels leave it unwritten or normalized by statistics
+        that did not take the batch.
+        """
+        status = self.status if rejected is None else self.status.masked_fill(rejected, _NAN_STATUS)
+        torch.minimum(self.worst, status, out=self.worst)
+        out.masked_fill_(status.lt(0).reshape((1,) * out.ndim), float("nan"))
+
+    def __repr__(self):
+        return f"TensorMoments(feature_shape={tuple(self.loc.shape)}, device={self.device})"
+
+
 # ----------------------------------------------------------------------- store
 class _Stats:
     """Running moments of the keys of one VecNorm (see the module docstring).
@@ -159,6 +250,8 @@ class _Stats:
         self.shared = None
         self.td = None
         self.lock = lock
+        self.device = None  # the CUDA device holding the states (TensorMoments), or None: host (MomentState)
+        self.rejected = {}  # key index -> lowest status of a batch rejected on a device, unchecked, read at a move
 
     # ------------------------------------------------------------- queries
     def ready(self) -> bool:
@@ -173,7 +266,64 @@ class _Stats:
         return _NULL
 
     def init_key(self, i: int, shape) -> None:
-        self.states[i] = moments_init(tuple(shape))
+        if self.device is None:
+            self.states[i] = moments_init(tuple(shape))
+        else:
+            self.states[i] = TensorMoments.zeros(moments_init(tuple(shape)).loc.shape, self.device)
+
+    def host_copy(self, i: int) -> MomentState:
+        """The statistics of key ``i`` as host arrays (a copy when they are on a device; a read-back)."""
+        s = self.states[i]
+        return s.to_host() if isinstance(s, TensorMoments) else s
+
+    # -------------------------------------------------------------- devices
+    def place(self, device, owner: str) -> None:
+        """Keep the statistics on ``device`` (a CUDA ``torch.device``) or on the host (None), carried over.
+
+        Raises:
+            ValueError: statistics in shared memory (SharedArrays or a
+                ``shared_td``) asked to move to a device.
+        """
+        if device == self.device:
+            return
+        if device is not None and (self.shared is not None or self.td is not None):
+            where = "a SharedArrays block (ParallelEnv / EnvCreator)" if self.shared is not None else "shared_td"
+            raise ValueError(
+                f"{owner}: the statistics are in shared host memory ({where}), which processes update under one "
+                f"lock, so they cannot follow data on {device}: a device copy would leave the other processes' "
+                "statistics behind. Normalize on the CPU (move the data to the GPU after this transform), or use "
+                "statistics that are not shared.")
+        with self.locked():
+            if device is None:
+                self._keep_rejections()
+                self.states = [None if s is None else s.to_host() for s in self.states]
+            else:
+                self.states = [None if s is None else
+                               (TensorMoments.from_host(s, device) if isinstance(s, MomentState) else s.to(device))
+                               for s in self.states]
+        self.device = device
+
+    def _keep_rejections(self) -> None:
+        """Move the unchecked rejection records of device states into ``rejected`` (a read-back)."""
+        for i, s in enumerate(self.states):
+            if isinstance(s, TensorMoments):
+                worst = int(s.worst.cpu()[0])
+                if worst < 0:
+                    self.rejected[i] = min(worst, self.rejected.get(i, 0))
+
+    def take_rejections(self) -> dict:
+        """``{key index: lowest status}`` of the batches rejected on a device since the last call (a read-back)."""
+        self._keep_rejections()
+        for s in self.states:
+            if isinstance(s, TensorMoments):
+                s.worst.zero_()
+        taken, self.rejected = self.rejected, {}
+        return taken
+
+    def _refuse_device(self, owner: str, what: str) -> None:
+        if self.device is not None:
+            raise ValueError(f"{owner}: the statistics are on {self.device}; {what} needs them in host memory: "
+                             "move the transform with .to('cpu') first")
 
     # -------------------------------------------------------------- backing
     def use_td(self, td, owner: str) -> None:
@@ -213,10 +363,11 @@ class _Stats:
         self.shared = block
         self.td = None
 
-    def make_shared(self) -> None:
+    def make_shared(self, owner: str = "VecNorm") -> None:
         """Move the statistics into a new SharedArrays block owned by this process."""
         if self.shared is not None:
             return
+        self._refuse_device(owner, "sharing them between processes")
         block = SharedArrays.create(self._layout())
         with self.locked():
             for i, s in enumerate(self.states):
@@ -228,6 +379,7 @@ class _Stats:
         """Use the block ``handle`` (a SharedArrays) as the statistics."""
         if not isinstance(handle, SharedArrays):
             raise TypeError(f"{owner}._attach_shared requires a SharedArrays handle, got {type(handle).__name__}")
+        self._refuse_device(owner, "attaching shared statistics")
         expected = {f"{i}.{f}" for i in range(len(self.keys)) for f in _FIELDS}
         if set(handle.keys()) != expected:
             raise ValueError(f"{owner}._attach_shared: block {handle.name!r} holds {sorted(handle.keys())}, "
@@ -241,27 +393,31 @@ class _Stats:
 
     # ---------------------------------------------------------- state dicts
     def extra_state(self, style: str) -> dict:
-        """Plain float64/int64 tensors, copies of the statistics."""
+        """Plain float64/int64 tensors, copies of the statistics (on their device)."""
         out = {}
         with self.locked():
             for key, s in zip(self.keys, self.states):
                 if s is None:
                     continue
                 for field, a in zip(_FIELDS, s.arrays):
-                    out[field_name(field, key, style)] = torch.from_numpy(a.copy())
+                    out[field_name(field, key, style)] = a.clone() if isinstance(a, torch.Tensor) else \
+                        torch.from_numpy(a.copy())
         return out
 
     def load(self, i: int, new: MomentState, owner: str) -> None:
         s = self.states[i]
         if s is None and self.shared is None and self.td is None:
-            self.states[i] = new
+            self.states[i] = new if self.device is None else TensorMoments.from_host(new, self.device)
             return
-        if s is None or s.loc.shape != new.loc.shape:
+        if s is None or tuple(s.loc.shape) != new.loc.shape:
             raise ValueError(f"{owner}: state of key {self.keys[i]!r} has shape {new.loc.shape}, "
-                             f"the statistics have {None if s is None else s.loc.shape}")
+                             f"the statistics have {None if s is None else tuple(s.loc.shape)}")
         with self.locked():
             for dst, src in zip(s.arrays, new.arrays):
-                dst[...] = src
+                if isinstance(dst, torch.Tensor):
+                    dst.copy_(torch.from_numpy(src))
+                else:
+                    dst[...] = src
 
     def load_extra_state(self, state, style: str, decay: float, owner: str) -> None:
         """Load ours (loc/m2/weight/count) or TorchRL's format, chosen per key by the names present."""
@@ -296,22 +452,31 @@ class _Stats:
     def __deepcopy__(self, memo):
         new = _Stats(self.keys)
         new.dtypes = list(self.dtypes)
+        new.device = self.device
+        new.rejected = dict(self.rejected)
         with self.locked():
             new.states = [None if s is None else s.copy() for s in self.states]
         return new
 
     def __getstate__(self):
-        state = {"keys": self.keys, "dtypes": self.dtypes, "lock": self.lock, "shared": self.shared, "td": self.td}
+        state = {"keys": self.keys, "dtypes": self.dtypes, "lock": self.lock, "shared": self.shared, "td": self.td,
+                 "device": self.device, "rejected": self.rejected}
         if self.shared is None and self.td is None:
-            state["arrays"] = [None if s is None else s.arrays for s in self.states]
+            state["arrays"] = [None if s is None else
+                               (*s.arrays, s.worst) if isinstance(s, TensorMoments) else s.arrays
+                               for s in self.states]
         return state
 
     def __setstate__(self, state):
         self.__init__(state["keys"], state["lock"])
         self.dtypes = list(state["dtypes"])
+        self.rejected = dict(state.get("rejected", {}))
         if state["shared"] is not None:
             self._use_block(state["shared"])
         elif state["td"] is not None:
             self.use_td(state["td"], "VecNorm")
         else:
-            self.states = [None if a is None else MomentState(*a) for a in state["arrays"]]
+            make = MomentState if state.get("device") is None else TensorMoments
+            self.states = [None if a is None else make(*a) for a in state["arrays"]]
+            if make is TensorMoments:  # where the tensors came back (a map_location may have moved them)
+                self.device = next((s.device for s in self.states if s is not None), state["device"])

@@ -9,7 +9,9 @@ from tensordict import TensorDict
 
 from numbarl.core.moments import NonFiniteError
 
+from .._arrays import is_cuda
 from ..specs import Unbounded
+from ._running import first_leaf
 from ._vecnorm_base import _VecNormBase, check_choice, check_keys, check_lock, check_number, float_dtype
 from ._vecnorm_stats import field_name, key_parts, state_to_torchrl_v2
 
@@ -70,6 +72,18 @@ class VecNormV2(_VecNormBase):
     ``forward`` works on any tensordict (TorchRL's VecNormV2 forward raises).
     The statistics can be moved to shared memory (``_make_shared``) so that
     several processes update them under one lock.
+
+    CUDA data is normalized on its device by the kernels of
+    ``numbarl.core.cuda.moments``, and stateful statistics move to that
+    device with it (``.to(device)`` moves them too); ``state_dict()`` then
+    holds device tensors. Nothing is read back to the host per call, so NaN
+    or inf with ``nonfinite="raise"`` cannot raise there: the batch is
+    rejected on the device (statistics unchanged, that key's output all
+    NaN) and :meth:`check_rejected` raises for it later. Statistics in
+    shared memory stay on the host: CUDA data then raises ValueError. The
+    stateless mode runs its torch arithmetic on the data's device the same
+    way (a rejected batch leaves the carried statistics unchanged and gives
+    NaN outputs).
 
     Args:
         in_keys: keys to normalize (observation or reward keys).
@@ -294,7 +308,7 @@ class VecNormV2(_VecNormBase):
             if s is None:
                 raise ValueError(f"VecNormV2.to_torchrl_state_dict: no statistics for {key!r} yet")
             with self._stats.locked():
-                L, V, c = state_to_torchrl_v2(s, self.decay)
+                L, V, c = state_to_torchrl_v2(self._stats.host_copy(i), self.decay)
             extra[field_name("loc", key, "v2")] = torch.from_numpy(L).to(dtype)
             extra[field_name("var", key, "v2")] = torch.from_numpy(V).to(dtype)
             extra[field_name("count", key, "v2")] = torch.tensor(c)
@@ -322,9 +336,10 @@ class VecNormV2(_VecNormBase):
                     continue
                 shape = self._spec_shape(ik)  # e.g. the reward: carried from the reset on, with zero statistics
                 if shape is not None:
+                    device = dst.device if dst.device is not None else _cuda_device_of(dst)
                     for field in _FIELDS:
                         dt = torch.int64 if field == "count" else torch.float64
-                        dst.set(self._stat_key(field, ik), torch.zeros(shape, dtype=dt, device=dst.device))
+                        dst.set(self._stat_key(field, ik), torch.zeros(shape, dtype=dt, device=device))
                 continue
             stats = []
             for field in _FIELDS:
@@ -376,7 +391,8 @@ class VecNormV2(_VecNormBase):
             request = tensordict.get("_reset", None)
             if request is not None:
                 mask = request.reshape(tensordict_reset.batch_size).to(torch.bool)
-                mask = None if bool(mask.all()) else mask
+                if not is_cuda(mask):  # on a device the masked reset also covers a full one, unread
+                    mask = None if bool(mask.all()) else mask
         return self._stateless(tensordict, tensordict_reset, True, mask)
 
     def transform_output_spec(self, output_spec):
@@ -411,14 +427,27 @@ class VecNormV2(_VecNormBase):
         return f"VecNormV2(keys={self.in_keys})"
 
 
+def _cuda_device_of(td):
+    """The device of ``td``'s data when it is CUDA data, else None (the default device)."""
+    leaf = first_leaf(td)
+    return leaf.device if leaf is not None and is_cuda(leaf) else None
+
+
 def _stateless_step(value, stats, decay, eps, skip, update, key):
-    """One single-sample update per element (own weight each), then normalization."""
+    """One single-sample update per element (own weight each), then normalization.
+
+    CUDA data is never read back: NaN or inf with ``skip`` false rejects the
+    whole batch on the device (statistics unchanged, outputs NaN) instead of
+    raising.
+    """
     x = value.detach().to(torch.float64)
     loc, m2, weight, count = stats
+    rejected = None
     if update:
         finite = torch.isfinite(x)
-        all_finite = bool(finite.all())
-        if not all_finite and not skip:
+        on_device = is_cuda(x)
+        all_finite = None if on_device else bool(finite.all())
+        if all_finite is False and not skip:
             raise NonFiniteError(f"VecNormV2: {key!r} holds NaN or inf; statistics left unchanged "
                                  "(pass nonfinite='skip' to drop such samples)")
         wa = weight * decay
@@ -428,9 +457,14 @@ def _stateless_step(value, stats, decay, eps, skip, update, key):
         if all_finite:
             loc, m2, weight, count = new
         else:
+            if on_device and not skip:
+                rejected = ~finite.all()
+                finite = finite & ~rejected
             loc, m2, weight, count = (torch.where(finite, n, o) for n, o in zip(new, (loc, m2, weight, count)))
     var = torch.where(weight > 0, m2 / weight.clamp_min(1e-300), torch.ones_like(m2))
     out = ((x - loc) / var.sqrt().clamp_min(eps)).to(float_dtype(value.dtype))
+    if rejected is not None:
+        out = out.masked_fill(rejected, float("nan"))
     if value.dtype.is_floating_point and value.dtype != out.dtype:
         out = out.to(value.dtype)
     return out, (loc, m2, weight, count)

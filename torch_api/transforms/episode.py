@@ -8,7 +8,13 @@ rollout; their running state (step counts, last observations) is kept per
 sub-env, reset only where a ``"_reset"`` mask says, and saved in
 ``state_dict``. The transforms that step the env themselves
 (``NoopResetEnv``, ``FrameSkipTransform``) or call user code on a
-tensordict (``TerminateTransform``) make the rollout use TensorDicts.
+tensordict (``TerminateTransform``) make the rollout use TensorDicts; they
+live in ``_stepping`` and are re-exported here.
+
+On CUDA data the running state is a tensor on the data's device, updated
+by torch operations there (the twins of :mod:`numbarl.core.episode`, same
+results), and the ``"_reset"`` mask stays on the device: nothing is read
+back to the host.
 
 Examples:
     >>> from numbarl.torch_api import GymEnv, TransformedEnv, Compose
@@ -26,11 +32,13 @@ from tensordict import TensorDictBase
 
 from numbarl.core.episode import count_steps
 
-from .._arrays import as_array
-from ..envs.utils import key_list, step_mdp
+from .._arrays import as_array, is_cuda
+from ..envs.utils import key_list
 from ..specs import Bounded, Categorical, Unbounded
-from ._running import (RunningState, chain_reset, chain_step, check_bool, check_int, check_str_key, container_env,
-                       ensure_specs, key_tuple, parent_chain, reset_mask, zero_where)
+from ._running import (RunningState, batch_view, check_bool, check_int, check_str_key, container_env,
+                       count_steps_tensor, device_reset_mask, ensure_specs, host_state, key_tuple, reset_mask,
+                       state_on, zero_where, zero_where_tensor)
+from ._stepping import FrameSkipTransform, NoopResetEnv, TerminateTransform, _outside_env
 from .base import Transform
 
 __all__ = ["StepCounter", "InitTracker", "NoopResetEnv", "FrameSkipTransform", "TerminateTransform",
@@ -57,11 +65,6 @@ def _reset_key(transform, prefix: tuple):
     return _key(prefix + ("_reset",))
 
 
-def _outside_env(name: str):
-    return NotImplementedError(f"{name} acts on env steps and resets only; it cannot be called on a tensordict "
-                               "on its own (use it inside a TransformedEnv)")
-
-
 class StepCounter(RunningState, Transform):
     """Count the steps since the last reset; optionally truncate after ``max_steps``.
 
@@ -78,6 +81,8 @@ class StepCounter(RunningState, Transform):
     array path of the rollout counts on them. On the TensorDict path the
     previous count is read from the root tensordict when it is there, as in
     TorchRL, and from the kept counts otherwise (TorchRL raises TypeError).
+    For CUDA data the kept counts are int64 tensors on the data's device,
+    counted and compared with ``max_steps`` there.
 
     Args:
         max_steps: steps before truncation, an int >= 1, or None (count only).
@@ -132,6 +137,8 @@ class StepCounter(RunningState, Transform):
 
     def _count(self, key, like: np.ndarray) -> np.ndarray:
         state = self._counts.get(key)
+        if state is not None and type(state) is not np.ndarray:  # kept on a device until now
+            state = host_state(self._counts, key)
         if state is None or state.shape != like.shape:
             state = self._counts[key] = np.zeros(like.shape, dtype=np.int64)
         return state
@@ -158,7 +165,7 @@ class StepCounter(RunningState, Transform):
         for done_key, trunc_key, count_key in self._group_list():
             done = arrays[done_key]
             count = self._counts.get(count_key)
-            if count is None or count.shape != done.shape:
+            if count is None or type(count) is not np.ndarray or count.shape != done.shape:
                 count = self._count(count_key, done)
             if max_steps is None:
                 count_steps(count)
@@ -177,6 +184,11 @@ class StepCounter(RunningState, Transform):
         batch = tuple(tensordict_reset.batch_size)
         for done_key, trunc_key, count_key in self._group_list():
             done = tensordict_reset.get(done_key)
+            if is_cuda(done):
+                self._device_reset(tensordict, tensordict_reset, done, trunc_key, count_key,
+                                   device_reset_mask(tensordict, _reset_key(self, key_tuple(done_key)[:-1]), batch,
+                                                     done.device))
+                continue
             count = self._count(count_key, as_array(done))
             mask = reset_mask(tensordict, _reset_key(self, key_tuple(done_key)[:-1]), batch)
             if mask is not None and tensordict is not None and tensordict.get(count_key, None) is not None:
@@ -203,6 +215,9 @@ class StepCounter(RunningState, Transform):
             if done is None:
                 self._missing(done_key, next_tensordict)
                 continue
+            if is_cuda(done):
+                self._device_step(tensordict, next_tensordict, done, done_key, trunc_key, count_key)
+                continue
             d = as_array(done)
             count = self._count(count_key, d)
             prev = tensordict.get(count_key, None) if tensordict is not None else None
@@ -221,6 +236,39 @@ class StepCounter(RunningState, Transform):
                     next_tensordict.set(done_key, done_out)
             next_tensordict.set(count_key, torch.from_numpy(count.copy()))
         return next_tensordict
+
+    # ---------------------------------------------------------------- CUDA
+    def _device_reset(self, tensordict, tensordict_reset, done, trunc_key, count_key, mask) -> None:
+        """``_reset`` of one done group for CUDA data: the counts and flags on the device, ``mask`` a device tensor."""
+        count = state_on(self._counts, count_key, done, torch.int64)
+        prev = tensordict.get(count_key, None) if (tensordict is not None and mask is not None) else None
+        if prev is not None:
+            count.copy_(prev)
+        zero_where_tensor(count, mask)
+        tensordict_reset.set(count_key, count.clone())
+        if self.max_steps is None:
+            return
+        truncated = tensordict_reset.get(trunc_key, None)
+        if truncated is None:
+            truncated = torch.zeros_like(done)
+        previous = tensordict.get(trunc_key, None) if (tensordict is not None and mask is not None) else None
+        if previous is not None and previous.shape == truncated.shape:
+            truncated = torch.where(batch_view(mask, truncated.ndim), truncated, previous)
+        tensordict_reset.set(trunc_key, truncated)
+
+    def _device_step(self, tensordict, next_tensordict, done, done_key, trunc_key, count_key) -> None:
+        """``_step`` of one done group for CUDA data (``count_steps_tensor`` on the device)."""
+        count = state_on(self._counts, count_key, done, torch.int64)
+        prev = tensordict.get(count_key, None) if tensordict is not None else None
+        if prev is not None:
+            count.copy_(prev)
+        truncated = next_tensordict.get(trunc_key, None) if self.max_steps is not None else None
+        done_out, trunc_out = count_steps_tensor(count, done, truncated, self.max_steps, self.update_done)
+        if self.max_steps is not None:
+            next_tensordict.set(trunc_key, trunc_out)
+            if self.update_done:
+                next_tensordict.set(done_key, done_out)
+        next_tensordict.set(count_key, count.clone())
 
     def forward(self, tensordict):
         raise _outside_env("StepCounter")
@@ -263,7 +311,8 @@ class InitTracker(Transform):
 
     ``is_init`` (bool, shaped like ``done``) goes into the observation spec, as
     in TorchRL; one flag per ``"done"`` leaf. After a partial reset it is True
-    only for the sub-envs that were reset.
+    only for the sub-envs that were reset. For CUDA data the flags are made
+    on the device from the (device) reset mask.
 
     Args:
         init_key: leaf name of the flag (default ``"is_init"``).
@@ -325,15 +374,23 @@ class InitTracker(Transform):
         batch = tuple(tensordict_reset.batch_size)
         for done_key, init_key in self._group_list():
             done = tensordict_reset.get(done_key)
+            reset_key = _reset_key(self, key_tuple(done_key)[:-1])
+            if is_cuda(done):  # the flags are the (device) mask itself
+                mask = device_reset_mask(tensordict, reset_key, batch, done.device)
+                value = torch.ones(done.shape, dtype=torch.bool, device=done.device)
+                if mask is not None:
+                    value.copy_(batch_view(mask, done.ndim).expand(done.shape))
+                tensordict_reset.set(init_key, value)
+                continue
             value = torch.empty(done.shape, dtype=torch.bool)
-            self._fill(as_array(value), reset_mask(tensordict, _reset_key(self, key_tuple(done_key)[:-1]), batch))
+            self._fill(as_array(value), reset_mask(tensordict, reset_key, batch))
             tensordict_reset.set(init_key, value)
         return tensordict_reset
 
     def _step(self, tensordict, next_tensordict):
         for done_key, init_key in self._group_list():
             done = next_tensordict.get(done_key)
-            next_tensordict.set(init_key, torch.zeros(done.shape, dtype=torch.bool))
+            next_tensordict.set(init_key, torch.zeros(done.shape, dtype=torch.bool, device=done.device))
         return next_tensordict
 
     def forward(self, tensordict):
@@ -354,233 +411,6 @@ class InitTracker(Transform):
 
     def __repr__(self) -> str:
         return f"InitTracker(init_key={self.init_key!r})"
-
-
-class NoopResetEnv(Transform):
-    """After each reset, take random actions so that episodes start from varied states.
-
-    As in TorchRL: the number of steps is ``noops`` (``random=False``) or
-    drawn with ``torch.randint(noops, (1,))`` (``random=True``); the actions
-    come from the action spec's ``rand`` (torch's RNG); the steps go through
-    the transforms that come before this one; when the env is done during
-    them it is reset and the steps start again, and after 10 such retries
-    the reset fails. Only unbatched envs are supported (TorchRL refuses
-    batched ones too: put the transform inside each worker).
-
-    Args:
-        noops: number (or upper bound) of random steps, an int >= 0 (default 30).
-        random: draw the number of steps in ``[0, noops)`` at each reset (default True).
-
-    Raises:
-        TypeError: ``noops`` not an int or ``random`` not a bool.
-        ValueError: ``noops < 0``; at reset, a batched parent env, or an env done
-            before ``noops`` steps 11 times in a row (TorchRL raises RuntimeError).
-
-    Examples:
-        >>> import torch
-        >>> from numbarl.torch_api import GymEnv, TransformedEnv
-        >>> env = TransformedEnv(GymEnv("Pendulum-v1"), NoopResetEnv(noops=5, random=False))
-        >>> _ = env.set_seed(0)
-        >>> _ = torch.manual_seed(0)
-        >>> env.reset()["observation"]
-        tensor([-0.9934,  0.1149, -1.8712])
-    """
-
-    _MAX_RETRIES = 10
-
-    def __init__(self, noops: int = 30, random: bool = True):
-        noops = check_int("NoopResetEnv", "noops", noops, 0)
-        random = check_bool("NoopResetEnv", "random", random)
-        super().__init__()
-        self.__dict__["noops"] = noops
-        self.__dict__["random"] = random
-
-    @property
-    def base_env(self):
-        chain = parent_chain(self)
-        return None if chain is None else chain[1]
-
-    def _reset(self, tensordict, tensordict_reset):
-        chain = parent_chain(self)
-        if chain is None:
-            raise ValueError("NoopResetEnv must be inside a TransformedEnv to step its env at reset")
-        env, base, preceding = chain
-        if len(base.batch_size):
-            raise ValueError(f"NoopResetEnv works on unbatched envs (partial resets are not supported), got an env "
-                             f"with batch_size {tuple(base.batch_size)}; put it inside each worker instead: "
-                             "ParallelEnv(n, lambda: TransformedEnv(make_env(), NoopResetEnv(...)))")
-        steps = self.noops
-        if self.random and self.noops > 0:
-            steps = int(torch.randint(self.noops, (1,)).item())
-        if steps == 0:
-            return tensordict_reset
-        action_spec = base.full_action_spec.clone()
-        for t in preceding:
-            action_spec = t.transform_action_spec(action_spec)
-        reward_keys, done_keys, action_keys = env.reward_keys, env.done_keys, env.action_keys
-        td, done_step, retries = tensordict_reset, 0, 0
-        while done_step < steps:
-            td.update(action_spec.rand())
-            next_td = chain_step(base, preceding, td)
-            if bool(next_td.get("done").any()):
-                retries += 1
-                td, done_step = chain_reset(base, preceding, None), 0
-                if retries > self._MAX_RETRIES:
-                    raise ValueError(f"NoopResetEnv: the env was done before {steps} no-op steps "
-                                     f"{retries} times in a row; lower noops (got {self.noops})")
-                continue
-            td.set("next", next_td)
-            td = step_mdp(td, reward_keys=reward_keys, done_keys=done_keys, action_keys=action_keys)
-            done_step += 1
-        return td
-
-    def _step(self, tensordict, next_tensordict):
-        return next_tensordict
-
-    def forward(self, tensordict):
-        raise _outside_env("NoopResetEnv")
-
-    def __repr__(self) -> str:
-        return f"NoopResetEnv(noops={self.noops}, random={self.random})"
-
-
-class FrameSkipTransform(Transform):
-    """Repeat each action ``frame_skip`` times; the rewards of the repeats are summed.
-
-    The observation and flags are those of the last step taken. The steps go
-    through the transforms that come before this one, as in TorchRL. The
-    repeats stop at a step that is done: TorchRL 0.14.1 keeps stepping the
-    finished env for the remaining repeats (undefined behaviour for
-    gymnasium envs; CartPole then returns reward 0 and moves its state on),
-    so on such steps its observation is not the terminal one.
-
-    Args:
-        frame_skip: number of steps per action, an int >= 1 (default 1).
-
-    Raises:
-        TypeError: ``frame_skip`` not an int (TorchRL accepts floats).
-        ValueError: ``frame_skip < 1``.
-        NotImplementedError: called on a tensordict outside an env.
-
-    Examples:
-        >>> import torch
-        >>> from numbarl.torch_api import GymEnv, TransformedEnv
-        >>> env = TransformedEnv(GymEnv("CartPole-v1"), FrameSkipTransform(3))
-        >>> _ = env.set_seed(0)
-        >>> env.rollout(2, actions=[torch.tensor([1, 0])] * 2)["next", "reward"].squeeze(-1)
-        tensor([3., 3.])
-    """
-
-    def __init__(self, frame_skip: int = 1):
-        frame_skip = check_int("FrameSkipTransform", "frame_skip", frame_skip, 1)
-        super().__init__()
-        self.__dict__["frame_skip"] = frame_skip
-
-    def _step(self, tensordict, next_tensordict):
-        if self.frame_skip == 1:
-            return next_tensordict
-        chain = parent_chain(self)
-        if chain is None:
-            raise _outside_env("FrameSkipTransform")
-        env, base, preceding = chain
-        present = set(next_tensordict.keys(True, True))
-        rewards = {k: next_tensordict.get(k) for k in env.reward_keys if k in present}
-        done_keys = [k for k in env.done_keys if key_tuple(k)[-1] == "done" and k in present]
-        for _ in range(self.frame_skip - 1):
-            if any(bool(next_tensordict.get(k).any()) for k in done_keys):
-                break
-            next_tensordict = chain_step(base, preceding, tensordict)
-            for key in rewards:
-                rewards[key] = rewards[key] + next_tensordict.get(key)
-        for key, value in rewards.items():
-            next_tensordict.set(key, value)
-        return next_tensordict
-
-    def _reset(self, tensordict, tensordict_reset):
-        return tensordict_reset
-
-    def forward(self, tensordict):
-        raise _outside_env("FrameSkipTransform")
-
-    def __repr__(self) -> str:
-        return f"FrameSkipTransform(frame_skip={self.frame_skip})"
-
-
-class TerminateTransform(Transform):
-    """End episodes where a condition holds: ``stop(next_tensordict)`` is OR-ed into ``terminated`` (and ``done``).
-
-    ``stop`` takes the tensordict of each step's result (the ``"next"`` side)
-    and returns a bool (or a value cast to bool, nonzero being True) that is
-    a scalar, has the batch shape, or broadcasts to the done entries. Every
-    ``"terminated"`` leaf gets it, and every ``"done"`` leaf too unless
-    ``write_done=False``. Resets and specs are unchanged. As in TorchRL 0.14.1.
-
-    Args:
-        stop: a callable ``TensorDict -> bool or bool tensor``.
-        write_done: also set ``done`` (keyword only; default True), so that
-            ``rollout(break_when_any_done=True)`` stops.
-
-    Raises:
-        TypeError: ``stop`` not callable, ``write_done`` not a bool (TorchRL raises
-            ValueError for the first).
-        ValueError: at a step, a result whose shape does not fit the done entries.
-        NotImplementedError: called on a tensordict outside an env (TorchRL raises
-            RuntimeError, of which this is a subclass).
-
-    Examples:
-        >>> import torch
-        >>> from numbarl.torch_api import GymEnv, TransformedEnv
-        >>> env = TransformedEnv(GymEnv("Pendulum-v1"), TerminateTransform(lambda td: td["observation"][..., 2] < -1.5))
-        >>> _ = env.set_seed(0)
-        >>> _ = torch.manual_seed(0)
-        >>> td = env.rollout(20)
-        >>> td["next", "observation"][:, 2], td["next", "terminated"].squeeze(-1)
-        (tensor([-1.1601, -1.1478, -1.5009]), tensor([False, False,  True]))
-    """
-
-    def __init__(self, stop, *, write_done: bool = True):
-        if not callable(stop):
-            raise TypeError(f"TerminateTransform requires stop to be a callable taking a TensorDict, got "
-                            f"{type(stop).__name__}: {stop!r}")
-        write_done = check_bool("TerminateTransform", "write_done", write_done)
-        super().__init__()
-        self.__dict__["stop"] = stop
-        self.__dict__["write_done"] = write_done
-
-    def _targets(self, next_tensordict):
-        names = ("terminated", "done") if self.write_done else ("terminated",)
-        env = container_env(self)
-        keys = env.done_keys if env is not None else list(next_tensordict.keys(True, True))
-        present = set(next_tensordict.keys(True, True))
-        return [k for k in keys if key_tuple(k)[-1] in names and k in present]
-
-    @staticmethod
-    def _fit(flag: torch.Tensor, shape: torch.Size, batch: torch.Size) -> torch.Tensor:
-        if flag.shape == batch and len(shape) > len(batch):
-            flag = flag.reshape(tuple(batch) + (1,) * (len(shape) - len(batch)))
-        try:
-            return torch.broadcast_to(flag, shape)
-        except RuntimeError:
-            raise ValueError(f"TerminateTransform: stop returned shape {tuple(flag.shape)}, which fits neither the "
-                             f"batch shape {tuple(batch)} nor the done entries' shape {tuple(shape)}") from None
-
-    def _step(self, tensordict, next_tensordict):
-        flag = torch.as_tensor(self.stop(next_tensordict))
-        if flag.dtype != torch.bool:
-            flag = flag != 0
-        for key in self._targets(next_tensordict):
-            value = next_tensordict.get(key)
-            next_tensordict.set(key, value | self._fit(flag, value.shape, next_tensordict.batch_size))
-        return next_tensordict
-
-    def _reset(self, tensordict, tensordict_reset):
-        return tensordict_reset
-
-    def forward(self, tensordict):
-        raise _outside_env("TerminateTransform")
-
-    def __repr__(self) -> str:
-        return f"TerminateTransform(stop={self.stop!r}, write_done={self.write_done})"
 
 
 _EXCLUDED_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)
@@ -613,7 +443,7 @@ class NextObservationDelta(RunningState, Transform):
     without in_keys, or on data without the delta, raises instead of doing
     nothing. The last observation of each sub-env is kept in the transform
     (saved in ``state_dict``) so that the array path of the rollout can take
-    the difference.
+    the difference; for CUDA data it is kept on the data's device.
 
     Args:
         in_keys: observation keys (default: chosen from the env's spec).
@@ -684,7 +514,7 @@ class NextObservationDelta(RunningState, Transform):
         return [(k, _key(("delta",) + key_tuple(k))) for k in self.in_keys]
 
     def _remember(self, key, obs: np.ndarray, mask) -> None:
-        last = self._last.get(key)
+        last = host_state(self._last, key)
         if last is None or last.shape != obs.shape or last.dtype != obs.dtype:
             self._last[key] = np.array(obs, copy=True)
         elif mask is None:
@@ -709,10 +539,21 @@ class NextObservationDelta(RunningState, Transform):
             arrays[delta_key] = zero
         return arrays
 
+    def _remember_on_device(self, key, obs: torch.Tensor, mask) -> None:
+        """``_remember`` for CUDA data: the last observation kept on its device, ``mask`` a device tensor."""
+        last = self._last.get(key)
+        if not (isinstance(last, torch.Tensor) and last.device == obs.device and last.shape == obs.shape
+                and last.dtype == obs.dtype):
+            self._last[key] = obs.detach().clone()
+        elif mask is None:
+            last.copy_(obs)
+        else:
+            last.copy_(torch.where(batch_view(mask, obs.ndim), obs, last))
+
     def _np_step(self, arrays: dict) -> dict:
         for key, delta_key in self._pairs():
             obs = arrays[key]
-            last = self._last.get(key)
+            last = host_state(self._last, key)
             if last is None:
                 raise KeyError(f"NextObservationDelta: no previous {key!r}; reset the env first")
             delta = self._buf(("delta", key), obs.shape)
@@ -726,13 +567,17 @@ class NextObservationDelta(RunningState, Transform):
         batch = tuple(tensordict_reset.batch_size)
         for key, delta_key in self._pairs():
             obs = tensordict_reset.get(key)
-            mask = reset_mask(tensordict, _reset_key(self, ()), batch)
-            self._remember(key, as_array(obs), mask)
-            delta = torch.zeros(obs.shape, dtype=self.delta_dtype)
+            if is_cuda(obs):
+                mask = device_reset_mask(tensordict, _reset_key(self, ()), batch, obs.device)
+                self._remember_on_device(key, obs, mask)
+            else:
+                mask = reset_mask(tensordict, _reset_key(self, ()), batch)
+                self._remember(key, as_array(obs), mask)
+                mask = None if mask is None else torch.as_tensor(mask)
+            delta = torch.zeros(obs.shape, dtype=self.delta_dtype, device=obs.device)
             prev = tensordict.get(delta_key, None) if (tensordict is not None and mask is not None) else None
             if prev is not None:
-                m = torch.as_tensor(mask).reshape(mask.shape + (1,) * (obs.ndim - mask.ndim))
-                delta = torch.where(m, delta, prev)
+                delta = torch.where(batch_view(mask, obs.ndim), delta, prev)
             tensordict_reset.set(delta_key, delta)
         return tensordict_reset
 
@@ -743,7 +588,10 @@ class NextObservationDelta(RunningState, Transform):
                 self._missing(key, tensordict if obs is None else next_tensordict)
                 continue
             next_tensordict.set(delta_key, (nxt - obs).to(self.delta_dtype))
-            self._remember(key, as_array(nxt), None)
+            if is_cuda(nxt):
+                self._remember_on_device(key, nxt, None)
+            else:
+                self._remember(key, as_array(nxt), None)
         return next_tensordict
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:

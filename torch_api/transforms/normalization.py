@@ -7,6 +7,11 @@ updated statistics, in one fused kernel call. ``ObservationNorm`` applies a
 fixed affine map and can estimate it from rollouts of its parent env
 (``init_stats``, through the same moment kernels).
 
+CUDA data stays on its device: the CUDA twins of the moment kernels
+(``numbarl.core.cuda.moments``) run on the tensors' memory, VecNorm
+statistics move to the data's device, and ObservationNorm's affine map runs
+there with its loc and scale on that device.
+
 Examples:
     >>> import torch
     >>> from numbarl.torch_api import GymEnv, TransformedEnv
@@ -34,8 +39,9 @@ from tensordict import TensorDict, TensorDictBase
 
 from numbarl.core.moments import moments_init, moments_update
 
-from .._arrays import as_array
+from .._arrays import as_array, is_cuda, kernels_for, stream_kwargs
 from ..specs import Bounded
+from ._running import BufferMirrors
 from ._vecnorm_base import _VecNormBase, check_choice, check_keys, check_lock, check_number
 from ._vecnorm_stats import field_name, key_parts, state_to_torchrl_legacy
 from ._vecnorm_v2 import VecNormV2
@@ -73,6 +79,14 @@ class VecNorm(_VecNormBase):
     converted to the mean and variance TorchRL normalizes with);
     ``to_torchrl_state_dict()`` writes TorchRL's format. NaN or inf raises
     ``NonFiniteError`` naming the key unless ``nonfinite="skip"``.
+
+    CUDA data is normalized on its device (``numbarl.core.cuda.moments``)
+    and the statistics move there with it (or with ``.to(device)``); nothing
+    is read back per call. There, a batch that would raise on the CPU (NaN
+    or inf with ``nonfinite="raise"``, overflow) is rejected instead: the
+    statistics are unchanged, that key's output is all NaN, and
+    :meth:`check_rejected` raises for it later. Statistics in ``shared_td``
+    (host shared memory) refuse CUDA data with a ValueError.
 
     Args:
         in_keys: keys to normalize. Default ``["observation", "reward"]``.
@@ -229,11 +243,11 @@ class VecNorm(_VecNormBase):
             {'x_sum': tensor([4.]), 'x_ssq': tensor([10.]), 'x_count': tensor([2.])}
         """
         extra = {}
-        for key, s in zip(self.in_keys, self._stats.states):
+        for i, (key, s) in enumerate(zip(self.in_keys, self._stats.states)):
             if s is None:
                 raise ValueError(f"VecNorm.to_torchrl_state_dict: no statistics for {key!r} yet")
             with self._stats.locked():
-                arrays = state_to_torchrl_legacy(s)
+                arrays = state_to_torchrl_legacy(self._stats.host_copy(i))
             for field, a in zip(("sum", "ssq", "count"), arrays):
                 extra[field_name(field, key, "legacy")] = torch.from_numpy(a).to(dtype)
         return OrderedDict(_extra_state=extra)
@@ -289,7 +303,7 @@ def _dims(owner, name, value, ndim):
     return out
 
 
-class ObservationNorm(Transform):
+class ObservationNorm(BufferMirrors, Transform):
     """Affine normalization with fixed ``loc`` and ``scale`` (TorchRL 0.14.1's ``ObservationNorm``).
 
     ``obs * scale + loc``, or ``(obs - loc) / scale`` with
@@ -304,6 +318,14 @@ class ObservationNorm(Transform):
     TorchRL's. A Bounded spec gets the elementwise min / max of its mapped
     bounds (TorchRL 0.14.1 gives low == high == loc for a negative scale).
     In-keys absent at reset (a reward) are skipped there, as in TorchRL.
+
+    CUDA data is mapped on its device by the same torch operations, with
+    loc and scale on that device (the buffers themselves when they are
+    there, e.g. after ``.to(device)`` or ``init_stats`` on CUDA data, else
+    copies made once); ``standard_normal`` is read on the host once, not per
+    call. ``init_stats`` on CUDA rollouts uses ``numbarl.core.cuda.moments``
+    and leaves loc and scale on the data's device; it reads nothing back, so
+    a rollout holding NaN or inf makes loc and scale NaN instead of raising.
 
     Args:
         loc, scale: float or tensor, or None to set them with ``init_stats``.
@@ -333,6 +355,7 @@ class ObservationNorm(Transform):
     """
 
     _np_supported = True
+    _host_buffers = {"standard_normal": bool}
 
     def __init__(self, loc=None, scale=None, in_keys=None, out_keys=None, in_keys_inv=None, out_keys_inv=None,
                  standard_normal: bool = False, eps: float | None = None):
@@ -350,6 +373,7 @@ class ObservationNorm(Transform):
         self.register_buffer("scale", scale)
         self.__dict__["eps"] = eps
         self.__dict__["_np_cache"] = {}
+        self._prime_host_values()
 
     @property
     def initialized(self) -> bool:
@@ -366,16 +390,28 @@ class ObservationNorm(Transform):
             raise _UninitializedError(f"ObservationNorm: {_UNINIT}")
 
     def _apply_transform(self, obs):
+        if is_cuda(obs):
+            return self._device_affine(obs, inverse=False)
         self._check_ready()
         if self.standard_normal:
             return (obs - self.loc) / self.scale
         return obs * self.scale + self.loc
 
     def _inv_apply_transform(self, state):
+        if is_cuda(state):
+            return self._device_affine(state, inverse=True)
         self._check_ready()
         if self.standard_normal:
             return state * self.scale + self.loc
         return (state - self.loc) / self.scale
+
+    def _device_affine(self, x, inverse: bool):
+        """The affine map (or its inverse) of CUDA data, on its device: the CPU path's torch operations."""
+        self._check_ready()
+        loc, scale = self._buffer_on("loc", x.device), self._buffer_on("scale", x.device)
+        if self._host_value("standard_normal") != inverse:
+            return (x - loc) / scale
+        return x * scale + loc
 
     def _reset(self, tensordict, tensordict_reset):
         """Normalize the in_keys present at reset (a reward key, absent there, is skipped as in TorchRL)."""
@@ -531,10 +567,10 @@ class ObservationNorm(Transform):
         if parent is None:
             raise ValueError(f"{owner} requires the transform to be in a TransformedEnv (its parent is None)")
         key = self.in_keys[0] if key is None else key
-        state, n, shape = None, 0, None
+        state, n, shape, device = None, 0, None, None
         while n < num_iter:
             data = parent.rollout(max_steps=num_iter).get(key)
-            x = data.detach().cpu()
+            x = data.detach()
             if shape is None:
                 reduce = _dims(owner, "reduce_dim", reduce_dim, x.ndim)
                 cat = reduce[0] if cat_dim is None else _dims(owner, "cat_dim", cat_dim, x.ndim)[0]
@@ -546,21 +582,29 @@ class ObservationNorm(Transform):
                     raise ValueError(f"{owner} requires keep_dims among reduce_dim, got {keep_dims!r}")
                 rest = [d for d in range(x.ndim) if d not in reduce]
                 shape = [1 if d in keep else x.shape[d] for d in range(x.ndim) if d not in reduce or d in keep]
-                state = moments_init(tuple(x.shape[d] for d in rest))
+                feature = tuple(x.shape[d] for d in rest)
+                device = x.device if is_cuda(x) else None
+                state = moments_init(feature) if device is None else _DeviceMoments(feature, device)
+            if device is None:
+                x = x.cpu()
+            elif x.device != device:
+                x = x.to(device)
             if x.dtype in (torch.float16, torch.bfloat16):
                 x = x.float()
-            rows = as_array(x.permute(*reduce, *rest).contiguous()).reshape((-1,) + state.loc.shape)
-            moments_update(rows, *state.arrays, decay=1.0)
+            rows = x.permute(*reduce, *rest).contiguous()
+            if device is None:
+                moments_update(as_array(rows).reshape((-1,) + state.loc.shape), *state.arrays, decay=1.0)
+            else:
+                state.update(rows.reshape((-1,) + feature))
             n += x.shape[cat]
-        count = int(state.count[0])
-        std = np.sqrt(state.m2 / (count - 1)) if count > 1 else np.zeros_like(state.m2)
-        std = np.maximum(std, 1e-6 if self.eps is None else self.eps)
-        loc = state.loc
-        if not self.standard_normal:
-            loc, std = -loc / std, 1.0 / std
+        eps = 1e-6 if self.eps is None else self.eps
+        if device is None:
+            loc, std = _host_loc_std(state, eps, self.standard_normal)
+        else:
+            loc, std = state.loc_std(eps, self._host_value("standard_normal"))
         dtype = data.dtype if data.dtype.is_floating_point else torch.get_default_dtype()
-        self.loc = torch.from_numpy(np.ascontiguousarray(loc)).reshape(shape).to(dtype)
-        self.scale = torch.from_numpy(np.ascontiguousarray(std)).reshape(shape).to(dtype)
+        self.loc = loc.reshape(shape).to(dtype)
+        self.scale = std.reshape(shape).to(dtype)
         self._erase_metadata()
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
@@ -571,3 +615,49 @@ class ObservationNorm(Transform):
                 self._buffers[name] = torch.empty_like(value)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
+
+
+def _host_loc_std(state, eps: float, standard_normal: bool):
+    """(loc, scale) tensors from host moments: mean and unbiased std floored at ``eps`` (or their inverse map)."""
+    count = int(state.count[0])
+    std = np.sqrt(state.m2 / (count - 1)) if count > 1 else np.zeros_like(state.m2)
+    std = np.maximum(std, eps)
+    loc = state.loc
+    if not standard_normal:
+        loc, std = -loc / std, 1.0 / std
+    return torch.from_numpy(np.ascontiguousarray(loc)), torch.from_numpy(np.ascontiguousarray(std))
+
+
+class _DeviceMoments:
+    """Running moments of ``init_stats`` on a CUDA device: torch tensors updated by ``numbarl.core.cuda.moments``.
+
+    Nothing is read back: each update's status goes to ``worst`` on the
+    device, and a rejected rollout (NaN or inf) makes the result NaN.
+    """
+
+    def __init__(self, feature, device):
+        f64 = {"dtype": torch.float64, "device": device}
+        self.loc = torch.zeros(feature, **f64)
+        self.m2 = torch.zeros(feature, **f64)
+        self.weight = torch.zeros(1, **f64)
+        self.count = torch.zeros(1, dtype=torch.int64, device=device)
+        self.status = torch.zeros(1, dtype=torch.int64, device=device)
+        self.worst = torch.zeros(1, dtype=torch.int64, device=device)
+
+    def update(self, rows: torch.Tensor) -> None:
+        k = kernels_for(rows, "moments")
+        arrays = (as_array(t) for t in (self.loc, self.m2, self.weight, self.count))
+        k.moments_update(as_array(rows), *arrays, decay=1.0, status=as_array(self.status),
+                         **stream_kwargs(rows, check=False))
+        torch.minimum(self.worst, self.status, out=self.worst)
+
+    def loc_std(self, eps: float, standard_normal: bool):
+        """As ``_host_loc_std``, in float64 on the device (NaN after a rejected rollout)."""
+        count = self.count.reshape(())
+        unbiased = (self.m2 / (count - 1).clamp_min(1).to(torch.float64)).sqrt()
+        std = torch.where(count > 1, unbiased, torch.zeros_like(self.m2)).clamp_min(eps)
+        loc = self.loc
+        if not standard_normal:
+            loc, std = -loc / std, std.reciprocal()
+        bad = self.worst.reshape(()).lt(0)
+        return loc.masked_fill(bad, float("nan")), std.masked_fill(bad, float("nan"))

@@ -4,8 +4,14 @@ Same names, arguments, defaults, keys and spec changes as TorchRL 0.14.1.
 The step-wise transforms also run on the array path of the preallocated
 rollout (one NumPy ufunc call per key and step, into buffers they own); the
 TensorDict path calls the same NumPy code on views of the tensors, so both
-paths give the same bits. ``Reward2GoTransform`` runs the exact O(T) scan of
-:func:`numbarl.core.returns.reward_to_go`.
+paths give the same bits. ``Reward2GoTransform`` (in ``_reward_to_go``)
+runs the exact O(T) scan of :func:`numbarl.core.returns.reward_to_go`.
+
+CUDA tensors stay on their device: the maps run as torch operations there
+(in the result dtype, one rounding per operation, as the NumPy code), the
+running sums of ``RewardSum`` are tensors on that device updated by torch
+(the twins of :mod:`numbarl.core.episode`), reset masks are never read
+back, and the scans run on :mod:`numbarl.core.cuda.returns`.
 
 Examples:
     >>> import torch
@@ -26,11 +32,13 @@ from tensordict import TensorDictBase
 
 from numbarl.core.episode import add_into
 
-from .._arrays import as_array, numpy_dtype
+from .._arrays import as_array, is_cuda, kernels_for, numpy_dtype, stream_kwargs
 from ..envs.utils import key_list
 from ..specs import Binary, Bounded, Unbounded
-from ._running import (RunningState, check_bool, container_env, ensure_specs, env_above, key_tuple, reset_mask,
-                       with_leaf, zero_where)
+from ._reward_to_go import Reward2GoTransform
+from ._running import (BufferMirrors, RunningState, add_into_tensor, check_bool, container_env, device_reset_mask,
+                       ensure_specs, first_leaf, host_state, key_tuple, reset_mask, with_leaf, zero_where,
+                       zero_where_tensor)
 from .base import Transform
 
 __all__ = ["RewardScaling", "RewardClipping", "BinarizeReward", "RewardSum", "Reward2GoTransform"]
@@ -57,11 +65,19 @@ def _real_tensor(owner: str, name: str, value) -> torch.Tensor:
     return tensor
 
 
-class _RewardMap(Transform):
+def _meta(tensor):
+    """A data-less tensor of ``tensor``'s shape and dtype (or None), to work out result dtypes."""
+    return None if tensor is None else torch.empty(tensor.shape, dtype=tensor.dtype, device="meta")
+
+
+class _RewardMap(BufferMirrors, Transform):
     """Element-wise map of each in_key into its out_key (reward, or observation entries such as returns).
 
     Subclasses give ``_result_dtype(torch_dtype, ndim)``, ``_compute(x, out)``
-    (NumPy, ``out`` of the result dtype) and ``_map_spec(spec)``.
+    (NumPy, ``out`` of the result dtype) and ``_map_spec(spec)``; for CUDA
+    data ``_meta_result(probe)`` (the result of the map on a meta tensor, for
+    its dtype), ``_dtype_signature()`` (what that dtype depends on) and
+    ``_device_compute(x, out)`` (torch, on the device).
     """
 
     _np_supported = True
@@ -112,10 +128,30 @@ class _RewardMap(Transform):
 
     # --------------------------------------------------------- tensordicts
     def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
+        if is_cuda(value):
+            return self._device_apply(value)
         x = as_array(value)
         out = torch.empty(value.shape, dtype=self._result_dtype(value.dtype, value.ndim))
         self._compute(x, as_array(out))
         return out
+
+    # ---------------------------------------------------------------- CUDA
+    def _device_apply(self, value: torch.Tensor) -> torch.Tensor:
+        """The map of CUDA data, on its device."""
+        out = torch.empty(value.shape, dtype=self._device_dtype(value.dtype, value.ndim), device=value.device)
+        self._device_compute(value.detach(), out)
+        return out
+
+    def _device_dtype(self, dtype, ndim):
+        """``_result_dtype`` worked out on meta tensors (no data, no device), cached."""
+        key = ("torch", dtype, ndim) + self._dtype_signature()
+        out = self._dtypes.get(key)
+        if out is None:
+            out = self._dtypes[key] = self._meta_result(torch.empty((1,) * ndim, dtype=dtype, device="meta")).dtype
+        return out
+
+    def _dtype_signature(self) -> tuple:
+        return ()
 
     def _reset(self, tensordict, tensordict_reset):
         for in_key, out_key in zip(self.in_keys, self.out_keys):
@@ -158,7 +194,8 @@ class RewardScaling(_RewardMap):
     ``standard_normal`` are buffers (same ``state_dict`` keys as TorchRL).
     As in TorchRL, ``scale`` is clamped to at least 1e-6; a negative scale
     raises here (TorchRL silently clamps it to 1e-6). A ``Bounded`` reward
-    spec gets its bounds mapped (TorchRL raises NotImplementedError).
+    spec gets its bounds mapped (TorchRL raises NotImplementedError). CUDA
+    rewards are mapped on their device (loc and scale copied there once).
 
     Args:
         loc: number or tensor broadcastable to the reward.
@@ -201,10 +238,33 @@ class RewardScaling(_RewardMap):
         self.register_buffer("loc", loc)
         self.register_buffer("scale", scale.clamp_min(1e-6))
         self._setup_buffers()
+        self._prime_host_values()
+
+    _host_buffers = {"standard_normal": bool}
 
     def _result_dtype(self, dtype, ndim):
         probe = torch.zeros((1,) * ndim, dtype=dtype)
         return ((probe - self.loc) / self.scale if self.standard_normal else probe * self.scale + self.loc).dtype
+
+    def _dtype_signature(self) -> tuple:
+        loc, scale = self.loc, self.scale
+        return loc.dtype, loc.ndim, scale.dtype, scale.ndim, self._host_value("standard_normal")
+
+    def _meta_result(self, probe):
+        loc, scale = _meta(self.loc), _meta(self.scale)
+        return (probe - loc) / scale if self._host_value("standard_normal") else probe * scale + loc
+
+    def _device_compute(self, x, out):
+        dtype = out.dtype
+        x = x if x.dtype == dtype else x.to(dtype)
+        loc = self._buffer_on("loc", out.device, dtype)
+        scale = self._buffer_on("scale", out.device, dtype)
+        if self._host_value("standard_normal"):
+            torch.sub(x, loc, out=out)
+            torch.div(out, scale, out=out)
+        else:
+            torch.mul(x, scale, out=out)
+            torch.add(out, loc, out=out)
 
     def _compute(self, x, out):
         dtype = out.dtype
@@ -281,6 +341,23 @@ class RewardClipping(_RewardMap):
     def _result_dtype(self, dtype, ndim):
         return torch.clamp(torch.zeros((1,) * ndim, dtype=dtype), self.clamp_min, self.clamp_max).dtype
 
+    def _dtype_signature(self) -> tuple:
+        return tuple(None if t is None else (t.dtype, t.ndim) for t in (self.clamp_min, self.clamp_max))
+
+    def _meta_result(self, probe):
+        return torch.clamp(probe, _meta(self.clamp_min), _meta(self.clamp_max))
+
+    def _device_compute(self, x, out):
+        dtype = out.dtype
+        src = x if x.dtype == dtype else x.to(dtype)
+        lo = self._buffer_on("clamp_min", out.device, dtype)
+        hi = self._buffer_on("clamp_max", out.device, dtype)
+        if lo is not None:
+            torch.maximum(src, lo, out=out)
+            src = out
+        if hi is not None:
+            torch.minimum(src, hi, out=out)
+
     def _compute(self, x, out):
         dtype = out.dtype
         src = x
@@ -342,6 +419,12 @@ class BinarizeReward(_RewardMap):
     def _compute(self, x, out):
         np.greater(x, 0, out=out.view(np.bool_))
 
+    def _meta_result(self, probe):
+        return probe.to(torch.int8)
+
+    def _device_compute(self, x, out):
+        torch.gt(x, 0, out=out.view(torch.bool))
+
     def _map_spec(self, in_key, spec):
         return Binary(shape=spec.shape, device=spec.device, dtype=torch.int8)
 
@@ -360,7 +443,10 @@ class RewardSum(RunningState, Transform):
     path of the rollout runs on them. On the TensorDict path the previous sum is
     read from the root tensordict when it is there (TorchRL's behaviour) and
     from the kept sums otherwise (TorchRL uses 0, losing the returns of the
-    sub-envs a partial reset leaves alone).
+    sub-envs a partial reset leaves alone). For CUDA rewards the kept sums
+    are tensors on the reward's device, summed by torch there; the reset
+    mask stays on the device (nothing is read back); ``state_dict`` then
+    holds device tensors.
 
     Called on data (``forward``), it sums the in_key along the dim named
     ``"time"`` and restarts after each step whose sibling ``"done"`` entry is
@@ -432,20 +518,48 @@ class RewardSum(RunningState, Transform):
     def _state(self, out_key, like=None) -> np.ndarray:
         """The kept sums of ``out_key`` (allocated as zeros, shaped like the spec or ``like``)."""
         state = self._sums.get(out_key)
+        if state is not None and type(state) is not np.ndarray:  # kept on a device until now
+            state = host_state(self._sums, out_key)
         if state is not None and (like is None or state.shape == like.shape):
             return state
+        spec = self._spec_of(out_key, like)
+        if like is not None:
+            shape, dtype = like.shape, (numpy_dtype(spec.dtype) if spec is not None else like.dtype)
+        else:
+            shape, dtype = tuple(spec.shape), numpy_dtype(spec.dtype)
+        state = self._sums[out_key] = np.zeros(shape, dtype=dtype)
+        return state
+
+    def _spec_of(self, out_key, like):
+        """The spec of ``out_key`` (None when ``like`` gives the layout); KeyError when nothing gives it."""
         spec = self._out_specs.get(out_key)
         if spec is None and like is None:
             ensure_specs(self)
             spec = self._out_specs.get(out_key)
+            if spec is None:
+                raise KeyError(f"RewardSum: the shape of {out_key!r} is unknown before the first step; use the "
+                               "transform inside an env or step once first")
+        return spec
+
+    def _device_state(self, out_key, device, like=None) -> torch.Tensor:
+        """The twin of ``_state`` for CUDA data: the kept sums as a tensor on ``device``.
+
+        Sums kept elsewhere (NumPy, another device) are carried over; new
+        ones are zeros shaped like the spec or ``like``.
+        """
+        state = self._sums.get(out_key)
+        if state is not None and (like is None or tuple(state.shape) == tuple(like.shape)):
+            if isinstance(state, torch.Tensor) and state.device == device:
+                return state
+            source = torch.from_numpy(state) if isinstance(state, np.ndarray) else state.detach()
+            state = self._sums[out_key] = source.to(device=device, copy=True)
+            return state
+        spec = self._spec_of(out_key, like)
         if like is not None:
-            shape, dtype = like.shape, (numpy_dtype(spec.dtype) if spec is not None else like.dtype)
-        elif spec is not None:
-            shape, dtype = tuple(spec.shape), numpy_dtype(spec.dtype)
+            shape, dtype = like.shape, (spec.dtype if spec is not None else like.dtype)
         else:
-            raise KeyError(f"RewardSum: the shape of {out_key!r} is unknown before the first step; use the "
-                           "transform inside an env or step once first")
-        state = self._sums[out_key] = np.zeros(shape, dtype=dtype)
+            shape, dtype = spec.shape, spec.dtype
+        state = self._sums[out_key] = torch.zeros(tuple(shape), dtype=dtype, device=device)
         return state
 
     # -------------------------------------------------------------- arrays
@@ -465,7 +579,7 @@ class RewardSum(RunningState, Transform):
                 raise KeyError(f"RewardSum: key {in_key!r} not found; keys present: "
                                f"{sorted(map(str, arrays))}") from None
             state = sums.get(out_key)
-            if state is None or state.shape != reward.shape:
+            if state is None or type(state) is not np.ndarray or state.shape != reward.shape:
                 state = self._state(out_key, like=reward)
             add_into(state, reward)
             arrays[out_key] = state
@@ -473,6 +587,9 @@ class RewardSum(RunningState, Transform):
 
     # --------------------------------------------------------- tensordicts
     def _reset(self, tensordict, tensordict_reset):
+        leaf = first_leaf(tensordict_reset)
+        if leaf is not None and is_cuda(leaf):
+            return self._device_reset(tensordict, tensordict_reset, leaf.device)
         batch = tuple(tensordict_reset.batch_size)
         for out_key in self.out_keys:
             mask = reset_mask(tensordict, self._reset_key(out_key), batch)
@@ -485,11 +602,28 @@ class RewardSum(RunningState, Transform):
             tensordict_reset.set(out_key, torch.from_numpy(state.copy()))
         return tensordict_reset
 
+    def _device_reset(self, tensordict, tensordict_reset, device):
+        """``_reset`` for CUDA data: the kept sums on ``device``, zeroed where the (device) mask says."""
+        batch = tuple(tensordict_reset.batch_size)
+        for out_key in self.out_keys:
+            mask = device_reset_mask(tensordict, self._reset_key(out_key), batch, device)
+            state = self._device_state(out_key, device)
+            if mask is not None and tensordict is not None:
+                prev = tensordict.get(out_key, None)
+                if prev is not None:
+                    state.copy_(prev)
+            zero_where_tensor(state, mask)
+            tensordict_reset.set(out_key, state.clone())
+        return tensordict_reset
+
     def _step(self, tensordict, next_tensordict):
         for in_key, out_key in zip(self.in_keys, self.out_keys):
             reward = next_tensordict.get(in_key, None)
             if reward is None:
                 self._missing(in_key, next_tensordict)
+                continue
+            if is_cuda(reward):
+                next_tensordict.set(out_key, self._device_add(tensordict, out_key, reward))
                 continue
             r = as_array(reward)
             state = self._state(out_key, like=r)
@@ -499,6 +633,15 @@ class RewardSum(RunningState, Transform):
             add_into(state, r)
             next_tensordict.set(out_key, torch.from_numpy(state.copy()))
         return next_tensordict
+
+    def _device_add(self, tensordict, out_key, reward):
+        """One step of the sums for a CUDA reward, on its device; returns a copy of the new sums."""
+        state = self._device_state(out_key, reward.device, like=reward)
+        prev = tensordict.get(out_key, None) if tensordict is not None else None
+        if prev is not None:
+            state.copy_(prev)
+        add_into_tensor(state, reward.detach())
+        return state.clone()
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Episode returns of stored data: cumulative sums along the ``"time"`` dim, restarting after each done."""
@@ -514,8 +657,11 @@ class RewardSum(RunningState, Transform):
             if reward is None:
                 self._missing(in_key, tensordict)
                 continue
-            r = as_array(reward)
             done = tensordict.get(with_leaf(in_key, "done"), None)
+            if is_cuda(reward):
+                tensordict.set(out_key, _device_episode_sums(reward.detach(), done, axis))
+                continue
+            r = as_array(reward)
             starts = np.zeros(r.shape, dtype=bool)
             if done is not None:
                 d = np.broadcast_to(as_array(done).astype(bool, copy=False), r.shape)
@@ -564,163 +710,21 @@ class RewardSum(RunningState, Transform):
         return f"RewardSum(in_keys={self.in_keys}, out_keys={self.out_keys})"
 
 
-class Reward2GoTransform(Transform):
-    """Discounted reward-to-go of stored trajectories, written by the inverse transform (``inv``).
-
-    As in TorchRL this is an inverse-only transform for replay buffers and
-    collector post-processing: ``inv`` (what ``ReplayBuffer.extend`` calls)
-    reads ``in_keys`` (default ``("next", "reward")``) and the done entry
-    ``("next", done_key)`` and writes the reward-to-go to ``out_keys``;
-    ``forward`` returns its input unchanged; stepping it inside an env raises
-    ValueError. ``G[t] = r[t] + gamma * G[t + 1]``, restarting at every done
-    (and truncated, when that entry is present), along the dim named
-    ``"time"`` or else the last batch dim.
-
-    Differences from TorchRL, which convolves each episode with a geometric
-    kernel cut where ``gamma ** k < 1e-7``: the scan here is exact (error up
-    to ``1e-7 * max|r| / (gamma * (1 - gamma))`` in TorchRL), accumulated in
-    float64, and accepts gamma = 0.
-
-    A trajectory whose last step is not done is handled as ``open_end`` says:
-    ``"torchrl"`` (default, TorchRL 0.14.1's rule) cuts its open tail where
-    the data ends (``G[T-1] = r[T-1]``) but raises ValueError when the
-    trajectory has no done at all (TorchRL raises RuntimeError);
-    ``"truncate"`` always cuts; ``"error"`` raises for any open tail.
-
-    Args:
-        gamma: discount factor in [0, 1] (default 1.0); a buffer, as in TorchRL.
-        in_keys: reward keys (default ``[("next", "reward")]``).
-        out_keys: where to write (default: ``in_keys``).
-        done_key: done entry under ``"next"`` (default ``"done"``).
-        truncated_key: truncated entry under ``"next"`` (default ``"truncated"``),
-            used when present; None to ignore it.
-        open_end: ``"torchrl"``, ``"truncate"`` or ``"error"``, for trajectories
-            that end without done (keyword only).
-
-    Raises:
-        TypeError: gamma not a real number, a bad key.
-        ValueError: gamma outside [0, 1], an unknown ``open_end``, reward and done
-            of different shapes, a trajectory without a final done (``"error"``)
-            or without any done (``"torchrl"``), or use inside an env.
-        KeyError: the reward or done entry is missing.
-
-    Examples:
-        >>> import torch
-        >>> from tensordict import TensorDict
-        >>> done = torch.tensor([False, False, True, False, True]).view(1, 5, 1)
-        >>> td = TensorDict({"next": {"reward": torch.ones(1, 5, 1), "done": done}}, [1, 5])
-        >>> r2g = Reward2GoTransform(gamma=0.5, out_keys=["reward_to_go"])
-        >>> r2g.inv(td)["reward_to_go"].squeeze(-1)
-        tensor([[1.7500, 1.5000, 1.0000, 1.5000, 1.0000]])
-    """
-
-    def __init__(self, gamma=1.0, in_keys=None, out_keys=None, done_key="done", truncated_key="truncated", *,
-                 open_end: str = "torchrl"):
-        if isinstance(gamma, torch.Tensor) and gamma.numel() == 1 and gamma.dtype != torch.bool:
-            gamma = gamma.item()
-        if isinstance(gamma, (bool, np.bool_)) or not isinstance(gamma, numbers.Real):
-            raise TypeError(f"Reward2GoTransform requires gamma to be a real number, got {type(gamma).__name__}: "
-                            f"{gamma!r}")
-        if not 0.0 <= float(gamma) <= 1.0:
-            raise ValueError(f"Reward2GoTransform requires gamma in [0, 1], got {gamma!r}")
-        if open_end not in ("torchrl", "truncate", "error"):
-            raise ValueError(f"Reward2GoTransform requires open_end 'torchrl', 'truncate' or 'error', got "
-                             f"{open_end!r}")
-        in_keys = key_list([("next", "reward")] if in_keys is None else in_keys, "in_keys")
-        done_key = key_list(done_key, "done_key")
-        if len(done_key) != 1:
-            raise TypeError(f"Reward2GoTransform requires done_key to be one key, got {done_key!r}")
-        if truncated_key is not None:
-            truncated_key = key_list(truncated_key, "truncated_key")
-            if len(truncated_key) != 1:
-                raise TypeError(f"Reward2GoTransform requires truncated_key to be one key, got {truncated_key!r}")
-            truncated_key = truncated_key[0]
-        super().__init__(in_keys=in_keys, out_keys=in_keys, in_keys_inv=in_keys,
-                         out_keys_inv=in_keys if out_keys is None else out_keys)
-        self.__dict__["out_keys"] = []
-        self.__dict__["done_key"] = done_key[0]
-        self.__dict__["truncated_key"] = truncated_key
-        self.__dict__["open_end"] = open_end
-        self.register_buffer("gamma", torch.tensor(float(gamma), dtype=torch.float64))
-
-    _ENV_ERROR = ("The Reward2GoTransform is only an inverse transform and can only be applied to the replay "
-                  "buffer (or a collector's postproc), not to an env.")
-
-    def set_container(self, container) -> None:
-        if env_above(container) is not None:
-            # Appended to an env: take it out again so the env stays usable, then refuse.
-            transforms = getattr(container, "transforms", None)
-            if transforms is not None:
-                for i, t in enumerate(transforms):
-                    if t is self:
-                        del transforms[i]
-                        break
-            raise ValueError(self._ENV_ERROR)
-        super().set_container(container)
-
-    @staticmethod
-    def _under_next(key):
-        parts = key_tuple(key)
-        return parts if parts[0] == "next" else ("next",) + parts
-
-    def _inv_call(self, tensordict: TensorDictBase) -> TensorDictBase:
-        from numbarl.core.returns import reward_to_go
-
-        done_key = self._under_next(self.done_key)
-        done = tensordict.get(done_key, None)
-        if done is None:
-            raise KeyError(f"Reward2GoTransform: done entry {done_key!r} not found; keys present: "
-                           f"{sorted(map(str, tensordict.keys(True, True)))}")
-        d = as_array(done).astype(bool, copy=False)
-        if self.truncated_key is not None:
-            truncated = tensordict.get(self._under_next(self.truncated_key), None)
-            if truncated is not None:
-                if truncated.shape != done.shape:
-                    raise ValueError(f"Reward2GoTransform requires {done_key!r} and its truncated entry of the same "
-                                     f"shape, got {tuple(done.shape)} and {tuple(truncated.shape)}")
-                d = d | as_array(truncated).astype(bool, copy=False)
-        names = getattr(tensordict, "names", None) or []
-        if tensordict.batch_dims < 1:
-            raise ValueError("Reward2GoTransform requires a tensordict with a time dim, got batch_size []")
-        axis = names.index("time") if "time" in names else tensordict.batch_dims - 1
-        if self.open_end == "torchrl" and d.size:
-            no_done = ~d.any(axis=axis)
-            if no_done.any():
-                first = tuple(int(i) for i in np.argwhere(no_done)[0])
-                raise ValueError(f"Reward2GoTransform: {int(no_done.sum())} of {no_done.size} trajectories have no "
-                                 f"done at all (first at index {first} of the dims other than time); pass "
-                                 "open_end='truncate' to cut them where the data ends")
-        mode = "error" if self.open_end == "error" else "truncate"
-        gamma = float(self.gamma)
-        for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
-            reward = tensordict.get(in_key, None)
-            if reward is None:
-                self._missing(in_key, tensordict)
-                continue
-            if reward.shape != done.shape:
-                raise ValueError(f"Reward2GoTransform requires {in_key!r} and {done_key!r} of the same shape, "
-                                 f"got {tuple(reward.shape)} and {tuple(done.shape)}")
-            out = torch.empty(reward.shape, dtype=reward.dtype)
-            reward_to_go(as_array(reward), d, gamma, out=as_array(out), time_dim=axis, open_end=mode)
-            tensordict.set(out_key, out)
-        return tensordict
-
-    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        return tensordict
-
-    def _call(self, next_tensordict):
-        raise ValueError(self._ENV_ERROR)
-
-    def _step(self, tensordict, next_tensordict):
-        raise ValueError(self._ENV_ERROR)
-
-    def _reset(self, tensordict, tensordict_reset):
-        raise ValueError(self._ENV_ERROR)
-
-    def transform_output_spec(self, output_spec):
-        raise ValueError(self._ENV_ERROR)
-
-    def __repr__(self) -> str:
-        return (f"Reward2GoTransform(gamma={float(self.gamma)}, in_keys={self.in_keys_inv}, "
-                f"out_keys={self.out_keys_inv}, done_key={self.done_key!r})")
-
+def _device_episode_sums(reward: torch.Tensor, done, axis: int) -> torch.Tensor:
+    """``RewardSum.forward`` on a CUDA reward: the restart flags and the scan (``numbarl.core.cuda.returns``) there."""
+    starts = torch.zeros(reward.shape, dtype=torch.bool, device=reward.device)
+    if done is not None:
+        d = torch.broadcast_to(done.to(device=reward.device, dtype=torch.bool), reward.shape)
+        src = [slice(None)] * reward.ndim
+        dst = [slice(None)] * reward.ndim
+        src[axis], dst[axis] = slice(0, -1), slice(1, None)
+        starts[tuple(dst)] = d[tuple(src)]
+    first = [slice(None)] * reward.ndim
+    first[axis] = 0
+    starts[tuple(first)] = True
+    out = torch.empty(reward.shape, dtype=reward.dtype, device=reward.device)
+    # reversed in time, every trajectory ends at a start, so nothing is left open
+    kernels_for(reward, "returns").reward_to_go(as_array(reward.flip(axis)), as_array(starts.flip(axis)), 1.0,
+                                                out=as_array(out), time_dim=axis, open_end="truncate",
+                                                **stream_kwargs(reward))
+    return out.flip(axis)

@@ -1,0 +1,241 @@
+"""``Reward2GoTransform``: discounted reward-to-go of stored trajectories (TorchRL 0.14.1 API).
+
+Re-exported by :mod:`numbarl.torch_api.transforms.reward`. The scan is
+:func:`numbarl.core.returns.reward_to_go` on array views of the tensors, or
+its CUDA twin :func:`numbarl.core.cuda.returns.reward_to_go` on the memory of
+CUDA tensors (done flags merged there by torch, output allocated there).
+
+Examples:
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> done = torch.tensor([[True, False, True]]).unsqueeze(-1)
+    >>> td = TensorDict({"next": {"reward": torch.ones(1, 3, 1), "done": done}}, [1, 3])
+    >>> Reward2GoTransform(gamma=0.9).inv(td)["next", "reward"].squeeze(-1)
+    tensor([[1.0000, 1.9000, 1.0000]])
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+from tensordict import TensorDictBase
+
+from .._arrays import as_array, is_cuda, kernels_for, stream_kwargs
+from ..envs.utils import key_list
+from ._running import BufferMirrors, env_above, key_tuple
+from .base import Transform
+
+__all__ = ["Reward2GoTransform"]
+
+
+class Reward2GoTransform(BufferMirrors, Transform):
+    """Discounted reward-to-go of stored trajectories, written by the inverse transform (``inv``).
+
+    As in TorchRL this is an inverse-only transform for replay buffers and
+    collector post-processing: ``inv`` (what ``ReplayBuffer.extend`` calls)
+    reads ``in_keys`` (default ``("next", "reward")``) and the done entry
+    ``("next", done_key)`` and writes the reward-to-go to ``out_keys``;
+    ``forward`` returns its input unchanged; stepping it inside an env raises
+    ValueError. ``G[t] = r[t] + gamma * G[t + 1]``, restarting at every done
+    (and truncated, when that entry is present), along the dim named
+    ``"time"`` or else the last batch dim.
+
+    Differences from TorchRL, which convolves each episode with a geometric
+    kernel cut where ``gamma ** k < 1e-7``: the scan here is exact (error up
+    to ``1e-7 * max|r| / (gamma * (1 - gamma))`` in TorchRL), accumulated in
+    float64, and accepts gamma = 0.
+
+    CUDA data is scanned on its device by ``numbarl.core.cuda.returns`` (one
+    thread per trajectory), with the same results; ``gamma`` is read on the
+    host once, not per call. With ``open_end="truncate"`` nothing is read
+    back; ``"torchrl"`` and ``"error"`` read back one flag per call to decide
+    whether to raise (as TorchRL's own check does), which waits for the GPU.
+
+    A trajectory whose last step is not done is handled as ``open_end`` says:
+    ``"torchrl"`` (default, TorchRL 0.14.1's rule) cuts its open tail where
+    the data ends (``G[T-1] = r[T-1]``) but raises ValueError when the
+    trajectory has no done at all (TorchRL raises RuntimeError);
+    ``"truncate"`` always cuts; ``"error"`` raises for any open tail.
+
+    Args:
+        gamma: discount factor in [0, 1] (default 1.0); a buffer, as in TorchRL.
+        in_keys: reward keys (default ``[("next", "reward")]``).
+        out_keys: where to write (default: ``in_keys``).
+        done_key: done entry under ``"next"`` (default ``"done"``).
+        truncated_key: truncated entry under ``"next"`` (default ``"truncated"``),
+            used when present; None to ignore it.
+        open_end: ``"torchrl"``, ``"truncate"`` or ``"error"``, for trajectories
+            that end without done (keyword only).
+
+    Raises:
+        TypeError: gamma not a real number, a bad key.
+        ValueError: gamma outside [0, 1], an unknown ``open_end``, reward and done
+            of different shapes, a trajectory without a final done (``"error"``)
+            or without any done (``"torchrl"``), or use inside an env.
+        KeyError: the reward or done entry is missing.
+
+    Examples:
+        >>> import torch
+        >>> from tensordict import TensorDict
+        >>> done = torch.tensor([False, False, True, False, True]).view(1, 5, 1)
+        >>> td = TensorDict({"next": {"reward": torch.ones(1, 5, 1), "done": done}}, [1, 5])
+        >>> r2g = Reward2GoTransform(gamma=0.5, out_keys=["reward_to_go"])
+        >>> r2g.inv(td)["reward_to_go"].squeeze(-1)
+        tensor([[1.7500, 1.5000, 1.0000, 1.5000, 1.0000]])
+    """
+
+    def __init__(self, gamma=1.0, in_keys=None, out_keys=None, done_key="done", truncated_key="truncated", *,
+                 open_end: str = "torchrl"):
+        if isinstance(gamma, torch.Tensor) and gamma.numel() == 1 and gamma.dtype != torch.bool:
+            gamma = gamma.item()
+        if isinstance(gamma, (bool, np.bool_)) or not isinstance(gamma, numbers.Real):
+            raise TypeError(f"Reward2GoTransform requires gamma to be a real number, got {type(gamma).__name__}: "
+                            f"{gamma!r}")
+        if not 0.0 <= float(gamma) <= 1.0:
+            raise ValueError(f"Reward2GoTransform requires gamma in [0, 1], got {gamma!r}")
+        if open_end not in ("torchrl", "truncate", "error"):
+            raise ValueError(f"Reward2GoTransform requires open_end 'torchrl', 'truncate' or 'error', got "
+                             f"{open_end!r}")
+        in_keys = key_list([("next", "reward")] if in_keys is None else in_keys, "in_keys")
+        done_key = key_list(done_key, "done_key")
+        if len(done_key) != 1:
+            raise TypeError(f"Reward2GoTransform requires done_key to be one key, got {done_key!r}")
+        if truncated_key is not None:
+            truncated_key = key_list(truncated_key, "truncated_key")
+            if len(truncated_key) != 1:
+                raise TypeError(f"Reward2GoTransform requires truncated_key to be one key, got {truncated_key!r}")
+            truncated_key = truncated_key[0]
+        super().__init__(in_keys=in_keys, out_keys=in_keys, in_keys_inv=in_keys,
+                         out_keys_inv=in_keys if out_keys is None else out_keys)
+        self.__dict__["out_keys"] = []
+        self.__dict__["done_key"] = done_key[0]
+        self.__dict__["truncated_key"] = truncated_key
+        self.__dict__["open_end"] = open_end
+        self.register_buffer("gamma", torch.tensor(float(gamma), dtype=torch.float64))
+        self._prime_host_values()
+
+    _host_buffers = {"gamma": float}
+
+    _ENV_ERROR = ("The Reward2GoTransform is only an inverse transform and can only be applied to the replay "
+                  "buffer (or a collector's postproc), not to an env.")
+
+    def set_container(self, container) -> None:
+        if env_above(container) is not None:
+            # Appended to an env: take it out again so the env stays usable, then refuse.
+            transforms = getattr(container, "transforms", None)
+            if transforms is not None:
+                for i, t in enumerate(transforms):
+                    if t is self:
+                        del transforms[i]
+                        break
+            raise ValueError(self._ENV_ERROR)
+        super().set_container(container)
+
+    @staticmethod
+    def _under_next(key):
+        parts = key_tuple(key)
+        return parts if parts[0] == "next" else ("next",) + parts
+
+    def _inv_call(self, tensordict: TensorDictBase) -> TensorDictBase:
+        from numbarl.core.returns import reward_to_go
+
+        done_key = self._under_next(self.done_key)
+        done = tensordict.get(done_key, None)
+        if done is None:
+            raise KeyError(f"Reward2GoTransform: done entry {done_key!r} not found; keys present: "
+                           f"{sorted(map(str, tensordict.keys(True, True)))}")
+        if is_cuda(done):
+            return self._device_inv_call(tensordict, done_key, done)
+        d = as_array(done).astype(bool, copy=False)
+        if self.truncated_key is not None:
+            truncated = tensordict.get(self._under_next(self.truncated_key), None)
+            if truncated is not None:
+                if truncated.shape != done.shape:
+                    raise ValueError(f"Reward2GoTransform requires {done_key!r} and its truncated entry of the same "
+                                     f"shape, got {tuple(done.shape)} and {tuple(truncated.shape)}")
+                d = d | as_array(truncated).astype(bool, copy=False)
+        axis = self._time_axis(tensordict)
+        if self.open_end == "torchrl" and d.size:
+            no_done = ~d.any(axis=axis)
+            if no_done.any():
+                first = tuple(int(i) for i in np.argwhere(no_done)[0])
+                raise ValueError(f"Reward2GoTransform: {int(no_done.sum())} of {no_done.size} trajectories have no "
+                                 f"done at all (first at index {first} of the dims other than time); pass "
+                                 "open_end='truncate' to cut them where the data ends")
+        mode = "error" if self.open_end == "error" else "truncate"
+        gamma = float(self.gamma)
+        for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
+            reward = tensordict.get(in_key, None)
+            if reward is None:
+                self._missing(in_key, tensordict)
+                continue
+            if reward.shape != done.shape:
+                raise ValueError(f"Reward2GoTransform requires {in_key!r} and {done_key!r} of the same shape, "
+                                 f"got {tuple(reward.shape)} and {tuple(done.shape)}")
+            out = torch.empty(reward.shape, dtype=reward.dtype)
+            reward_to_go(as_array(reward), d, gamma, out=as_array(out), time_dim=axis, open_end=mode)
+            tensordict.set(out_key, out)
+        return tensordict
+
+    @staticmethod
+    def _time_axis(tensordict) -> int:
+        names = getattr(tensordict, "names", None) or []
+        if tensordict.batch_dims < 1:
+            raise ValueError("Reward2GoTransform requires a tensordict with a time dim, got batch_size []")
+        return names.index("time") if "time" in names else tensordict.batch_dims - 1
+
+    def _device_inv_call(self, tensordict, done_key, done):
+        """``_inv_call`` for CUDA data: flags merged and the scan run on the device."""
+        d = done.to(torch.bool)
+        if self.truncated_key is not None:
+            truncated = tensordict.get(self._under_next(self.truncated_key), None)
+            if truncated is not None:
+                if truncated.shape != done.shape:
+                    raise ValueError(f"Reward2GoTransform requires {done_key!r} and its truncated entry of the same "
+                                     f"shape, got {tuple(done.shape)} and {tuple(truncated.shape)}")
+                d = d | truncated.to(device=d.device, dtype=torch.bool)
+        axis = self._time_axis(tensordict)
+        if self.open_end == "torchrl" and d.numel():
+            no_done = ~d.any(dim=axis)
+            if no_done.any():  # the one read-back of this mode: whether to raise
+                first = tuple(int(i) for i in no_done.nonzero()[0].tolist())
+                raise ValueError(f"Reward2GoTransform: {int(no_done.sum())} of {no_done.numel()} trajectories have "
+                                 f"no done at all (first at index {first} of the dims other than time); pass "
+                                 "open_end='truncate' to cut them where the data ends")
+        mode = "error" if self.open_end == "error" else "truncate"
+        gamma = self._host_value("gamma")
+        for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
+            reward = tensordict.get(in_key, None)
+            if reward is None:
+                self._missing(in_key, tensordict)
+                continue
+            if reward.shape != done.shape:
+                raise ValueError(f"Reward2GoTransform requires {in_key!r} and {done_key!r} of the same shape, "
+                                 f"got {tuple(reward.shape)} and {tuple(done.shape)}")
+            out = torch.empty(reward.shape, dtype=reward.dtype, device=reward.device)
+            kernels_for(reward, "returns").reward_to_go(
+                as_array(reward), as_array(d.to(reward.device)), gamma, out=as_array(out), time_dim=axis,
+                open_end=mode, **stream_kwargs(reward))
+            tensordict.set(out_key, out)
+        return tensordict
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        return tensordict
+
+    def _call(self, next_tensordict):
+        raise ValueError(self._ENV_ERROR)
+
+    def _step(self, tensordict, next_tensordict):
+        raise ValueError(self._ENV_ERROR)
+
+    def _reset(self, tensordict, tensordict_reset):
+        raise ValueError(self._ENV_ERROR)
+
+    def transform_output_spec(self, output_spec):
+        raise ValueError(self._ENV_ERROR)
+
+    def __repr__(self) -> str:
+        return (f"Reward2GoTransform(gamma={self._host_value('gamma')}, in_keys={self.in_keys_inv}, "
+                f"out_keys={self.out_keys_inv}, done_key={self.done_key!r})")
+
