@@ -19,11 +19,8 @@ import leaks  # noqa: E402  (needs the path above)
 @pytest.fixture(scope="session", autouse=True)
 def no_leftovers():
     """After the session: no child process started during it, and every block it created is unlinked."""
-    before = leaks.snapshot()
-    with leaks.track_blocks() as blocks:
+    with leaks.nothing_left("the test suite"):
         yield
-    problems = leaks.leftovers(blocks.names, before)
-    assert not problems, f"the test suite left {problems}"
 
 
 @pytest.fixture

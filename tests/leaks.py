@@ -9,6 +9,7 @@ module, test) each record every block made inside them.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -127,3 +128,13 @@ def leftovers(created: list, before: tuple = (set(), set())) -> list:
     if blocks:
         problems.append(f"shared blocks {blocks}")
     return problems
+
+
+@contextlib.contextmanager
+def nothing_left(label: str):
+    """Around a block (a session, a test module): afterwards, assert it left no child process and no block."""
+    before = snapshot()
+    with track_blocks() as blocks:
+        yield
+    problems = leftovers(blocks.names, before)
+    assert not problems, f"{label} left {problems}"

@@ -41,11 +41,8 @@ def trl(torchrl):
 @pytest.fixture(scope="module", autouse=True)
 def nothing_left_behind():
     """After the module: no child process of this one and none of the shared blocks it made remain."""
-    before = leaks.snapshot()
-    with leaks.track_blocks() as blocks:
+    with leaks.nothing_left("the batched-env tests"):
         yield
-    problems = leaks.leftovers(blocks.names, before)
-    assert not problems, f"the batched-env tests left {problems}"
 
 
 def actions_for(name: str, steps: int, n: int, seed: int = 0) -> torch.Tensor:

@@ -43,11 +43,8 @@ class Counter(EnvBase):
 
 @pytest.fixture(scope="module", autouse=True)
 def nothing_left_behind():
-    before = leaks.snapshot()
-    with leaks.track_blocks() as blocks:
+    with leaks.nothing_left("the attribute tests"):
         yield
-    problems = leaks.leftovers(blocks.names, before)
-    assert not problems, f"the attribute tests left {problems}"
 
 
 def make_fns(n):

@@ -17,11 +17,8 @@ from numbarl.torch_api import EnvWorkerError, ParallelEnv
 @pytest.fixture(scope="module", autouse=True)
 def nothing_left_behind():
     """After the module: no child process of this one and none of the shared blocks it made remain."""
-    before = leaks.snapshot()
-    with leaks.track_blocks() as blocks:
+    with leaks.nothing_left("the ParallelEnv fault tests"):
         yield
-    problems = leaks.leftovers(blocks.names, before)
-    assert not problems, f"the ParallelEnv fault tests left {problems}"
 
 
 def gone(pid: int) -> bool:

@@ -202,6 +202,15 @@ class _BatchedEnv(ArrayEnvBase):
     def _set_seed(self, seed):
         self.set_seed(seed)
 
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            pass
+        if not _forwardable(self, name):
+            raise _missing(self, name, "private names are not looked up on the sub-envs")
+        return self._sub_env_attribute(name)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(\n    env={self._meta_repr},\n    batch_size={self.batch_size})"
 
@@ -271,7 +280,7 @@ class SerialEnv(_BatchedEnv):
         """The sub-env objects."""
         return list(self._subs.envs)
 
-    def __getattr__(self, name):
+    def _sub_env_attribute(self, name):
         """Public attributes of the sub-envs: a list of their values, or a :class:`SubEnvMethod` for methods.
 
         ``env.frame_skip`` gives ``[sub_env.frame_skip for each sub-env]``;
@@ -279,12 +288,6 @@ class SerialEnv(_BatchedEnv):
         returns one result per sub-env (TorchRL 0.14.1's SerialEnv does the
         same). Names starting with ``_`` are not forwarded.
         """
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            pass
-        if not _forwardable(self, name):
-            raise _missing(self, name, "private names are not looked up on the sub-envs")
         envs = self._subs.envs
         if not envs or not hasattr(envs[0], name):
             raise _missing(self, name, "neither have its sub-envs")
@@ -509,7 +512,7 @@ class ParallelEnv(_BatchedEnv):
         _POOLS.add(pool)
         d["mp_start_method"] = method
 
-    def __getattr__(self, name):
+    def _sub_env_attribute(self, name):
         """Public attributes of the sub-envs, as a :class:`SubEnvMethod` whose call runs in the workers.
 
         As in TorchRL 0.14.1, every such attribute is reached by a call:
@@ -521,12 +524,6 @@ class ParallelEnv(_BatchedEnv):
         traceback while the workers stay up. Names starting with ``_`` are
         not forwarded.
         """
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            pass
-        if not _forwardable(self, name):
-            raise _missing(self, name, "private names are not looked up on the sub-envs")
         if name not in self.__dict__["_sub_attrs"]:
             raise _missing(self, name, "neither have its sub-envs")
         return SubEnvMethod(self, name)
