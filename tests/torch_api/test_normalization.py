@@ -618,3 +618,26 @@ def test_observation_norm_state_dict_into_uninitialized(tmp_path):
     assert fresh.initialized and torch.equal(fresh.loc, t.loc) and torch.equal(fresh.scale, t.scale)
     td = TensorDict({"x": torch.ones(2)}, [])
     assert_td_equal(fresh(td.clone()), t(td.clone()))
+
+
+@pytest.mark.torchrl
+def test_v2_denorm_recovers_the_last_batch_and_matches_torchrl(trl):
+    """Update then normalize: the last batch's statistics are the current ones, so denorm gives the batch back."""
+    g = torch.Generator().manual_seed(3)
+    batches = [torch.randn(8, 3, generator=g) * torch.tensor([1.0, 5.0, 0.1]) + torch.tensor([2.0, -7.0, 30.0])
+               for _ in range(4)]
+    keys = dict(in_keys=["x"], out_keys=["x_n"], decay=1.0)
+    ours, theirs = VecNormV2(**keys), trl.VecNormV2(**keys)
+    for batch in batches:
+        out = ours(TensorDict({"x": batch}, [8]))
+        their_out = theirs._step(TensorDict(batch_size=[8]), TensorDict({"x": batch}, [8]))  # torchrl: no forward
+    normalized = out.exclude("x")
+    back = ours.denorm(normalized)
+    assert "x" not in normalized.keys() and back is not normalized
+    close(back["x"], batches[-1], rtol=1e-5, atol=1e-5)
+    close(back["x"], theirs.denorm(their_out.exclude("x"))["x"], rtol=1e-4, atol=1e-4)
+    assert "x" not in ours.denorm(TensorDict({"other": torch.zeros(2)}, [2])).keys()  # absent out_keys are skipped
+    with pytest.raises(RuntimeError, match=r"VecNormV2.denorm: no statistics for 'x' yet"):
+        VecNormV2(**keys).denorm(normalized)
+    with pytest.raises(NotImplementedError, match="denorm needs stateful=True"):
+        VecNormV2(in_keys=["x"], stateful=False).denorm(normalized)

@@ -277,6 +277,45 @@ class VecNormV2(_VecNormBase):
             raise ValueError("VecNormV2.to_observation_norm needs stateful=True")
         return self._observation_norms()
 
+    def denorm(self, tensordict):
+        """Undo the normalization: ``in_key = out_key * scale + loc`` with the current statistics.
+
+        Reads the normalized values at the out_keys (those absent are
+        skipped) and writes the values in the data's scale to the in_keys of a
+        shallow copy, which is returned; ``tensordict`` is left as it is. The
+        statistics are the current ones, so for the batch that last updated
+        them this recovers the input.
+
+        Args:
+            tensordict: holds normalized values at (some of) the out_keys.
+
+        Raises:
+            NotImplementedError: stateless mode (the statistics travel with the data there).
+            RuntimeError: no data seen yet for a key present in ``tensordict``.
+
+        Examples:
+            >>> import torch
+            >>> from tensordict import TensorDict
+            >>> t = VecNormV2(in_keys=["x"], out_keys=["x_n"], decay=1.0, reduce_batch_dims=True)
+            >>> out = t(TensorDict({"x": torch.tensor([[1.0], [3.0]])}, [2]))
+            >>> out["x_n"].flatten(), t.denorm(out.exclude("x"))["x"].flatten()
+            (tensor([-1.,  1.]), tensor([1., 3.]))
+        """
+        if not self.stateful:
+            raise NotImplementedError("VecNormV2.denorm needs stateful=True: stateless statistics travel with the "
+                                      "data, not in the transform")
+        out = tensordict.copy()
+        for i, (in_key, out_key) in enumerate(zip(self.in_keys, self.out_keys)):
+            value = out.get(out_key, None)
+            if value is None:
+                continue
+            if self._stats.states[i] is None:
+                raise RuntimeError(f"VecNormV2.denorm: no statistics for {in_key!r} yet; apply the transform to "
+                                   "data (or roll out its env) first")
+            loc, scale = self._loc_scale(i)
+            out.set(in_key, value * scale.to(value.device) + loc.to(value.device))
+        return out
+
     def to_torchrl_state_dict(self, dtype: torch.dtype = torch.float32) -> OrderedDict:
         """A state dict that TorchRL 0.14.1's VecNormV2 (same keys and decay) loads.
 
