@@ -25,7 +25,7 @@ def test_cuda_suite_passes_under_simulator():
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,
     )
     tail = result.stdout[-6000:] + result.stderr[-3000:]
     assert result.returncode == 0, tail
