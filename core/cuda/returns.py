@@ -14,7 +14,13 @@ import numbers
 
 import numpy as np
 from numba import cuda
-
+from numbarl.core.cuda._common import (
+    THREADS_PER_BLOCK,
+    blocks_for,
+    check_contiguous,
+    device_array,
+    is_device_array,
+)
 from numbarl.core.returns import (
     _bootstrap_rows,
     _check_dtypes,
@@ -25,8 +31,6 @@ from numbarl.core.returns import (
 )
 
 __all__ = ["reward_to_go"]
-
-THREADS_PER_BLOCK = 128
 
 
 @cuda.jit
@@ -57,28 +61,8 @@ def _reward_to_go_kernel(reward, done, gamma, boot, boot_value, use_boot, out, o
         out[a, t, c] = g
 
 
-def _is_device_array(obj):
-    return bool(getattr(obj, "__cuda_ndarray__", False))
-
-
-def _device_array(obj, name):
-    """``obj`` as a numba device array, without copying."""
-    if _is_device_array(obj):
-        return obj
-    if hasattr(obj, "__cuda_array_interface__") and hasattr(cuda, "as_cuda_array"):
-        return cuda.as_cuda_array(obj)
-    raise TypeError(
-        f"reward_to_go (CUDA) requires {name} to be a CUDA device array (a numba device array or an object "
-        f"with __cuda_array_interface__), got {type(obj).__name__}; copy host arrays with numba.cuda.to_device"
-    )
-
-
 def _rows(array, name, n_rows, n_steps, n_cols):
-    if not array.is_c_contiguous():
-        raise ValueError(
-            f"reward_to_go (CUDA) requires a C-contiguous {name}, got strides {array.strides} for shape "
-            f"{array.shape}; pass a contiguous copy"
-        )
+    check_contiguous(array, "reward_to_go", name)
     return array.reshape(n_rows, n_steps, n_cols)
 
 
@@ -94,8 +78,7 @@ def _device_bootstrap(boot, reward_shape, axis, n_rows, n_cols):
             f"reward_to_go (CUDA) requires a device bootstrap of shape {batch_shape} or {with_time}, got "
             f"{tuple(boot.shape)}; host arrays and scalars broadcast"
         )
-    if not boot.is_c_contiguous():
-        raise ValueError("reward_to_go (CUDA) requires a C-contiguous device bootstrap; pass a contiguous copy")
+    check_contiguous(boot, "reward_to_go", "device bootstrap")
     return boot.reshape(n_rows, n_cols)
 
 
@@ -141,8 +124,8 @@ def reward_to_go(reward, done, gamma, out=None, time_dim=-2, bootstrap=None, ope
         >>> reward_to_go(reward, done, 0.5).copy_to_host()[0, :, 0]
         array([1.5, 1. , 1.5, 1. ], dtype=float32)
     """
-    reward = _device_array(reward, "reward")
-    done = _device_array(done, "done")
+    reward = device_array(reward, "reward_to_go", "reward")
+    done = device_array(done, "reward_to_go", "done")
     _check_dtypes(np.dtype(reward.dtype), np.dtype(done.dtype))
     axis, n_rows, n_steps, n_cols = _check_shapes(reward.shape, done.shape, time_dim)
     gamma = _check_gamma(gamma)
@@ -151,7 +134,7 @@ def reward_to_go(reward, done, gamma, out=None, time_dim=-2, bootstrap=None, ope
         out = result = cuda.device_array(reward.shape, dtype=reward.dtype, stream=stream)
     else:
         result = out
-        out = _device_array(out, "out")
+        out = device_array(out, "reward_to_go", "out")
         if np.dtype(out.dtype) != np.dtype(reward.dtype):
             raise TypeError(f"reward_to_go requires out of the reward's dtype {reward.dtype}, got {out.dtype}")
         if tuple(out.shape) != tuple(reward.shape):
@@ -163,8 +146,9 @@ def reward_to_go(reward, done, gamma, out=None, time_dim=-2, bootstrap=None, ope
     boot_value = 0.0
     boot = None
     if bootstrap is not None:
-        if _is_device_array(bootstrap) or hasattr(bootstrap, "__cuda_array_interface__"):
-            boot = _device_bootstrap(_device_array(bootstrap, "bootstrap"), reward.shape, axis, n_rows, n_cols)
+        if is_device_array(bootstrap):
+            boot = _device_bootstrap(device_array(bootstrap, "reward_to_go", "bootstrap"), reward.shape, axis, n_rows,
+                                     n_cols)
             use_boot = True
         elif isinstance(bootstrap, numbers.Real) and not isinstance(bootstrap, (bool, np.bool_)):
             boot_value = float(bootstrap)
@@ -185,8 +169,7 @@ def reward_to_go(reward, done, gamma, out=None, time_dim=-2, bootstrap=None, ope
         open_info = cuda.to_device(np.array([0, n_traj], dtype=np.int64), stream=stream)
     else:
         open_info = cuda.device_array(2, dtype=np.int64, stream=stream)
-    blocks = (n_traj + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
-    _reward_to_go_kernel[blocks, THREADS_PER_BLOCK, stream](
+    _reward_to_go_kernel[blocks_for(n_traj), THREADS_PER_BLOCK, stream](
         reward3, done3, gamma, boot, boot_value, use_boot, out3, open_info
     )
     if check:
