@@ -47,6 +47,7 @@ import torch
 
 from .._arrays import as_array, is_cuda, kernels_for, numpy_dtype, stream_kwargs
 from ..specs import Bounded, Composite, Unbounded
+from ._checks import check_bool
 from .base import Transform
 
 __all__ = ["ArrayMeta", "KeyedArrayTransform", "array_meta", "check_bool", "check_int", "copy_view", "derived_spec",
@@ -106,13 +107,6 @@ def check_int(value, owner: str, name: str, minimum=None, maximum=None) -> int:
         rule = f"< {maximum + 1}" if maximum in (-1, 0) else f"<= {maximum}"
         raise ValueError(f"{owner} requires {name} {rule}, got {value}")
     return value
-
-
-def check_bool(value, owner: str, name: str) -> bool:
-    """``value`` as a bool; TypeError otherwise."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{owner} requires {name} to be a bool, got {type(value).__name__}: {value!r}")
-    return bool(value)
 
 
 def env_batch_ndim(transform, default=0):

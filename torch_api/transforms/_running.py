@@ -36,7 +36,7 @@ from .._arrays import as_array
 from ..envs.utils import unravel_key
 
 __all__ = ["env_above", "container_env", "parent_chain", "ensure_specs", "reset_mask", "zero_where", "RunningState",
-           "key_tuple", "with_leaf", "check_str_key", "check_bool", "check_int", "chain_step", "chain_reset",
+           "key_tuple", "with_leaf", "check_str_key", "check_int", "chain_step", "chain_reset",
            "BufferMirrors", "batch_view", "device_reset_mask", "zero_where_tensor", "add_into_tensor",
            "count_steps_tensor", "state_on", "host_state", "first_leaf"]
 
@@ -58,12 +58,6 @@ def check_str_key(owner: str, name: str, value) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{owner} requires {name} to be a str (a leaf name), got {type(value).__name__}: {value!r}")
     return value
-
-
-def check_bool(owner: str, name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{owner} requires {name} to be a bool, got {type(value).__name__}: {value!r}")
-    return bool(value)
 
 
 def check_int(owner: str, name: str, value, low: int) -> int:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 
 from ..envs.utils import step_mdp
-from ._running import chain_reset, chain_step, check_bool, check_int, container_env, key_tuple, parent_chain
+from ._checks import check_bool
+from ._running import chain_reset, chain_step, check_int, container_env, key_tuple, parent_chain
 from .base import Transform
 
 __all__ = ["NoopResetEnv", "FrameSkipTransform", "TerminateTransform"]
@@ -63,7 +64,7 @@ class NoopResetEnv(Transform):
 
     def __init__(self, noops: int = 30, random: bool = True):
         noops = check_int("NoopResetEnv", "noops", noops, 0)
-        random = check_bool("NoopResetEnv", "random", random)
+        random = check_bool(random, "NoopResetEnv", "random")
         super().__init__()
         self.__dict__["noops"] = noops
         self.__dict__["random"] = random
@@ -215,7 +216,7 @@ class TerminateTransform(Transform):
         if not callable(stop):
             raise TypeError(f"TerminateTransform requires stop to be a callable taking a TensorDict, got "
                             f"{type(stop).__name__}: {stop!r}")
-        write_done = check_bool("TerminateTransform", "write_done", write_done)
+        write_done = check_bool(write_done, "TerminateTransform", "write_done")
         super().__init__()
         self.__dict__["stop"] = stop
         self.__dict__["write_done"] = write_done

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from ..envs.utils import key_list
 from ..specs import (Binary, Bounded, Categorical, MultiCategorical, MultiOneHot, OneHot, Unbounded)
 from .base import Transform
-from .keys import INPUT_PARTS, _NoBuffersOnCopy, as_bool, env_of, one_key, part_of, spec_key_error
+from ._checks import check_bool
+from .keys import INPUT_PARTS, _NoBuffersOnCopy, env_of, one_key, part_of, spec_key_error
 
 __all__ = ["ActionScaling", "FlattenAction", "ActionDiscretizer", "ActionMask"]
 
@@ -126,7 +127,7 @@ class ActionScaling(_LazyBuffers, _NoBuffersOnCopy, Transform):
         if not in_keys_inv and loc is None:
             raise ValueError("ActionScaling with in_keys_inv=[] (forward only) requires loc and scale: there is "
                              "no action spec to derive them from")
-        as_bool(standard_normal, "ActionScaling", "standard_normal")
+        check_bool(standard_normal, "ActionScaling", "standard_normal")
         loc, scale = _affine_arg(loc, "loc"), _affine_arg(scale, "scale")
         if scale is not None and bool((scale == 0).any()):
             raise ValueError(f"ActionScaling requires a scale without zero entries, got {scale}")
@@ -327,7 +328,7 @@ class FlattenAction(Transform):
 
     def __init__(self, first_dim: int = -2, last_dim: int = -1, in_keys_inv=None, out_keys_inv=None, in_keys=None,
                  out_keys=None, allow_positive_dim: bool = False, *, action_shape=None):
-        as_bool(allow_positive_dim, "FlattenAction", "allow_positive_dim")
+        check_bool(allow_positive_dim, "FlattenAction", "allow_positive_dim")
         first_dim = _dim_arg(first_dim, "first_dim", allow_positive_dim)
         last_dim = _dim_arg(last_dim, "last_dim", allow_positive_dim)
         if (first_dim < 0) == (last_dim < 0) and first_dim > last_dim:
@@ -505,7 +506,7 @@ class ActionDiscretizer(_LazyBuffers, _NoBuffersOnCopy, Transform):
         except ValueError:
             raise ValueError(f"ActionDiscretizer requires sampling to be one of MEDIAN, LOW, HIGH, RANDOM "
                              f"(0 to 3), got {sampling!r}") from None
-        as_bool(categorical, "ActionDiscretizer", "categorical")
+        check_bool(categorical, "ActionDiscretizer", "categorical")
         super().__init__(in_keys_inv=[action_key], out_keys_inv=[out_action_key])
         for name in self._lazy_buffers:
             self.register_buffer(name, None)

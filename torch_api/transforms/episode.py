@@ -35,7 +35,8 @@ from numbarl.core.episode import count_steps
 from .._arrays import as_array, is_cuda
 from ..envs.utils import key_list
 from ..specs import Bounded, Categorical, Unbounded
-from ._running import (RunningState, batch_view, check_bool, check_int, check_str_key, container_env,
+from ._checks import check_bool
+from ._running import (RunningState, batch_view, check_int, check_str_key, container_env,
                        count_steps_tensor, device_reset_mask, ensure_specs, host_state, key_tuple, reset_mask,
                        state_on, zero_where, zero_where_tensor)
 from ._stepping import FrameSkipTransform, NoopResetEnv, TerminateTransform, _outside_env
@@ -117,7 +118,7 @@ class StepCounter(RunningState, Transform):
             max_steps = check_int("StepCounter", "max_steps", max_steps, 1)
         check_str_key("StepCounter", "truncated_key", truncated_key)
         check_str_key("StepCounter", "step_count_key", step_count_key)
-        update_done = check_bool("StepCounter", "update_done", update_done)
+        update_done = check_bool(update_done, "StepCounter", "update_done")
         super().__init__()
         d = self.__dict__
         d["max_steps"] = max_steps
@@ -483,7 +484,7 @@ class NextObservationDelta(RunningState, Transform):
                 raise ValueError(f"NextObservationDelta requires restore_dtype to be a floating dtype or 'root', "
                                  f"got {restore_dtype!r}")
             _check_float_dtype("restore_dtype", restore_dtype)
-        drop_delta = check_bool("NextObservationDelta", "drop_delta", drop_delta)
+        drop_delta = check_bool(drop_delta, "NextObservationDelta", "drop_delta")
         excluded_dtypes = tuple(excluded_dtypes)
         if not all(isinstance(d, torch.dtype) for d in excluded_dtypes):
             raise TypeError(f"NextObservationDelta requires excluded_dtypes to hold torch.dtype values, got "

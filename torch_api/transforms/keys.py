@@ -23,6 +23,7 @@ from tensordict.utils import expand_as_right
 from .._arrays import numpy_dtype
 from ..envs.utils import key_list, unravel_key
 from ..specs import Unbounded
+from ._checks import check_bool
 from .base import Transform
 
 __all__ = ["RenameTransform", "SelectTransform", "ExcludeTransform", "CatTensors", "ExpandAs"]
@@ -63,12 +64,6 @@ def one_key(value, owner, name):
         return unravel_key(value)
     except (TypeError, IndexError):
         raise TypeError(f"{owner} requires {name} to be a key (a str or a tuple of str), got {value!r}") from None
-
-
-def as_bool(value, owner, name):
-    if not isinstance(value, bool):
-        raise TypeError(f"{owner} requires {name} to be a bool, got {value!r}")
-    return value
 
 
 def key_matches(key, prefixes) -> bool:
@@ -124,7 +119,7 @@ class RenameTransform(Transform):
         if in_keys is None or out_keys is None:
             raise TypeError(f"RenameTransform requires in_keys and out_keys, got in_keys={in_keys!r} "
                             f"and out_keys={out_keys!r}")
-        as_bool(create_copy, "RenameTransform", "create_copy")
+        check_bool(create_copy, "RenameTransform", "create_copy")
         if out_keys_inv is None:
             out_keys_inv = in_keys_inv
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
@@ -235,8 +230,8 @@ class SelectTransform(Transform):
 
     def __init__(self, *selected_keys, keep_rewards: bool = True, keep_dones: bool = True):
         keys = _keys_arg("SelectTransform", selected_keys, "selected_keys")
-        as_bool(keep_rewards, "SelectTransform", "keep_rewards")
-        as_bool(keep_dones, "SelectTransform", "keep_dones")
+        check_bool(keep_rewards, "SelectTransform", "keep_rewards")
+        check_bool(keep_dones, "SelectTransform", "keep_dones")
         super().__init__()
         d = self.__dict__
         d["selected_keys"] = keys
@@ -332,7 +327,7 @@ class ExcludeTransform(Transform):
 
     def __init__(self, *excluded_keys, inverse: bool = False):
         keys = _keys_arg("ExcludeTransform", excluded_keys, "excluded_keys")
-        as_bool(inverse, "ExcludeTransform", "inverse")
+        check_bool(inverse, "ExcludeTransform", "inverse")
         super().__init__()
         self.__dict__["excluded_keys"] = keys
         self.__dict__["inverse"] = inverse
@@ -415,7 +410,7 @@ class CatTensors(_NoBuffersOnCopy, Transform):
         if dim >= 0:
             raise ValueError(f"CatTensors requires a negative dim (counted from the end), got {dim}")
         for name, flag in (("del_keys", del_keys), ("unsqueeze_if_oor", unsqueeze_if_oor), ("sort", sort)):
-            as_bool(flag, owner, name)
+            check_bool(flag, owner, name)
         keys = None if in_keys is None else key_list(in_keys, "in_keys")
         if keys is not None and sort:
             keys = sorted(keys, key=str)

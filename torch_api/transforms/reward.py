@@ -36,7 +36,8 @@ from .._arrays import as_array, is_cuda, kernels_for, numpy_dtype, stream_kwargs
 from ..envs.utils import key_list
 from ..specs import Binary, Bounded, Unbounded
 from ._reward_to_go import Reward2GoTransform
-from ._running import (BufferMirrors, RunningState, add_into_tensor, check_bool, container_env, device_reset_mask,
+from ._checks import check_bool
+from ._running import (BufferMirrors, RunningState, add_into_tensor, container_env, device_reset_mask,
                        ensure_specs, first_leaf, host_state, key_tuple, reset_mask, with_leaf, zero_where,
                        zero_where_tensor)
 from .base import Transform
@@ -232,7 +233,7 @@ class RewardScaling(_RewardMap):
         if bool((scale < 0).any()):
             raise ValueError(f"RewardScaling requires scale >= 0 (values below 1e-6 are clamped to 1e-6), got "
                              f"{scale.tolist()}")
-        standard_normal = check_bool("RewardScaling", "standard_normal", standard_normal)
+        standard_normal = check_bool(standard_normal, "RewardScaling", "standard_normal")
         super().__init__(in_keys=["reward"] if in_keys is None else in_keys, out_keys=out_keys)
         self.register_buffer("standard_normal", torch.tensor(standard_normal))
         self.register_buffer("loc", loc)
@@ -486,7 +487,7 @@ class RewardSum(RunningState, Transform):
         if out_keys is None:
             out_keys = [with_leaf(k, "episode_" + key_tuple(k)[-1]) for k in in_keys]
         reset_keys = None if reset_keys is None else key_list(reset_keys, "reset_keys")
-        reward_spec = check_bool("RewardSum", "reward_spec", reward_spec)
+        reward_spec = check_bool(reward_spec, "RewardSum", "reward_spec")
         super().__init__(in_keys=in_keys, out_keys=out_keys)
         d = self.__dict__
         d["_reset_keys"] = reset_keys

@@ -21,7 +21,8 @@ from tensordict import TensorDict, TensorDictBase
 
 from ..specs import Composite, TensorSpec
 from .base import Transform
-from .keys import as_bool, env_of, one_key
+from ._checks import check_bool
+from .keys import env_of, one_key
 
 __all__ = ["TensorDictPrimer", "BatchSizeTransform", "BurnInTransform"]
 
@@ -102,9 +103,9 @@ class TensorDictPrimer(Transform):
                 spec[key] = value
         for name, flag in (("random", random), ("expand_specs", expand_specs)):
             if flag is not None:
-                as_bool(flag, owner, name)
-        as_bool(single_default_value, owner, "single_default_value")
-        as_bool(call_before_env_reset, owner, "call_before_env_reset")
+                check_bool(flag, owner, name)
+        check_bool(single_default_value, owner, "single_default_value")
+        check_bool(call_before_env_reset, owner, "call_before_env_reset")
         if random and default_value is not None:
             raise ValueError("TensorDictPrimer takes random=True or a default_value, not both")
         keys = list(spec.keys(True, True))
@@ -350,7 +351,7 @@ class BatchSizeTransform(Transform):
             raise TypeError(f"BatchSizeTransform requires reshape_fn to be callable, got {reshape_fn!r}")
         if reset_func is not None and not callable(reset_func):
             raise TypeError(f"BatchSizeTransform requires reset_func to be callable, got {reset_func!r}")
-        as_bool(env_kwarg, "BatchSizeTransform", "env_kwarg")
+        check_bool(env_kwarg, "BatchSizeTransform", "env_kwarg")
         if env_kwarg and reset_func is None:
             raise ValueError("BatchSizeTransform requires reset_func when env_kwarg=True")
         super().__init__()
