@@ -1,18 +1,40 @@
-"""numbarl collect: runs, prints its table, saves data loadable with weights_only, rejects bad flags."""
+"""numbarl collect: runs, prints its summary, saves data loadable with weights_only, rejects bad flags.
+
+User mistakes go through a subprocess: exit status 2, one line on stderr, no traceback.
+"""
+import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
 
-from numbarl.torch_api.cli import main
+from numbarl.torch_api.cli import INTERRUPTED_EXIT, _build_transform, main, parse_transforms
+
+CLI = [sys.executable, "-m", "numbarl.torch_api.cli"]
+
+
+def _run(*flags, timeout=120):
+    return subprocess.run([*CLI, *flags], capture_output=True, text=True, timeout=timeout)
+
+
+def _assert_usage_error(proc, *words):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
 
 
 def test_collect_saves_and_prints(tmp_path, capsys):
     path = tmp_path / "out.pt"
     assert main(["collect", "--steps", "300", "--chunk", "100", "--save", str(path)]) == 0
     text = capsys.readouterr().out
-    assert "steps/s" in text and "next.reward" in text
+    assert "frames/s" in text and "next.reward" in text
     data = torch.load(path, weights_only=True)
     assert data["next"]["reward"].shape == (300, 1)
     # chunks of 100 continue the same episodes: root observation t+1 is next observation t,
@@ -24,19 +46,115 @@ def test_collect_saves_and_prints(tmp_path, capsys):
     assert not data["done"][200].any()
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--steps", "0"], "positive integer"),
-    (["--steps", "ten"], "positive integer"),
-    (["--transforms", "nope"], "unknown transform"),
+def test_summary_counts_episodes_and_lists_root_keys_first(tmp_path, capsys):
+    path = tmp_path / "out.pt"
+    assert main(["collect", "--steps", "450", "--chunk", "70", "--save", str(path)]) == 0
+    text = capsys.readouterr().out
+    reward = torch.load(path, weights_only=True)["next"]["reward"].double().squeeze(-1)
+    expected = (reward[:200].sum().item() + reward[200:400].sum().item()) / 2  # Pendulum truncates at 200
+    assert re.search(r"episodes finished\s+2\n", text)
+    mean = float(re.search(r"mean episode return\s+(\S+)", text).group(1))
+    assert mean == pytest.approx(expected, rel=1e-4)
+    lines = [ln.split()[0] for ln in text.splitlines() if ln.strip()]
+    assert lines.index("observation") < lines.index("next.observation")
+    assert max(i for i, k in enumerate(lines) if k in ("action", "done", "observation")) < min(
+        i for i, k in enumerate(lines) if k.startswith("next."))
+
+
+def test_num_envs_progress_and_table_count_frames(capsys):
+    assert main(["collect", "--num-envs", "3", "--steps", "40", "--chunk", "20"]) == 0
+    out, err = capsys.readouterr()
+    assert re.search(r"frames \(steps x envs\)\s+120\n", out)
+    assert re.search(r"env steps \(per env\)\s+40\n", out)
+    assert "120/120" in err  # the progress bar counts frames too
+    assert re.search(r"observation\s+\(3, 40, 3\)", out)
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--steps", "0"], ["--steps", "positive integer"]),
+    (["--steps", "ten"], ["--steps", "positive integer"]),
+    (["--chunk", "-5"], ["--chunk", "positive integer"]),
+    (["--num-envs", "0"], ["--num-envs"]),
+    (["--seed", "-1"], ["--seed", "-1"]),
+    (["--seed", "1.5"], ["--seed", "1.5"]),
+    (["--preset", "doom"], ["--preset", "doom"]),
+    (["--transforms", "nope"], ["unknown transform", "nope"]),
+    (["--transforms", "vecnorm(foo=1)"], ["vecnorm", "foo", "decay"]),
+    (["--transforms", "vecnorm(decay=2.0)"], ["vecnorm", "decay"]),
+    (["--transforms", "catframes(4)"], ["catframes", "keyword"]),
+    (["--transforms", "vecnorm(decay=__import__('os'))"], ["vecnorm", "literal"]),
+    (["--transforms", "vecnorm("], ["cannot parse"]),
+    (["--env", "Nope-v9"], ["Nope-v9"]),
+    (["--preset", "atari", "--env", "Pendulum-v1"], ["--preset atari", "observation"]),
+    (["--frobnicate"], ["--frobnicate"]),
 ])
-def test_bad_flags_give_usage_errors(flags, message):
-    proc = subprocess.run([sys.executable, "-m", "numbarl.torch_api.cli", "collect", *flags],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert message in proc.stderr and "Traceback" not in proc.stderr
+def test_bad_flags_give_one_line_usage_errors(flags, words):
+    _assert_usage_error(_run("collect", "--quiet", *flags), *words)
 
 
-def test_unknown_env_is_a_clean_error():
-    proc = subprocess.run([sys.executable, "-m", "numbarl.torch_api.cli", "collect", "--env", "Nope-v9", "--quiet"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "Nope-v9" in proc.stderr and "Traceback" not in proc.stderr
+def test_missing_command_is_one_line():
+    _assert_usage_error(_run(), "command")
+
+
+@pytest.mark.parametrize("where", ["missing_dir", "directory"])
+def test_save_path_is_checked_before_collecting(tmp_path, where):
+    target = tmp_path / "nope" / "out.pt" if where == "missing_dir" else tmp_path
+    # so many steps that the test times out if the path were checked only after collecting
+    proc = _run("collect", "--quiet", "--steps", "100000000", "--save", str(target), timeout=90)
+    _assert_usage_error(proc, "--save", str(target))
+    assert os.listdir(tmp_path) == []
+
+
+def test_ctrl_c_prints_the_summary_and_saves(tmp_path):
+    path = tmp_path / "out.pt"
+    proc = subprocess.Popen([*CLI, "collect", "--steps", "100000000", "--chunk", "50", "--save", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = b""
+    deadline = time.monotonic() + 120
+    while not re.search(rb"[1-9]\d*/100000000", seen):  # the progress bar shows frames collected
+        assert proc.poll() is None and time.monotonic() < deadline, seen
+        seen += os.read(proc.stderr.fileno(), 4096)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    out, err = out.decode(), (seen + err).decode()
+    assert proc.returncode == INTERRUPTED_EXIT, err
+    assert "Traceback" not in err and "interrupted after" in err
+    steps = int(re.search(r"env steps \(per env\)\s+(\d+)", out).group(1))
+    assert steps > 0 and steps % 50 == 0
+    assert "episodes finished" in out and "next.reward" in out
+    data = torch.load(path, weights_only=True)
+    assert data["next"]["reward"].shape == (steps, 1)
+    done = data["next"]["done"].squeeze(-1)
+    cont = [t for t in range(steps - 1) if not done[t]]
+    assert torch.equal(data["observation"][[t + 1 for t in cont]], data["next"]["observation"][cont])
+    assert not any(name.endswith(".partial") for name in os.listdir(tmp_path))
+
+
+def test_transforms_take_keyword_arguments():
+    assert parse_transforms("vecnorm(decay=0.99), catframes(N=4, dim=-1),obsnorm") == [
+        ("vecnorm", {"decay": 0.99}), ("cat_frames", {"N": 4, "dim": -1}), ("obsnorm", {})]
+    assert _build_transform("vecnorm", {"decay": 0.99}, "observation").decay == 0.99
+    frames = _build_transform("cat_frames", {"N": 3}, "observation")
+    assert frames.N == 3 and frames.in_keys == ["observation"]
+
+
+@pytest.mark.parametrize("num_envs", ["1", "2"])
+def test_obsnorm_initialises_its_statistics(tmp_path, num_envs):
+    path = tmp_path / "out.pt"
+    assert main(["collect", "--transforms", "obsnorm", "--steps", "2000", "--num-envs", num_envs,
+                 "--quiet", "--save", str(path)]) == 0
+    obs = torch.load(path, weights_only=True)["observation"].reshape(-1, 3).double()
+    # Pendulum's angular velocity has a std of several units: normalized, every feature is near N(0, 1)
+    assert obs.mean(0).abs().max() < 0.5
+    assert ((obs.std(0) > 0.5) & (obs.std(0) < 2.0)).all(), obs.std(0)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["collect", "--help"]])
+def test_help_does_not_import_torch(argv):
+    code = ("import sys\nfrom numbarl.torch_api.cli import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules, 'numba' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "--steps" in proc.stdout or "collect" in proc.stdout
+    assert proc.stdout.splitlines()[-1] == "False False"
