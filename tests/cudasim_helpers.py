@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 SKIP_REASON = (
-    "needs the Numba CUDA simulator enabled before numba.cuda is imported: "
-    "run NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/cuda"
+    "runs under the Numba CUDA simulator in a pytest process of its own, started by "
+    "tests/core/test_cuda_simulator.py (alone: NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/cuda)"
 )
 
 
