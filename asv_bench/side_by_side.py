@@ -11,6 +11,7 @@ Usage::
     python asv_bench/side_by_side.py                 # every benchmark module
     python asv_bench/side_by_side.py rollout moments # modules whose name contains these words
     python asv_bench/side_by_side.py --repeat 9 --json out.json
+    python asv_bench/side_by_side.py --every --repeat 1  # CI: every benchmark once, exit 1 on an error
 """
 from __future__ import annotations
 
@@ -64,27 +65,41 @@ def _time(obj, method, args, repeat):
     return statistics.median(samples)
 
 
-def run(words, repeat):
+def run(words, repeat, every=False):
+    """Time the benchmarks with an ``impl`` parameter; with ``every``, also run the others and ``track_*``.
+
+    An exception other than NotImplementedError (asv's skip) is recorded as ``"error"`` and the run goes on.
+    """
     results = []
     for module in _modules(words):
         for cls in _classes(module):
             names, grid = _param_grid(cls)
-            if "impl" not in names:
+            if "impl" not in names and not every:
                 continue
-            methods = [m for m in dir(cls) if m.startswith("time_")]
+            methods = [m for m in dir(cls) if m.startswith("time_") or (every and m.startswith("track_"))]
             for args in grid:
                 obj = cls()
+                bench = f"{module.__name__.split('.')[-1]}.{cls.__name__}"
+                params = dict(zip(names, map(str, args)))
                 try:
                     if hasattr(obj, "setup"):
                         obj.setup(*args)
                 except NotImplementedError as skip:
-                    results.append({"bench": f"{module.__name__}.{cls.__name__}", "params": dict(zip(names, args)),
-                                    "skipped": str(skip) or "not available"})
+                    results.append({"bench": bench, "params": params, "skipped": str(skip) or "not available"})
+                    continue
+                except Exception as err:  # noqa: BLE001 - reported, and the run fails at the end
+                    results.append({"bench": bench, "params": params, "error": f"setup: {err!r}"})
                     continue
                 for method in methods:
-                    seconds = _time(obj, method, args, repeat)
-                    results.append({"bench": f"{module.__name__.split('.')[-1]}.{cls.__name__}.{method}",
-                                    "params": dict(zip(names, map(str, args))), "seconds": seconds})
+                    try:
+                        if method.startswith("track_"):
+                            getattr(obj, method)(*args)
+                            continue
+                        seconds = _time(obj, method, args, repeat)
+                    except Exception as err:  # noqa: BLE001
+                        results.append({"bench": f"{bench}.{method}", "params": params, "error": repr(err)})
+                        continue
+                    results.append({"bench": f"{bench}.{method}", "params": params, "seconds": seconds})
                 if hasattr(obj, "teardown"):
                     obj.teardown(*args)
     return results
@@ -97,7 +112,7 @@ def _table(results):
         if "seconds" not in r:
             continue
         params = dict(r["params"])
-        impl = params.pop("impl")
+        impl = params.pop("impl", "numbarl")
         if impl not in impls:
             impls.append(impl)
         key = (r["bench"], tuple(sorted(params.items())))
@@ -121,16 +136,21 @@ def main(argv=None):
     parser.add_argument("words", nargs="*", help="only benchmark modules whose name contains one of these")
     parser.add_argument("--repeat", type=int, default=7, help="timed repeats per benchmark (median reported)")
     parser.add_argument("--json", default=None, help="also write the raw results to this file")
+    parser.add_argument("--every", action="store_true",
+                        help="also run the benchmarks without an impl parameter and the track_* methods")
     args = parser.parse_args(argv)
-    results = run(args.words, args.repeat)
+    results = run(args.words, args.repeat, args.every)
     _table(results)
     for r in results:
         if "skipped" in r:
             print(f"skipped {r['bench']} {r['params']}: {r['skipped']}")
+    errors = [r for r in results if "error" in r]
+    for r in errors:
+        print(f"ERROR {r['bench']} {r['params']}: {r['error']}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=1)
-    return 0
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
