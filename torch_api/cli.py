@@ -442,7 +442,9 @@ class _Store:
             node = nested
             for p in parts[:-1]:
                 node = node.setdefault(p, {})
-            node[parts[-1]] = buffer.narrow(dim, 0, self.filled)
+            part = buffer.narrow(dim, 0, self.filled)
+            # torch.save writes a view's whole storage: after Ctrl-C, copy out the filled part
+            node[parts[-1]] = part if self.filled == self.steps else part.clone()
         tmp = f"{path}.partial"
         torch.save(nested, tmp)  # a complete file or none: an interrupted save leaves no truncated data
         os.replace(tmp, path)

@@ -122,6 +122,7 @@ def test_ctrl_c_prints_the_summary_and_saves(tmp_path):
     steps = int(re.search(r"env steps \(per env\)\s+(\d+)", out).group(1))
     assert steps > 0 and steps % 50 == 0
     assert "episodes finished" in out and "next.reward" in out
+    assert path.stat().st_size < 10_000_000  # the collected steps, not the buffers sized for --steps
     data = torch.load(path, weights_only=True)
     assert data["next"]["reward"].shape == (steps, 1)
     done = data["next"]["done"].squeeze(-1)
