@@ -13,7 +13,7 @@ Examples:
     >>> main(["collect", "--steps", "200", "--quiet"])
     0
     >>> parse_transforms("vecnorm(decay=0.99), catframes(N=4)")
-    [('vecnorm', {'decay': 0.99}), ('catframes', {'N': 4})]
+    [('vecnorm', {'decay': 0.99}), ('cat_frames', {'N': 4})]
 """
 from __future__ import annotations
 
