@@ -450,8 +450,12 @@ class _Store:
         os.replace(tmp, path)
 
 
-def collect(args) -> int:
-    """Run ``numbarl collect`` with parsed ``args``; returns the exit status."""
+def collect(args, source=rollout_chunks) -> int:
+    """Run ``numbarl collect`` with parsed ``args``; returns the exit status.
+
+    ``source(env, steps, chunk)`` yields the collected chunks (default: :func:`rollout_chunks`); a collector
+    yielding TensorDicts of the same layout can take its place.
+    """
     if args.save is not None:
         _check_save_path(args.save)
     import torch
@@ -474,7 +478,7 @@ def collect(args) -> int:
                 bar = tqdm(total=args.steps * args.num_envs, unit="frame", desc=f"collect {args.env}",
                            dynamic_ncols=True)
             tdim = len(env.batch_size)
-            for part in rollout_chunks(env, args.steps, args.chunk):
+            for part in source(env, args.steps, args.chunk):
                 with sigint.deferred():  # a chunk is added whole or not at all
                     n = part.batch_size[tdim]
                     if not args.quiet:

@@ -159,3 +159,18 @@ def test_help_does_not_import_torch(argv):
     assert proc.returncode == 0, proc.stderr
     assert "--steps" in proc.stdout or "collect" in proc.stdout
     assert proc.stdout.splitlines()[-1] == "False False"
+
+
+def test_the_stepping_source_can_be_swapped(capsys):
+    from numbarl.torch_api.cli import _parser, collect, rollout_chunks
+
+    seen = []
+
+    def source(env, steps, chunk):
+        for part in rollout_chunks(env, steps, chunk):
+            seen.append(part.batch_size[-1])
+            yield part
+
+    assert collect(_parser().parse_args(["collect", "--steps", "25", "--chunk", "10"]), source=source) == 0
+    assert seen == [10, 10, 5]
+    assert re.search(r"frames \(steps x envs\)\s+25\n", capsys.readouterr().out)
