@@ -28,6 +28,7 @@ from numbarl.core._pixel_kernels import F255, GRAY_B, GRAY_G, GRAY_R
 from numbarl.core._resize_kernels import SCALE_DIVIDE as _SCALE_DIVIDE, SCALE_HI as _SCALE_HI, SCALE_LO as _SCALE_LO
 from numbarl.core._resize_kernels import SCALE_NONE as _SCALE_NONE, SCALE_SPLIT as _SCALE_SPLIT
 from numbarl.core.cuda._common import (
+    SIMULATOR,
     THREADS_PER_BLOCK,
     add32,
     blocks_for,
@@ -199,6 +200,43 @@ def _gray_resize_kernel(x, dst, yi, yw, xs, xw, wr, wg, wb, how):
         col = min(start + k, last)
         acc = add32(acc, mul32(xw[ox, k], _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, how)))
     dst[b, oy, ox] = acc
+
+
+# Row kernel of gray_resize: one block per output row, its threads first along
+# the source width (vertical pass of the luma, reads coalesced along the input
+# row), then along the output width (horizontal pass from shared memory).
+# Wider sources than GR_MAX_W take the one-thread-per-pixel kernel above.
+GR_THREADS, GR_MAX_W = (8, 64) if SIMULATOR else (128, 4096)
+
+
+@cuda.jit
+def _gray_resize_rows_kernel(x, dst, yi, yw, xs, xw, wr, wg, wb, how):
+    """Same results as ``_gray_resize_kernel``; block ``b * oh + oy`` makes output row ``oy`` of frame ``b``.
+
+    Each source column's vertical pass is computed once per output row (not
+    once per output pixel that reads it) and kept in shared memory; the
+    horizontal pass then reads it in tap order, so the float32 operations
+    are the other kernel's, in the same order.
+    """
+    cols = cuda.shared.array(GR_MAX_W, np.float32)
+    oh = dst.shape[1]
+    ow = dst.shape[2]
+    row = cuda.blockIdx.x
+    b = row // oh
+    oy = row - b * oh
+    tid = cuda.threadIdx.x
+    step = cuda.blockDim.x
+    n_w = x.shape[2] // 3
+    for col in range(tid, n_w, step):
+        cols[col] = _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, how)
+    cuda.syncthreads()
+    last = n_w - 1
+    for ox in range(tid, ow, step):
+        start = np.int64(xs[ox])
+        acc = mul32(xw[ox, 0], cols[min(start, last)])
+        for k in range(1, xw.shape[1]):
+            acc = add32(acc, mul32(xw[ox, k], cols[min(start + k, last)]))
+        dst[b, oy, ox] = acc
 
 
 @cuda.jit
@@ -506,7 +544,11 @@ def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=Non
         how = _SCALE_SPLIT  # the float32 v / 255 of every byte, as the CPU kernel forms it
     else:
         how = _SCALE_DIVIDE
-    _launch(_gray_resize_kernel, ov.size, stream, xv, ov, yi, yw, xs, xw, GRAY_R, GRAY_G, GRAY_B, how)
+    if n_w <= GR_MAX_W:
+        _gray_resize_rows_kernel[ov.shape[0] * oh, GR_THREADS, stream](xv, ov, yi, yw, xs, xw, GRAY_R, GRAY_G, GRAY_B,
+                                                                       how)
+    else:
+        _launch(_gray_resize_kernel, ov.size, stream, xv, ov, yi, yw, xs, xw, GRAY_R, GRAY_G, GRAY_B, how)
     return result
 
 
