@@ -271,8 +271,14 @@ def case_reward_to_go(torch, device, timer):
     return row
 
 
-def kernel_cases(torch, timer):
-    """``[(name, bytes, fn)]`` for each raw kernel on device arrays made once, on torch's stream."""
+def kernel_cases(torch, dev="cuda", to_device=None, stream=None, sizes=None):
+    """``[(name, bytes, fn)]`` for each raw kernel on device arrays made once, on torch's stream.
+
+    ``dev``, ``to_device`` (tensor -> device array) and ``stream`` default to
+    CUDA tensors viewed with ``cuda.as_cuda_array`` on torch's current
+    stream; ``sizes`` (a dict overriding BATCH, H, W, OUT, VEC_SHAPE,
+    RTG_SHAPE) lets the tests run every case small under the simulator.
+    """
     import numpy as np
     from numba import cuda
 
@@ -281,55 +287,59 @@ def kernel_cases(torch, timer):
     from numbarl.core.cuda import pixels as kp
     from numbarl.core.cuda import returns as kr
 
-    dev = "cuda"
-    stream = cuda.external_stream(torch.cuda.current_stream().cuda_stream)
-    arr = cuda.as_cuda_array
-    hwc = torch.randint(0, 256, (BATCH, H, W, C), dtype=torch.uint8, device=dev)
-    chw = torch.rand(BATCH, C, H, W, device=dev)
-    gray = torch.rand(BATCH, 1, H, W, device=dev)
-    small = torch.rand(BATCH, 1, OUT, OUT, device=dev)
-    small3 = torch.empty(BATCH, C, OUT, OUT, device=dev)
-    chw_out = torch.empty(BATCH, C, H, W, device=dev)
-    gray_out = torch.empty(BATCH, 1, H, W, device=dev)
-    small_out = torch.empty(BATCH, 1, OUT, OUT, device=dev)
-    buffer = torch.zeros(BATCH, STACK, 1, OUT, OUT, device=dev)
-    pos = torch.zeros(BATCH, dtype=torch.int64, device=dev)
-    stack = torch.empty(BATCH, STACK, OUT, OUT, device=dev)
-    x = torch.randn(*VEC_SHAPE, device=dev) * 2 + 3
+    z = dict(BATCH=BATCH, H=H, W=W, OUT=OUT, VEC_SHAPE=VEC_SHAPE, RTG_SHAPE=RTG_SHAPE)
+    z.update(sizes or {})
+    nb, h, w, o = z["BATCH"], z["H"], z["W"], z["OUT"]
+    if stream is None:
+        stream = cuda.external_stream(torch.cuda.current_stream().cuda_stream)
+    arr = to_device or cuda.as_cuda_array
+    hwc = torch.randint(0, 256, (nb, h, w, C), dtype=torch.uint8, device=dev)
+    chw = torch.rand(nb, C, h, w, device=dev)
+    gray = torch.rand(nb, 1, h, w, device=dev)
+    small = torch.rand(nb, 1, o, o, device=dev)
+    small3 = torch.empty(nb, C, o, o, device=dev)
+    chw_out = torch.empty(nb, C, h, w, device=dev)
+    gray_out = torch.empty(nb, 1, h, w, device=dev)
+    small_out = torch.empty(nb, 1, o, o, device=dev)
+    buffer = torch.zeros(nb, STACK, 1, o, o, device=dev)
+    pos = torch.zeros(nb, dtype=torch.int64, device=dev)
+    stack = torch.empty(nb, STACK, o, o, device=dev)
+    x = torch.randn(*z["VEC_SHAPE"], device=dev) * 2 + 3
     x_out = torch.empty_like(x)
-    state = km.moments_init(VEC_SHAPE[1:]).arrays
+    state = km.moments_init(tuple(z["VEC_SHAPE"][1:])).arrays
     bc = _bench_cuda()
-    reward_np, done_np = bc._rtg_data(RTG_SHAPE)
+    reward_np, done_np = bc._rtg_data(tuple(z["RTG_SHAPE"]))
     reward = torch.from_numpy(reward_np).to(dev)
     done = torch.from_numpy(done_np).to(dev)
     rtg_out = torch.empty_like(reward)
-    torch.cuda.synchronize()
+    if dev == "cuda":
+        torch.cuda.synchronize()
     a = {k: arr(v) for k, v in dict(hwc=hwc, chw=chw, gray=gray, small=small, small3=small3, chw_out=chw_out,
                                     gray_out=gray_out, small_out=small_out, buffer=buffer, pos=pos, stack=stack,
                                     x=x, x_out=x_out, reward=reward, done=done, rtg_out=rtg_out).items()}
-    kf.frames_reset(a["buffer"], a["pos"], a["small"], stream=stream, check=False)
-    f32, frame = 4, OUT * OUT * 4
+    kf.frames_reset(a["buffer"], a["pos"], a["small"], stream=stream)
+    f32, frame = 4, o * o * 4
     return [
         ("kernel to_tensor_image u8 HWC -> f32 CHW", hwc.numel() * (1 + f32),
          lambda: kp.to_tensor_image(a["hwc"], out=a["chw_out"], stream=stream)),
         ("kernel grayscale f32 3x210x160", chw.numel() * f32 + gray.numel() * f32,
          lambda: kp.grayscale(a["chw"], out=a["gray_out"], stream=stream)),
         ("kernel resize f32 3x210x160 -> 84x84", chw.numel() * f32 + small3.numel() * f32,
-         lambda: kp.resize(a["chw"], OUT, OUT, out=a["small3"], stream=stream)),
+         lambda: kp.resize(a["chw"], o, o, out=a["small3"], stream=stream)),
         ("kernel resize antialias 1x210x160 -> 84x84", gray.numel() * f32 + small.numel() * f32,
-         lambda: kp.resize(a["gray"], OUT, OUT, antialias=True, out=a["small_out"], stream=stream)),
+         lambda: kp.resize(a["gray"], o, o, antialias=True, out=a["small_out"], stream=stream)),
         ("kernel gray_resize u8 HWC -> 84x84 antialias", hwc.numel() + small.numel() * f32,
-         lambda: kp.gray_resize(a["hwc"], OUT, OUT, antialias=True, out=a["small_out"], stream=stream)),
+         lambda: kp.gray_resize(a["hwc"], o, o, antialias=True, out=a["small_out"], stream=stream)),
         # new frame read, its ring slot written, 3 old frames read, the ordered stack of 4 written
-        ("kernel frames_push 256x4x84x84", BATCH * frame * (1 + 1 + (STACK - 1) + STACK) + BATCH * 8,
+        ("kernel frames_push 256x4x84x84", nb * frame * (1 + 1 + (STACK - 1) + STACK) + nb * 8,
          lambda: kf.frames_push(a["buffer"], a["pos"], a["small"], out=a["stack"], dim=-3, stream=stream,
                                 check=False)),
         ("kernel moments_update_normalize [4096, 64]", 2 * x.numel() * f32,
          lambda: km.moments_update_normalize(a["x"], *state, 0.99, 1e-8, out=a["x_out"], stream=stream,
                                              check=False)),
         ("kernel reward_to_go 4096x1000", reward.numel() * (f32 + 1 + f32),
-         lambda: kr.reward_to_go(a["reward"], a["done"], np.float32(GAMMA), out=a["rtg_out"],
-                                 open_end="truncate", stream=stream)),
+         lambda: kr.reward_to_go(a["reward"], a["done"], GAMMA, out=a["rtg_out"], open_end="truncate",
+                                 stream=stream)),
     ]
 
 
@@ -438,7 +448,7 @@ def main(argv=None):
         rows = [_run_case(fn, torch, args.device, timer) for fn in TRANSFORM_CASES]
         if args.device == "cuda":
             try:
-                kernels = kernel_cases(torch, timer)
+                kernels = kernel_cases(torch)
             except Exception as exc:  # noqa: BLE001
                 traceback.print_exc()
                 kernels = []

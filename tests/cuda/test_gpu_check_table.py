@@ -55,3 +55,18 @@ def test_pytest_summary_is_parsed(gpu_check):
     text = "....F\n=== 1 failed, 21 passed, 2 skipped, 3 warnings in 12.3s ===\n"
     assert gpu_check.parse_pytest_summary(text) == {"failed": 1, "passed": 21, "skipped": 2, "warnings": 3}
     assert gpu_check.parse_pytest_summary("1 error in 0.1s") == {"errors": 1}
+
+
+def test_every_raw_kernel_case_runs_small_under_the_simulator(gpu_check):
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+        pytest.skip("the raw-kernel cases need a GPU or the CUDA simulator")
+    torch = pytest.importorskip("torch")
+    from numba import cuda
+
+    cases = gpu_check.kernel_cases(torch, dev="cpu", to_device=lambda t: cuda.to_device(t.numpy()), stream=0,
+                                   sizes=dict(BATCH=2, H=7, W=6, OUT=3, VEC_SHAPE=(5, 3), RTG_SHAPE=(3, 9, 1)))
+    assert len(cases) == 8
+    for name, n_bytes, fn in cases:
+        assert n_bytes > 0, name
+        fn()
+        fn()
