@@ -138,6 +138,42 @@ def _resize_kernel(src, dst, yi, yw, xs, xw, to_u8):
     _store(dst, p, oy, ox, acc, to_u8)
 
 
+# Row kernels of resize and gray_resize: one block per output row, its threads
+# first along the source width (vertical pass, reads coalesced along the input
+# row), then along the output width (horizontal pass from shared memory).
+# Wider sources than GR_MAX_W take the one-thread-per-pixel kernels.
+GR_THREADS, GR_MAX_W = (8, 64) if SIMULATOR else (128, 4096)
+
+
+@cuda.jit
+def _resize_rows_kernel(src, dst, yi, yw, xs, xw, to_u8):
+    """Same results as ``_resize_kernel``; block ``p * oh + oy`` makes output row ``oy`` of plane ``p``.
+
+    The vertical pass at each source column is computed once per output row
+    (threads along the input row, coalesced) into shared memory, then the
+    horizontal pass runs along the output width in tap order.
+    """
+    cols = cuda.shared.array(GR_MAX_W, np.float32)
+    oh = dst.shape[1]
+    ow = dst.shape[2]
+    row = cuda.blockIdx.x
+    p = row // oh
+    oy = row - p * oh
+    tid = cuda.threadIdx.x
+    step = cuda.blockDim.x
+    n_w = src.shape[2]
+    for col in range(tid, n_w, step):
+        cols[col] = _column(src, p, oy, col, yi, yw)
+    cuda.syncthreads()
+    last = n_w - 1
+    for ox in range(tid, ow, step):
+        start = np.int64(xs[ox])
+        acc = mul32(xw[ox, 0], cols[min(start, last)])
+        for k in range(1, xw.shape[1]):
+            acc = add32(acc, mul32(xw[ox, k], cols[min(start + k, last)]))
+        _store(dst, p, oy, ox, acc, to_u8)
+
+
 @cuda.jit
 def _nearest_kernel(src, dst, yi, xs):
     """``dst[p, i, j] = src[p, yi[i, 0], xs[j]]``."""
@@ -200,13 +236,6 @@ def _gray_resize_kernel(x, dst, yi, yw, xs, xw, wr, wg, wb, how):
         col = min(start + k, last)
         acc = add32(acc, mul32(xw[ox, k], _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, how)))
     dst[b, oy, ox] = acc
-
-
-# Row kernel of gray_resize: one block per output row, its threads first along
-# the source width (vertical pass of the luma, reads coalesced along the input
-# row), then along the output width (horizontal pass from shared memory).
-# Wider sources than GR_MAX_W take the one-thread-per-pixel kernel above.
-GR_THREADS, GR_MAX_W = (8, 64) if SIMULATOR else (128, 4096)
 
 
 @cuda.jit
@@ -468,7 +497,11 @@ def resize(x, h, w, mode="bilinear", antialias=False, out=None, stream=0):
     if mode == "nearest":
         _launch(_nearest_kernel, ov.size, stream, xv, ov, yi, xs)
     else:
-        _launch(_resize_kernel, ov.size, stream, xv, ov, yi, yw, xs, xw, np.dtype(x.dtype) == _U8)
+        to_u8 = np.dtype(x.dtype) == _U8
+        if n_w <= GR_MAX_W:
+            _resize_rows_kernel[ov.shape[0] * h, GR_THREADS, stream](xv, ov, yi, yw, xs, xw, to_u8)
+        else:
+            _launch(_resize_kernel, ov.size, stream, xv, ov, yi, yw, xs, xw, to_u8)
     return result
 
 
