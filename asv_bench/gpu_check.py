@@ -465,7 +465,8 @@ def main(argv=None):
         header.append(f"device-to-device copy bandwidth: {bandwidth / 1e12:.2f} TB/s (read + write)")
     if tests is not None:
         header.append("real-GPU tests: " + ", ".join(f"{k} {v}" for k, v in tests.items()))
-    header.append(f"median ms per call of {args.repeat}; x > 1: numbarl faster; total {time.perf_counter() - t_start:.0f} s")
+    elapsed = time.perf_counter() - t_start
+    header.append(f"median ms per call of {args.repeat}; x > 1: numbarl faster; total {elapsed:.0f} s")
     print(format_table(rows, header), flush=True)
     if args.json:
         with open(args.json, "w") as f:

@@ -142,7 +142,14 @@ def _resize_kernel(src, dst, yi, yw, xs, xw, to_u8):
 # first along the source width (vertical pass, reads coalesced along the input
 # row), then along the output width (horizontal pass from shared memory).
 # Wider sources than GR_MAX_W take the one-thread-per-pixel kernels.
-GR_THREADS, GR_MAX_W = (8, 64) if SIMULATOR else (128, 4096)
+GR_THREADS, GR_MAX_W = (8, 64) if SIMULATOR else (256, 4096)
+
+
+def _row_threads(n_w):
+    """Threads of a row block: the source width rounded up to whole warps, at most GR_THREADS."""
+    if SIMULATOR:
+        return GR_THREADS
+    return min(GR_THREADS, (n_w + 31) // 32 * 32)
 
 
 @cuda.jit
@@ -499,7 +506,7 @@ def resize(x, h, w, mode="bilinear", antialias=False, out=None, stream=0):
     else:
         to_u8 = np.dtype(x.dtype) == _U8
         if n_w <= GR_MAX_W:
-            _resize_rows_kernel[ov.shape[0] * h, GR_THREADS, stream](xv, ov, yi, yw, xs, xw, to_u8)
+            _resize_rows_kernel[ov.shape[0] * h, _row_threads(n_w), stream](xv, ov, yi, yw, xs, xw, to_u8)
         else:
             _launch(_resize_kernel, ov.size, stream, xv, ov, yi, yw, xs, xw, to_u8)
     return result
@@ -578,8 +585,9 @@ def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=Non
     else:
         how = _SCALE_DIVIDE
     if n_w <= GR_MAX_W:
-        _gray_resize_rows_kernel[ov.shape[0] * oh, GR_THREADS, stream](xv, ov, yi, yw, xs, xw, GRAY_R, GRAY_G, GRAY_B,
-                                                                       how)
+        _gray_resize_rows_kernel[ov.shape[0] * oh, _row_threads(n_w), stream](
+            xv, ov, yi, yw, xs, xw, GRAY_R, GRAY_G, GRAY_B, how
+        )
     else:
         _launch(_gray_resize_kernel, ov.size, stream, xv, ov, yi, yw, xs, xw, GRAY_R, GRAY_G, GRAY_B, how)
     return result
