@@ -25,6 +25,7 @@ import numpy as np
 from numba import cuda
 from numbarl.core import frames as _cpu
 from numbarl.core.cuda._common import (
+    SIMULATOR,
     THREADS_PER_BLOCK,
     blocks_for,
     check_contiguous,
@@ -53,53 +54,48 @@ def _flag_bad(bad, b):
     cuda.atomic.min(bad, 0, b)
 
 
+# Threads per block of the push kernel (one block per sub-environment).
+PUSH_THREADS = 8 if SIMULATOR else 512
+
+
 @cuda.jit
 def _push_kernel(buf, pos, frame, use_frame, out, bad):
-    """Stack of the ring after a push, and the new frame into slot ``pos``.
+    """Push for sub-environment ``blockIdx.x``: new frame into slot ``pos``, ordered stack out, ``pos`` advanced.
 
     ``out[b, p, j, i]``: slot ``(pos[b] + 1 + j) % N`` of the ring, except
-    the newest (``j = N - 1``), which is the frame itself; that thread also
-    writes the frame into slot ``pos[b]`` when ``use_frame``. No thread
-    reads the slot another one writes, so one launch does both; ``pos`` is
-    advanced by a second kernel.
+    the newest (``j = N - 1``), which is the frame itself, also written into
+    slot ``pos[b]`` when ``use_frame``. The block's threads stride along the
+    contiguous last axis (coalesced reads and writes). No thread reads the
+    slot another writes; once every thread of the block has read ``pos[b]``
+    (the barrier), thread 0 advances it, so one launch does the whole push.
     """
-    idx = cuda.grid(1)
-    nb, npre, n, nl = out.shape
-    if idx >= nb * npre * n * nl:
-        return
-    i = idx % nl
-    t = idx // nl
-    j = t % n
-    t = t // n
-    p = t % npre
-    b = t // npre
+    b = cuda.blockIdx.x
+    tid = cuda.threadIdx.x
+    step = cuda.blockDim.x
+    npre = out.shape[1]
+    n = out.shape[2]
+    nl = out.shape[3]
     s = pos[b]
     if s < 0 or s >= n:
-        if i == 0 and j == 0 and p == 0:
+        if tid == 0:
             _flag_bad(bad, b)
         return
-    if j == n - 1:
-        if use_frame:
-            v = frame[b, p, i]
-            buf[b, s, p, i] = v
-        else:
-            v = buf[b, s, p, i]
-        out[b, p, j, i] = v
-    else:
-        slot = s + 1 + j
-        if slot >= n:
-            slot -= n
-        out[b, p, j, i] = buf[b, slot, p, i]
-
-
-@cuda.jit
-def _advance_kernel(pos, n):
-    """``pos[b] = (pos[b] + 1) % n`` where ``pos[b]`` is valid."""
-    b = cuda.grid(1)
-    if b >= pos.size:
-        return
-    s = pos[b]
-    if 0 <= s < n:
+    for p in range(npre):
+        for j in range(n - 1):
+            slot = s + 1 + j
+            if slot >= n:
+                slot -= n
+            for i in range(tid, nl, step):
+                out[b, p, j, i] = buf[b, slot, p, i]
+        for i in range(tid, nl, step):
+            if use_frame:
+                v = frame[b, p, i]
+                buf[b, s, p, i] = v
+            else:
+                v = buf[b, s, p, i]
+            out[b, p, n - 1, i] = v
+    cuda.syncthreads()
+    if tid == 0:
         s += 1
         if s >= n:
             s = 0
@@ -312,8 +308,10 @@ def frames_push(buffer, pos, frame, out=None, dim=None, stream=0, check=True):
     """Append ``frame`` to the device ring and write the ordered stack (oldest first).
 
     Same arguments and results as :func:`numbarl.core.frames.frames_push`,
-    for C-contiguous device arrays. Two kernels: one writes the frame and
-    the stack, the next advances ``pos``.
+    for C-contiguous device arrays. One kernel, one block per
+    sub-environment: it writes the frame into its slot, the ordered stack
+    into ``out`` and advances ``pos`` (plus one that clears the position
+    check when ``check``).
 
     Args:
         buffer, pos: the device ring state (updated in place).
@@ -353,9 +351,9 @@ def frames_push(buffer, pos, frame, out=None, dim=None, stream=0, check=True):
     # without a frame the kernel never reads it: any [B, P, L] array will do
     frame3 = buf4[:, 0] if frame is None else frame.reshape(nb, p, size)
     ov = dev.reshape(nb, p, n, size)
-    bad = _bad_flag(stream)
-    _launch(_push_kernel, ov.size, stream, buf4, pos1, frame3, frame is not None, ov, bad)
-    _launch(_advance_kernel, nb, stream, pos1, n)
+    # without check nothing reads the flag back: skip the launch that clears it
+    bad = _bad_flag(stream) if check else scratch("frames.bad", (1,), np.int64, stream)
+    _push_kernel[nb, PUSH_THREADS, stream](buf4, pos1, frame3, frame is not None, ov, bad)
     if check:
         _raise_bad(bad, pos, n, fn, stream)
     return result

@@ -28,6 +28,7 @@ from numbarl.core._pixel_kernels import F255, GRAY_B, GRAY_G, GRAY_R
 from numbarl.core._resize_kernels import SCALE_DIVIDE as _SCALE_DIVIDE, SCALE_HI as _SCALE_HI, SCALE_LO as _SCALE_LO
 from numbarl.core._resize_kernels import SCALE_NONE as _SCALE_NONE, SCALE_SPLIT as _SCALE_SPLIT
 from numbarl.core.cuda._common import (
+    SIMULATOR,
     THREADS_PER_BLOCK,
     add32,
     blocks_for,
@@ -137,6 +138,49 @@ def _resize_kernel(src, dst, yi, yw, xs, xw, to_u8):
     _store(dst, p, oy, ox, acc, to_u8)
 
 
+# Row kernels of resize and gray_resize: one block per output row, its threads
+# first along the source width (vertical pass, reads coalesced along the input
+# row), then along the output width (horizontal pass from shared memory).
+# Wider sources than GR_MAX_W take the one-thread-per-pixel kernels.
+GR_THREADS, GR_MAX_W = (8, 64) if SIMULATOR else (256, 4096)
+
+
+def _row_threads(n_w):
+    """Threads of a row block: the source width rounded up to whole warps, at most GR_THREADS."""
+    if SIMULATOR:
+        return GR_THREADS
+    return min(GR_THREADS, (n_w + 31) // 32 * 32)
+
+
+@cuda.jit
+def _resize_rows_kernel(src, dst, yi, yw, xs, xw, to_u8):
+    """Same results as ``_resize_kernel``; block ``p * oh + oy`` makes output row ``oy`` of plane ``p``.
+
+    The vertical pass at each source column is computed once per output row
+    (threads along the input row, coalesced) into shared memory, then the
+    horizontal pass runs along the output width in tap order.
+    """
+    cols = cuda.shared.array(GR_MAX_W, np.float32)
+    oh = dst.shape[1]
+    ow = dst.shape[2]
+    row = cuda.blockIdx.x
+    p = row // oh
+    oy = row - p * oh
+    tid = cuda.threadIdx.x
+    step = cuda.blockDim.x
+    n_w = src.shape[2]
+    for col in range(tid, n_w, step):
+        cols[col] = _column(src, p, oy, col, yi, yw)
+    cuda.syncthreads()
+    last = n_w - 1
+    for ox in range(tid, ow, step):
+        start = np.int64(xs[ox])
+        acc = mul32(xw[ox, 0], cols[min(start, last)])
+        for k in range(1, xw.shape[1]):
+            acc = add32(acc, mul32(xw[ox, k], cols[min(start + k, last)]))
+        _store(dst, p, oy, ox, acc, to_u8)
+
+
 @cuda.jit
 def _nearest_kernel(src, dst, yi, xs):
     """``dst[p, i, j] = src[p, yi[i, 0], xs[j]]``."""
@@ -199,6 +243,36 @@ def _gray_resize_kernel(x, dst, yi, yw, xs, xw, wr, wg, wb, how):
         col = min(start + k, last)
         acc = add32(acc, mul32(xw[ox, k], _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, how)))
     dst[b, oy, ox] = acc
+
+
+@cuda.jit
+def _gray_resize_rows_kernel(x, dst, yi, yw, xs, xw, wr, wg, wb, how):
+    """Same results as ``_gray_resize_kernel``; block ``b * oh + oy`` makes output row ``oy`` of frame ``b``.
+
+    Each source column's vertical pass is computed once per output row (not
+    once per output pixel that reads it) and kept in shared memory; the
+    horizontal pass then reads it in tap order, so the float32 operations
+    are the other kernel's, in the same order.
+    """
+    cols = cuda.shared.array(GR_MAX_W, np.float32)
+    oh = dst.shape[1]
+    ow = dst.shape[2]
+    row = cuda.blockIdx.x
+    b = row // oh
+    oy = row - b * oh
+    tid = cuda.threadIdx.x
+    step = cuda.blockDim.x
+    n_w = x.shape[2] // 3
+    for col in range(tid, n_w, step):
+        cols[col] = _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, how)
+    cuda.syncthreads()
+    last = n_w - 1
+    for ox in range(tid, ow, step):
+        start = np.int64(xs[ox])
+        acc = mul32(xw[ox, 0], cols[min(start, last)])
+        for k in range(1, xw.shape[1]):
+            acc = add32(acc, mul32(xw[ox, k], cols[min(start + k, last)]))
+        dst[b, oy, ox] = acc
 
 
 @cuda.jit
@@ -430,7 +504,11 @@ def resize(x, h, w, mode="bilinear", antialias=False, out=None, stream=0):
     if mode == "nearest":
         _launch(_nearest_kernel, ov.size, stream, xv, ov, yi, xs)
     else:
-        _launch(_resize_kernel, ov.size, stream, xv, ov, yi, yw, xs, xw, np.dtype(x.dtype) == _U8)
+        to_u8 = np.dtype(x.dtype) == _U8
+        if n_w <= GR_MAX_W:
+            _resize_rows_kernel[ov.shape[0] * h, _row_threads(n_w), stream](xv, ov, yi, yw, xs, xw, to_u8)
+        else:
+            _launch(_resize_kernel, ov.size, stream, xv, ov, yi, yw, xs, xw, to_u8)
     return result
 
 
@@ -506,7 +584,12 @@ def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=Non
         how = _SCALE_SPLIT  # the float32 v / 255 of every byte, as the CPU kernel forms it
     else:
         how = _SCALE_DIVIDE
-    _launch(_gray_resize_kernel, ov.size, stream, xv, ov, yi, yw, xs, xw, GRAY_R, GRAY_G, GRAY_B, how)
+    if n_w <= GR_MAX_W:
+        _gray_resize_rows_kernel[ov.shape[0] * oh, _row_threads(n_w), stream](
+            xv, ov, yi, yw, xs, xw, GRAY_R, GRAY_G, GRAY_B, how
+        )
+    else:
+        _launch(_gray_resize_kernel, ov.size, stream, xv, ov, yi, yw, xs, xw, GRAY_R, GRAY_G, GRAY_B, how)
     return result
 
 

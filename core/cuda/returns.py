@@ -1,10 +1,19 @@
 """CUDA twin of :func:`numbarl.core.returns.reward_to_go`.
 
-One thread per trajectory: the arrays are viewed as ``[A, T, C]`` (dims before
-the time dim merged into ``A``, dims after it into ``C``) and thread
-``i = a * C + c`` scans trajectory ``(a, c)`` backwards in time, accumulating
-in float64 exactly as the CPU kernel does. With ``C > 1`` neighbouring threads
-read neighbouring addresses at each step, so the loads coalesce.
+The arrays are viewed as ``[A, T, C]`` (dims before the time dim merged into
+``A``, dims after it into ``C``); each trajectory ``(a, c)`` is scanned
+backwards in time by one thread, accumulating in float64 in the CPU kernel's
+order, so results are the CPU's.
+
+* ``C == 1`` (time contiguous, the usual ``[..., T, 1]`` layout): a block
+  takes ``TILE_ROWS`` trajectories and walks them back in tiles of
+  ``TILE_STEPS`` steps. All its threads load a tile into shared memory with
+  reads coalesced along time, ``TILE_ROWS`` threads scan it in shared memory,
+  and all threads store it back coalesced. (One thread per trajectory reading
+  global memory directly would touch a new cache line at every step.)
+* ``C > 1``: thread ``i = a * C + c`` scans trajectory ``(a, c)`` straight
+  from global memory; neighbouring threads read neighbouring addresses at
+  each step, so the loads coalesce.
 
 Importing this module imports ``numba.cuda``; ``numbarl.core`` does not import
 it. Set ``NUMBA_ENABLE_CUDASIM=1`` before the first import of ``numba.cuda``
@@ -15,11 +24,13 @@ import numbers
 import numpy as np
 from numba import cuda
 from numbarl.core.cuda._common import (
+    SIMULATOR,
     THREADS_PER_BLOCK,
     blocks_for,
     check_contiguous,
     device_array,
     is_device_array,
+    scratch,
 )
 from numbarl.core.returns import (
     _bootstrap_rows,
@@ -61,6 +72,60 @@ def _reward_to_go_kernel(reward, done, gamma, boot, boot_value, use_boot, out, o
         out[a, t, c] = g
 
 
+# Tiled kernel: trajectories per block, steps per tile, threads per block.
+# 16 x 256 float64 + bytes in shared memory is 37 KB, under the 48 KB static
+# limit; 4096 trajectories make 256 blocks, two per multiprocessor on an H200,
+# so one block's loads overlap the other's scan. The simulator gets small
+# tiles so that its tests cross tile and block boundaries.
+TILE_ROWS, TILE_STEPS, TILE_THREADS = (4, 8, 16) if SIMULATOR else (16, 256, 256)
+
+
+@cuda.jit
+def _reward_to_go_tiled_kernel(reward, done, gamma, boot, boot_value, use_boot, out, open_info):
+    """Scan trajectories ``blockIdx.x * TILE_ROWS + [0, TILE_ROWS)`` of the ``[A, T]`` views, tile by tile.
+
+    Same results as ``_reward_to_go_kernel`` with ``C == 1``.
+    """
+    values = cuda.shared.array((TILE_ROWS, TILE_STEPS + 1), np.float64)
+    dones = cuda.shared.array((TILE_ROWS, TILE_STEPS + 1), np.uint8)
+    tid = cuda.threadIdx.x
+    row0 = cuda.blockIdx.x * TILE_ROWS
+    n_rows, n_steps = reward.shape
+    a = row0 + tid
+    walker = tid < TILE_ROWS and a < n_rows
+    g = np.float64(boot_value)
+    if walker:
+        if use_boot:
+            g = np.float64(boot[a, 0])
+        if not done[a, n_steps - 1]:
+            cuda.atomic.add(open_info, 0, 1)
+            cuda.atomic.min(open_info, 1, a)
+    n_tiles = (n_steps + TILE_STEPS - 1) // TILE_STEPS
+    for tile in range(n_tiles - 1, -1, -1):
+        t0 = tile * TILE_STEPS
+        for e in range(tid, TILE_ROWS * TILE_STEPS, TILE_THREADS):
+            rr = e // TILE_STEPS
+            j = e - rr * TILE_STEPS
+            if row0 + rr < n_rows and t0 + j < n_steps:
+                values[rr, j] = np.float64(reward[row0 + rr, t0 + j])
+                dones[rr, j] = 1 if done[row0 + rr, t0 + j] else 0
+        cuda.syncthreads()
+        if walker:
+            for j in range(min(TILE_STEPS, n_steps - t0) - 1, -1, -1):
+                k = gamma
+                if dones[tid, j]:
+                    k = 0.0
+                g = values[tid, j] + k * g
+                values[tid, j] = g
+        cuda.syncthreads()
+        for e in range(tid, TILE_ROWS * TILE_STEPS, TILE_THREADS):
+            rr = e // TILE_STEPS
+            j = e - rr * TILE_STEPS
+            if row0 + rr < n_rows and t0 + j < n_steps:
+                out[row0 + rr, t0 + j] = values[rr, j]
+        cuda.syncthreads()
+
+
 def _rows(array, name, n_rows, n_steps, n_cols):
     check_contiguous(array, "reward_to_go", name)
     return array.reshape(n_rows, n_steps, n_cols)
@@ -83,7 +148,7 @@ def _device_bootstrap(boot, reward_shape, axis, n_rows, n_cols):
 
 
 def reward_to_go(reward, done, gamma, out=None, time_dim=-2, bootstrap=None, open_end="error", stream=0):
-    """Discounted reward-to-go on the GPU, one thread per trajectory.
+    """Discounted reward-to-go on the GPU, one thread scanning each trajectory.
 
     Same arguments and results as :func:`numbarl.core.returns.reward_to_go`,
     for device arrays: ``G[t] = r[t]`` where ``done[t]``, else
@@ -159,7 +224,7 @@ def reward_to_go(reward, done, gamma, out=None, time_dim=-2, bootstrap=None, ope
     if n_traj * n_steps == 0:
         return result
     if boot is None:
-        boot = cuda.device_array((1, 1), dtype=np.float64, stream=stream)
+        boot = scratch("reward_to_go.boot", (1, 1), np.float64, stream)
 
     reward3 = _rows(reward, "reward", n_rows, n_steps, n_cols)
     done3 = _rows(done, "done", n_rows, n_steps, n_cols)
@@ -168,10 +233,16 @@ def reward_to_go(reward, done, gamma, out=None, time_dim=-2, bootstrap=None, ope
     if check:
         open_info = cuda.to_device(np.array([0, n_traj], dtype=np.int64), stream=stream)
     else:
-        open_info = cuda.device_array(2, dtype=np.int64, stream=stream)
-    _reward_to_go_kernel[blocks_for(n_traj), THREADS_PER_BLOCK, stream](
-        reward3, done3, gamma, boot, boot_value, use_boot, out3, open_info
-    )
+        open_info = scratch("reward_to_go.open_info", (2,), np.int64, stream)
+    if n_cols == 1:
+        _reward_to_go_tiled_kernel[blocks_for(n_rows, TILE_ROWS), TILE_THREADS, stream](
+            reward3.reshape(n_rows, n_steps), done3.reshape(n_rows, n_steps), gamma, boot, boot_value, use_boot,
+            out3.reshape(n_rows, n_steps), open_info
+        )
+    else:
+        _reward_to_go_kernel[blocks_for(n_traj), THREADS_PER_BLOCK, stream](
+            reward3, done3, gamma, boot, boot_value, use_boot, out3, open_info
+        )
     if check:
         host_info = open_info.copy_to_host(stream=stream)
         if stream:

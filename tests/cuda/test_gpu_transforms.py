@@ -51,12 +51,15 @@ def test_atari_pipeline_on_256_frames_with_a_partial_reset():
     outs = {}
     for device in ("cpu", CUDA):
         t = atari_pipeline()
-        got = [t._reset(None, TensorDict({"pixels": frames[0].to(device)}, [256]))["pixels"]]
+        # Host-to-device copies synchronise: make them before the checked block.
+        on_device = [f.to(device) for f in frames]
+        reset_on_device = reset.to(device)
+        got = [t._reset(None, TensorDict({"pixels": on_device[0]}, [256]))["pixels"]]
         with no_host_sync() if device == CUDA else torch.no_grad():
-            got.append(t._call(TensorDict({"pixels": frames[1].to(device)}, [256]))["pixels"])
-            got.append(t._reset(TensorDict({"_reset": reset.to(device)}, [256]),
-                                TensorDict({"pixels": frames[2].to(device)}, [256]))["pixels"])
-            got.append(t._call(TensorDict({"pixels": frames[3].to(device)}, [256]))["pixels"])
+            got.append(t._call(TensorDict({"pixels": on_device[1]}, [256]))["pixels"])
+            got.append(t._reset(TensorDict({"_reset": reset_on_device}, [256]),
+                                TensorDict({"pixels": on_device[2]}, [256]))["pixels"])
+            got.append(t._call(TensorDict({"pixels": on_device[3]}, [256]))["pixels"])
         outs[str(device)] = got
     for cpu, gpu in zip(outs["cpu"], outs["cuda"]):
         assert gpu.device.type == "cuda" and gpu.shape == (256, 4, 84, 84)
@@ -71,10 +74,11 @@ def test_vecnorm_statistics_stay_on_the_device(reduce):
     for device in ("cpu", CUDA):
         t = VecNormV2(in_keys=["x"], decay=0.99, reduce_batch_dims=reduce)
         outs = []
-        t(TensorDict({"x": xs[0].to(device)}, [1024]))
+        on_device = [x.to(device) for x in xs]
+        t(TensorDict({"x": on_device[0]}, [1024]))
         with no_host_sync() if device == CUDA else torch.no_grad():
-            for x in xs[1:]:
-                outs.append(t(TensorDict({"x": x.to(device)}, [1024]))["x"])
+            for x in on_device[1:]:
+                outs.append(t(TensorDict({"x": x}, [1024]))["x"])
         results[str(device)] = (outs, t)
     for cpu, gpu in zip(results["cpu"][0], results["cuda"][0]):
         assert gpu.device.type == "cuda"

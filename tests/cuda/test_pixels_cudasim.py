@@ -196,3 +196,25 @@ def test_out_overlapping_x_is_refused():
 
 def test_doctests():
     run_doctests(gpu)
+
+
+@pytest.mark.parametrize("shape", [(3, 10, 12, 3), (2, 9, 70, 3)])
+def test_gray_resize_row_kernel_and_wide_fallback_equal_cpu(shape):
+    # 12 source columns: more than a row block's threads; 70: wider than the row kernel's shared row
+    x = np.random.default_rng(shape[2]).integers(0, 256, shape, dtype=np.uint8)
+    for antialias in (False, True):
+        out = cuda.to_device(np.full((shape[0], 1, 5, 7), np.nan, np.float32))
+        gpu.gray_resize(cuda.to_device(x), 5, 7, antialias=antialias, out=out)
+        np.testing.assert_array_equal(out.copy_to_host(), cpu.gray_resize(x, 5, 7, antialias=antialias))
+    assert (shape[2] > gpu.GR_MAX_W) == (shape[2] == 70)
+
+
+@pytest.mark.parametrize("shape", [(3, 2, 10, 12), (2, 9, 70)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_resize_row_kernel_and_wide_fallback_equal_cpu(shape, dtype):
+    rng = np.random.default_rng(shape[-1])
+    x = rng.integers(0, 256, shape).astype(dtype)
+    for antialias in (False, True):
+        out = cuda.to_device(np.zeros(shape[:-2] + (5, 7), dtype) + (7 if dtype == np.uint8 else np.nan))
+        gpu.resize(cuda.to_device(x), 5, 7, antialias=antialias, out=out)
+        np.testing.assert_array_equal(out.copy_to_host(), cpu.resize(x, 5, 7, antialias=antialias))

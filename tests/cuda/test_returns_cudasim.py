@@ -173,3 +173,21 @@ def test_shape_errors():
 def test_doctests():
     result = doctest.testmod(cuda_returns)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("n_rows, n_steps", [(9, 17), (4, 8), (1, 1), (13, 40)])
+def test_tiled_layout_crosses_tiles_and_blocks(n_rows, n_steps):
+    """``[A, T, 1]``: trajectories split over blocks and time over tiles; every element written."""
+    rng = np.random.default_rng(n_rows * 100 + n_steps)
+    reward = rng.standard_normal((n_rows, n_steps, 1))
+    done = rng.random((n_rows, n_steps, 1)) < 0.15
+    boot = rng.standard_normal((n_rows, 1))
+    for bootstrap in (None, boot):
+        want = cpu_reward_to_go(reward, done, 0.97, bootstrap=bootstrap, open_end="truncate")
+        out = cuda.to_device(np.full(reward.shape, np.nan))
+        cuda_returns.reward_to_go(cuda.to_device(reward), cuda.to_device(done), 0.97, out=out,
+                                  bootstrap=None if bootstrap is None else cuda.to_device(bootstrap),
+                                  open_end="truncate")
+        got = out.copy_to_host()
+        assert not np.isnan(got).any()
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
