@@ -108,8 +108,7 @@ class ArrayRunner:
         else:
             self.policy_in = list(self.root_keys)
         self.policy_out = None  # keys the policy writes, learnt at its first call
-        self.pending_reset = None  # (mask, values) of a reset made after the last step of a run
-        self.state_valid = False
+        self.policy_leaves = {}
 
     # ------------------------------------------------------------ allocation
     def allocate(self, steps: int, extra: dict | None = None) -> TensorDict:
@@ -121,21 +120,29 @@ class ArrayRunner:
             if not _is_next(key) and key != self.action_key:
                 tensor.zero_()  # state keys the env does not write stay at their zero
             out.set(key, tensor)
+        for key, leaf in self.policy_leaves.items():
+            out.set(key, torch.zeros((*bs, steps, *leaf.shape[self.nb:]), dtype=leaf.dtype))
         return out
 
+    def learn_policy_outputs(self, result) -> None:
+        """Record the keys (and leaf shapes) the policy writes besides the env's keys."""
+        known = set(self.leaves)
+        self.policy_out = [k for k in result.keys(True, True)
+                           if k not in known and not _is_next(k) and k != self.action_key
+                           and not (isinstance(k, tuple) and k[0] == "collector")]
+        self.policy_leaves = {k: result.get(k) for k in self.policy_out}
+
     def _extra_outputs(self, out: TensorDict, result) -> list:
-        """The keys the policy wrote besides the action, allocated in ``out`` on first sight."""
+        """The keys the policy wrote besides the action, allocated in ``out`` when missing."""
         if self.policy_out is None:
-            known = set(self.leaves)
-            self.policy_out = [k for k in result.keys(True, True)
-                               if k not in known and not _is_next(k) and k != "collector"
-                               and not (isinstance(k, tuple) and k[0] == "collector")]
+            self.learn_policy_outputs(result)
         pairs = []
         bs = tuple(self.env.batch_size)
         steps = out.batch_size[self.nb]
+        keys = set(out.keys(True, True))
         for key in self.policy_out:
-            if key not in out.keys(True, True):
-                value = result.get(key)
+            if key not in keys:
+                value = self.policy_leaves[key]
                 out.set(key, torch.zeros((*bs, steps, *value.shape[self.nb:]), dtype=value.dtype))
             pairs.append((key, out.get(key).numpy()))
         return pairs
@@ -149,8 +156,6 @@ class ArrayRunner:
                 arr[...] = values[key]
             else:
                 arr[...] = 0
-        self.pending_reset = None
-        self.state_valid = True
 
     def set_state(self, start) -> None:
         """Take the root values of the TensorDict ``start`` as the current state."""
@@ -160,8 +165,6 @@ class ArrayRunner:
                 raise KeyError(f"rollout: the starting tensordict lacks {key!r}; keys present: "
                                f"{sorted(map(str, start.keys(True, True)))}")
             arr[...] = as_array(value)
-        self.pending_reset = None
-        self.state_valid = True
 
     def reset_done(self) -> None:
         """Reset the sub-envs whose current root done flag is set (all, for an unbatched env)."""
