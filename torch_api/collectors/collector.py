@@ -301,8 +301,13 @@ class Collector:
         return self._runner.allocate(self.frames_per_batch)
 
     @torch.no_grad()
-    def rollout(self) -> TensorDictBase:
-        """Collect one batch (without post-processing) and return it."""
+    def rollout(self, random: bool | None = None) -> TensorDictBase:
+        """Collect one batch (without post-processing) and return it.
+
+        ``random`` forces random actions (``True``) or the policy (``False``);
+        by default random actions are used while fewer than
+        ``init_random_frames`` frames have been collected.
+        """
         if self.closed:
             raise RuntimeError(f"{type(self).__name__} is shut down; make a new one")
         if self.pre_collect_hook is not None:
@@ -310,7 +315,8 @@ class Collector:
         if self.reset_at_each_iter:
             self._runner.reset()
             self._traj_current = self._traj_pool.take(self.n_env)
-        random = self._frames < self.init_random_frames
+        if random is None:
+            random = self._frames < self.init_random_frames
         out = self._allocate()
         with set_exploration_type(self.exploration_type):
             if out is None:
