@@ -92,3 +92,29 @@ def test_policy_without_action_key_raises():
     env = ours_env()
     with pytest.raises(KeyError, match="action"):
         env.rollout(3, lambda td: td.set("other", torch.zeros(1)))
+
+
+def test_direct_module_call_with_grad_enabled_matches_no_grad():
+    """A plain TensorDictModule is called through its module; outputs that require grad are stored detached."""
+    policy = mlp_policy()
+    env = ours_env()
+    env.set_seed(2)
+    a = env.rollout(15, policy, break_when_any_done=False)
+    env.set_seed(2)
+    with torch.no_grad():
+        b = env.rollout(15, policy, break_when_any_done=False)
+    assert not a["action"].requires_grad
+    assert torch.equal(a["action"], b["action"])
+    with torch.no_grad():
+        expected = policy.module(a["observation"])
+    assert torch.allclose(a["action"], expected, atol=1e-6)
+
+
+def test_hooked_module_is_called_through_tensordict():
+    policy = mlp_policy()
+    calls = []
+    policy.register_forward_hook(lambda mod, args, out: calls.append(1))
+    env = ours_env()
+    with torch.no_grad():
+        env.rollout(6, policy, break_when_any_done=False)
+    assert len(calls) == 6

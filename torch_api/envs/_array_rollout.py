@@ -147,6 +147,34 @@ class ArrayRunner:
             pairs.append((key, out.get(key).numpy()))
         return pairs
 
+    def _direct_call(self, policy, action_view, extra):
+        """``(module, inputs, output views)`` to call a plain ``TensorDictModule``'s module directly, or None.
+
+        A ``TensorDictModule`` (exactly that class, no hooks, no ``method``,
+        writing in place) computes ``module(*td[in_keys])`` and writes the
+        results to ``out_keys``: the runner does the same without the
+        TensorDict dispatch, on the leaves of its reused TensorDict, and
+        copies the results straight into the rollout. Anything else (a
+        TensorDictSequential, a probabilistic actor, a subclass, a callable)
+        is called as it is.
+        """
+        from tensordict.nn import TensorDictModule
+
+        if type(policy) is not TensorDictModule or policy._forward_hooks or policy._forward_pre_hooks:
+            return None
+        if getattr(policy, "method", None) or getattr(policy, "method_kwargs", None) or policy.inplace is not True \
+                or getattr(policy, "_get_kwargs", None) or not isinstance(policy.module, torch.nn.Module):
+            return None
+        in_keys, out_keys = list(policy.in_keys), list(policy.out_keys)
+        if not all(k in self.state for k in in_keys) or len(set(out_keys)) != len(out_keys):
+            return None
+        views = dict(extra)
+        views[self.action_key] = action_view
+        if not all(k in views for k in out_keys):
+            return None
+        inputs = [self.td.get(k) for k in in_keys]
+        return policy.module, inputs, [views[k] for k in out_keys]
+
     # --------------------------------------------------------------- running
     def reset(self) -> None:
         """Reset every sub-env and take its root values as the current state."""
@@ -215,14 +243,20 @@ class ArrayRunner:
             action_view[pre + (slice(t0, t0 + steps),)] = np.moveaxis(as_array(spec.rand((steps,))), 0, nb)
         td = self.td
         policy_in = [(self.state[k], k) for k in self.policy_in]
-        extra = None
+        extra = direct = None
         resets = []
         done_key = self.done_key
         ran = steps
         for i in range(steps):
             t = t0 + i
             idx = pre + (t,)
-            if policy is not None:
+            if direct is not None:
+                values = direct_module(*direct_in)
+                if not isinstance(values, tuple):
+                    values = (values,)
+                for view, value in zip(direct_out, values):
+                    view[idx] = _array_of(value)
+            elif policy is not None:
                 result = policy(td)
                 if result is None:
                     result = td
@@ -231,6 +265,9 @@ class ArrayRunner:
                     if self.action_key not in result.keys(True, True):
                         raise KeyError(f"the policy did not write the action key {self.action_key!r}; "
                                        f"its output has {sorted(map(str, result.keys(True, True)))}")
+                    direct = self._direct_call(policy, action_view, extra)
+                    if direct is not None:
+                        direct_module, direct_in, direct_out = direct
                 action_view[idx] = _array_of(result.get(self.action_key))
                 for key, view in extra:
                     view[idx] = _array_of(result.get(key))
