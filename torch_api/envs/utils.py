@@ -17,8 +17,14 @@ from typing import Sequence
 
 import numpy as np
 from tensordict import TensorDict, TensorDictBase
+from tensordict.nn import InteractionType, set_interaction_type
 
-__all__ = ["step_mdp", "seed_generator", "check_env_specs", "unravel_key", "key_list"]
+__all__ = ["step_mdp", "seed_generator", "check_env_specs", "unravel_key", "key_list", "ExplorationType",
+           "set_exploration_type"]
+
+# TorchRL's names for tensordict's interaction types, importable where TorchRL users import them.
+ExplorationType = InteractionType
+set_exploration_type = set_interaction_type
 
 _MAX_SEED = 2**32 - 1
 
