@@ -8,6 +8,7 @@ from .episode import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
 from .image import *  # noqa: F401,F403
 from .frames import *  # noqa: F401,F403
+from . import _fused_pixels  # noqa: F401,E402  (registers the pixel-run fuser with Compose)
 from .shape import *  # noqa: F401,F403
 from .action import *  # noqa: F401,F403
 from .keys import *  # noqa: F401,F403

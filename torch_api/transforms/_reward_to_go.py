@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from tensordict import TensorDictBase
 
-from .._arrays import as_array, is_cuda, kernels_for, stream_kwargs
+from .._arrays import as_array, is_cuda
+from .._device import launch
 from ..envs.utils import key_list
 from ._running import BufferMirrors, env_above, key_tuple
 from .base import Transform
@@ -138,8 +139,6 @@ class Reward2GoTransform(BufferMirrors, Transform):
         return parts if parts[0] == "next" else ("next",) + parts
 
     def _inv_call(self, tensordict: TensorDictBase) -> TensorDictBase:
-        from numbarl.core.returns import reward_to_go
-
         done_key = self._under_next(self.done_key)
         done = tensordict.get(done_key, None)
         if done is None:
@@ -174,7 +173,7 @@ class Reward2GoTransform(BufferMirrors, Transform):
                 raise ValueError(f"Reward2GoTransform requires {in_key!r} and {done_key!r} of the same shape, "
                                  f"got {tuple(reward.shape)} and {tuple(done.shape)}")
             out = torch.empty(reward.shape, dtype=reward.dtype)
-            reward_to_go(as_array(reward), d, gamma, out=as_array(out), time_dim=axis, open_end=mode)
+            launch(d, "returns", "reward_to_go", reward, d, gamma, out=out, time_dim=axis, open_end=mode)
             tensordict.set(out_key, out)
         return tensordict
 
@@ -214,9 +213,8 @@ class Reward2GoTransform(BufferMirrors, Transform):
                 raise ValueError(f"Reward2GoTransform requires {in_key!r} and {done_key!r} of the same shape, "
                                  f"got {tuple(reward.shape)} and {tuple(done.shape)}")
             out = torch.empty(reward.shape, dtype=reward.dtype, device=reward.device)
-            kernels_for(reward, "returns").reward_to_go(
-                as_array(reward), as_array(d.to(reward.device)), gamma, out=as_array(out), time_dim=axis,
-                open_end=mode, **stream_kwargs(reward))
+            launch(reward, "returns", "reward_to_go", reward, d.to(reward.device), gamma, out=out, time_dim=axis,
+                   open_end=mode)
             tensordict.set(out_key, out)
         return tensordict
 

@@ -39,10 +39,10 @@ import numbers
 import numpy as np
 import torch
 
-from numbarl.core.moments import (NonFiniteError, moments_normalize, moments_normalize_unchecked, moments_update,
-                                  moments_update_normalize, moments_update_normalize_unchecked)
+from numbarl.core.moments import NonFiniteError
 
-from .._arrays import as_array, is_cuda, kernels_for, stream_kwargs
+from .._arrays import as_array, is_cuda
+from .._device import launch
 from ..envs.utils import key_list
 from ..specs import Unbounded
 from .base import Compose, Transform
@@ -188,19 +188,21 @@ class _VecNormBase(Transform):
             with st.locked():
                 if not update:
                     if plain:
-                        moments_normalize_unchecked(x, loc, m2, weight, eps, out)
+                        launch(x, "moments", "moments_normalize_unchecked", x, loc, m2, weight, eps, out)
                     else:
-                        moments_normalize(x, loc, m2, weight, eps, out)
+                        launch(x, "moments", "moments_normalize", x, loc, m2, weight, eps, out)
                 elif mask is None:
                     if plain:
-                        moments_update_normalize_unchecked(x, loc, m2, weight, count, self.decay, eps, out,
-                                                           self._skip)
+                        launch(x, "moments", "moments_update_normalize_unchecked", x, loc, m2, weight, count,
+                               self.decay, eps, out, self._skip)
                     else:
-                        moments_update_normalize(x, loc, m2, weight, count, self.decay, eps, out, self.nonfinite)
+                        launch(x, "moments", "moments_update_normalize", x, loc, m2, weight, count, self.decay, eps, out,
+                               self.nonfinite)
                 else:
                     if not self._per_env_stats():
-                        moments_update(x[mask], loc, m2, weight, count, self.decay, None, self.nonfinite)
-                    moments_normalize(x, loc, m2, weight, eps, out)
+                        launch(x, "moments", "moments_update", x[mask], loc, m2, weight, count, self.decay, None,
+                               self.nonfinite)
+                    launch(x, "moments", "moments_normalize", x, loc, m2, weight, eps, out)
         except NonFiniteError:
             raise NonFiniteError(f"{owner}: {key!r} holds NaN or inf; statistics left unchanged "
                                  f"(pass nonfinite='skip' to drop such samples)") from None
@@ -255,25 +257,23 @@ class _VecNormBase(Transform):
         for an update that skips non-finite rows.
         """
         state = self._stats.states[i]
-        k = kernels_for(x, "moments")
-        X, O = as_array(x), as_array(out)
+        X, O = x, out
         loc, m2, weight, count, status = state.views()
         eps = self._eps_std()
         try:
             with self._stats.locked():
                 if not update or (mask is not None and self._per_env_stats()):
-                    k.moments_normalize(X, loc, m2, weight, eps, out=O, **stream_kwargs(x))
+                    launch(x, "moments", "moments_normalize", X, loc, m2, weight, eps, out=O)
                     return
                 rejected = None
                 if mask is None:
-                    k.moments_update_normalize(X, loc, m2, weight, count, self.decay, eps, out=O,
-                                               nonfinite=self.nonfinite, status=status,
-                                               **stream_kwargs(x, check=False))
+                    launch(x, "moments", "moments_update_normalize", X, loc, m2, weight, count, self.decay, eps, out=O,
+                           nonfinite=self.nonfinite, status=status, check=False)
                 else:
                     rows, rejected = self._reset_rows(x, mask)
-                    k.moments_update(as_array(rows), loc, m2, weight, count, self.decay, None, "skip", status=status,
-                                     **stream_kwargs(x, check=False))
-                    k.moments_normalize(X, loc, m2, weight, eps, out=O, **stream_kwargs(x))
+                    launch(x, "moments", "moments_update", rows, loc, m2, weight, count, self.decay, None, "skip",
+                           status=status, check=False)
+                    launch(x, "moments", "moments_normalize", X, loc, m2, weight, eps, out=O)
                 state.record(out, rejected)
         except ValueError as err:
             raise ValueError(f"{type(self).__name__}: key {self.in_keys[i]!r}: {err}") from None

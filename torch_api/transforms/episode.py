@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from tensordict import TensorDictBase
 
-from numbarl.core.episode import count_steps
 
 from .._arrays import as_array, is_cuda
+from .._device import launch
 from ..envs.utils import key_list
 from ..specs import Bounded, Categorical, Unbounded
 from ._checks import check_bool
@@ -169,11 +169,12 @@ class StepCounter(RunningState, Transform):
             if count is None or type(count) is not np.ndarray or count.shape != done.shape:
                 count = self._count(count_key, done)
             if max_steps is None:
-                count_steps(count)
+                launch(count, "episode", "count_steps", count)
             else:
                 trunc_out = self._buf("trunc", trunc_key, done)
                 done_out = self._buf("done", done_key, done)
-                count_steps(count, done, arrays.get(trunc_key), max_steps, update_done, done_out, trunc_out)
+                launch(count, "episode", "count_steps", count, done, arrays.get(trunc_key), max_steps, update_done,
+                       done_out, trunc_out)
                 arrays[trunc_key] = trunc_out
                 if update_done:
                     arrays[done_key] = done_out
@@ -225,12 +226,12 @@ class StepCounter(RunningState, Transform):
             if prev is not None:
                 count[...] = as_array(prev)
             if self.max_steps is None:
-                count_steps(count)
+                launch(count, "episode", "count_steps", count)
             else:
                 trunc_out = torch.empty(done.shape, dtype=torch.bool)
                 done_out = torch.empty(done.shape, dtype=torch.bool)
                 truncated = next_tensordict.get(trunc_key, None)
-                count_steps(count, d, None if truncated is None else as_array(truncated), self.max_steps,
+                launch(count, "episode", "count_steps", count, d, None if truncated is None else as_array(truncated), self.max_steps,
                             self.update_done, as_array(done_out), as_array(trunc_out))
                 next_tensordict.set(trunc_key, trunc_out)
                 if self.update_done:

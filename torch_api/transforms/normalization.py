@@ -37,9 +37,10 @@ import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-from numbarl.core.moments import moments_init, moments_update
+from numbarl.core.moments import moments_init
 
-from .._arrays import as_array, is_cuda, kernels_for, stream_kwargs
+from .._arrays import as_array, is_cuda
+from .._device import launch
 from ..specs import Bounded
 from ._running import BufferMirrors
 from ._vecnorm_base import _VecNormBase, check_choice, check_keys, check_lock, check_number
@@ -593,7 +594,8 @@ class ObservationNorm(BufferMirrors, Transform):
                 x = x.float()
             rows = x.permute(*reduce, *rest).contiguous()
             if device is None:
-                moments_update(as_array(rows).reshape((-1,) + state.loc.shape), *state.arrays, decay=1.0)
+                launch(rows, "moments", "moments_update", as_array(rows).reshape((-1,) + state.loc.shape), *state.arrays,
+                       decay=1.0)
             else:
                 state.update(rows.reshape((-1,) + feature))
             n += x.shape[cat]
@@ -645,10 +647,8 @@ class _DeviceMoments:
         self.worst = torch.zeros(1, dtype=torch.int64, device=device)
 
     def update(self, rows: torch.Tensor) -> None:
-        k = kernels_for(rows, "moments")
-        arrays = (as_array(t) for t in (self.loc, self.m2, self.weight, self.count))
-        k.moments_update(as_array(rows), *arrays, decay=1.0, status=as_array(self.status),
-                         **stream_kwargs(rows, check=False))
+        launch(rows, "moments", "moments_update", rows, self.loc, self.m2, self.weight, self.count, decay=1.0,
+               status=self.status, check=False)
         torch.minimum(self.worst, self.status, out=self.worst)
 
     def loc_std(self, eps: float, standard_normal: bool):

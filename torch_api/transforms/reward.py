@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from tensordict import TensorDictBase
 
-from numbarl.core.episode import add_into
 
-from .._arrays import as_array, is_cuda, kernels_for, numpy_dtype, stream_kwargs
+from .._arrays import as_array, is_cuda, numpy_dtype
+from .._device import launch
 from ..envs.utils import key_list
 from ..specs import Binary, Bounded, Unbounded
 from ._reward_to_go import Reward2GoTransform
@@ -582,7 +582,7 @@ class RewardSum(RunningState, Transform):
             state = sums.get(out_key)
             if state is None or type(state) is not np.ndarray or state.shape != reward.shape:
                 state = self._state(out_key, like=reward)
-            add_into(state, reward)
+            launch(state, "episode", "add_into", state, reward)
             arrays[out_key] = state
         return arrays
 
@@ -631,7 +631,7 @@ class RewardSum(RunningState, Transform):
             prev = tensordict.get(out_key, None) if tensordict is not None else None
             if prev is not None:
                 state[...] = as_array(prev)
-            add_into(state, r)
+            launch(state, "episode", "add_into", state, r)
             next_tensordict.set(out_key, torch.from_numpy(state.copy()))
         return next_tensordict
 
@@ -646,8 +646,6 @@ class RewardSum(RunningState, Transform):
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Episode returns of stored data: cumulative sums along the ``"time"`` dim, restarting after each done."""
-        from numbarl.core.returns import reward_to_go
-
         names = tensordict.names if hasattr(tensordict, "names") else None
         if not names or "time" not in names:
             raise ValueError("At least one dimension of the tensordict must be named 'time' in offline mode "
@@ -676,7 +674,8 @@ class RewardSum(RunningState, Transform):
             out = torch.empty(reward.shape, dtype=reward.dtype)
             # A forward cumulative sum that restarts at each start is a
             # reward-to-go with gamma = 1 over the reversed sequence.
-            reward_to_go(np.flip(r, axis), np.flip(starts, axis), 1.0, out=np.flip(as_array(out), axis),
+            launch(r, "returns", "reward_to_go", np.flip(r, axis), np.flip(starts, axis), 1.0,
+                   out=np.flip(as_array(out), axis),
                          time_dim=axis)
             tensordict.set(out_key, out)
         return tensordict
@@ -725,7 +724,6 @@ def _device_episode_sums(reward: torch.Tensor, done, axis: int) -> torch.Tensor:
     starts[tuple(first)] = True
     out = torch.empty(reward.shape, dtype=reward.dtype, device=reward.device)
     # reversed in time, every trajectory ends at a start, so nothing is left open
-    kernels_for(reward, "returns").reward_to_go(as_array(reward.flip(axis)), as_array(starts.flip(axis)), 1.0,
-                                                out=as_array(out), time_dim=axis, open_end="truncate",
-                                                **stream_kwargs(reward))
+    launch(reward, "returns", "reward_to_go", reward.flip(axis), starts.flip(axis), 1.0, out=out, time_dim=axis,
+           open_end="truncate")
     return out.flip(axis)
