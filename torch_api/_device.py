@@ -39,30 +39,22 @@ import importlib
 import numpy as np
 import torch
 
-from ._arrays import as_array, is_cuda, kernels_for, numpy_dtype, stream_kwargs
+from ._arrays import as_array, is_cuda, kernels_for, numpy_dtype, stream_kwargs, torch_dtype
 
-__all__ = ["launch", "map_on_device", "as_torch", "np_dtype", "torch_dtype"]
+__all__ = ["launch", "kernel_module", "map_on_device", "as_torch", "np_dtype", "torch_dtype"]
 
 _CPU_MODULES = {}
-
-_TORCH_OF_NP = {np.dtype(v): k for k, v in {
-    torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64, torch.uint8: np.uint8,
-    torch.int8: np.int8, torch.int16: np.int16, torch.int32: np.int32, torch.int64: np.int64,
-    torch.bool: np.bool_}.items()}
-
-
-def torch_dtype(dtype) -> torch.dtype:
-    """The torch dtype of a NumPy dtype (a torch dtype is returned as it is)."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    return _TORCH_OF_NP[np.dtype(dtype)]
-
 
 def _cpu_module(name: str):
     module = _CPU_MODULES.get(name)
     if module is None:
         module = _CPU_MODULES[name] = importlib.import_module("numbarl.core." + name)
     return module
+
+
+def kernel_module(ref, module: str):
+    """``numbarl.core.<module>`` for CPU data, its ``numbarl.core.cuda`` twin for CUDA data (:func:`kernels_for`)."""
+    return kernels_for(ref, module) if is_cuda(ref) else _cpu_module(module)
 
 
 def _arg(value):
@@ -75,7 +67,9 @@ def launch(ref, module: str, name: str, *args, check=None, **kwargs):
     Args:
         ref: the data that decides the device and the stream.
         module: the core module (``"pixels"``, ``"frames"``, ``"moments"``,
-            ``"returns"``, or a CPU-only one such as ``"episode"``).
+            ``"returns"``, or a CPU-only one such as ``"episode"``), or the
+            module :func:`kernel_module` chose for ``ref`` (a transform that
+            launches several kernels in one call picks it once).
         name: the function.
         *args, **kwargs: its arguments; ``torch.Tensor`` values are replaced
             by their array views, anything else is passed as it is.
@@ -85,7 +79,7 @@ def launch(ref, module: str, name: str, *args, check=None, **kwargs):
     Returns:
         what the function returns.
     """
-    fn = getattr(kernels_for(ref, module) if is_cuda(ref) else _cpu_module(module), name)
+    fn = getattr(kernel_module(ref, module) if isinstance(module, str) else module, name)
     args = tuple(map(_arg, args))
     for key, value in kwargs.items():
         if isinstance(value, torch.Tensor):

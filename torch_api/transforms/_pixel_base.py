@@ -48,7 +48,8 @@ import torch
 from .._arrays import as_array, numpy_dtype
 from .._device import as_torch, map_on_device, torch_dtype
 from ..specs import Bounded, Composite, Unbounded
-from ._checks import check_bool
+from ._checks import check_bool, check_int
+from ._env_chain import env_batch_ndim
 from .base import Transform
 
 __all__ = ["ArrayMeta", "KeyedArrayTransform", "array_meta", "check_bool", "check_int", "copy_view", "derived_spec",
@@ -83,32 +84,6 @@ class ArrayMeta(NamedTuple):
 def array_meta(tensor: torch.Tensor) -> ArrayMeta:
     """:class:`ArrayMeta` of ``tensor``; TypeError for dtypes without a NumPy twin (e.g. bfloat16)."""
     return ArrayMeta(tuple(tensor.shape), np.dtype(numpy_dtype(tensor.dtype)))
-
-
-def check_int(value, owner: str, name: str, minimum=None, maximum=None) -> int:
-    """``value`` as an int; TypeError for non-ints (bool included), ValueError outside the bounds."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{owner} requires {name} to be an int, got {type(value).__name__}: {value!r}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        rule = f"> {minimum - 1}" if minimum in (0, 1) else f">= {minimum}"
-        raise ValueError(f"{owner} requires {name} {rule}, got {value}")
-    if maximum is not None and value > maximum:
-        rule = f"< {maximum + 1}" if maximum in (-1, 0) else f"<= {maximum}"
-        raise ValueError(f"{owner} requires {name} {rule}, got {value}")
-    return value
-
-
-def env_batch_ndim(transform, default=0):
-    """Number of batch dims of the env this transform is attached to (``default`` when it is not in an env)."""
-    from ..envs.common import EnvBase
-
-    node = transform.container
-    while node is not None:
-        if isinstance(node, EnvBase):
-            return len(node.batch_size)
-        node = getattr(node, "container", None)
-    return default
 
 
 def derived_spec(spec, shape, dtype: torch.dtype, low=None, high=None, keep_unbounded_class: bool = False):

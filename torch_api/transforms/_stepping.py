@@ -19,7 +19,9 @@ import torch
 
 from ..envs.utils import step_mdp
 from ._checks import check_bool
-from ._running import chain_reset, chain_step, check_int, container_env, key_tuple, parent_chain
+from .._keys import key_tuple
+from ._checks import check_int
+from ._env_chain import chain_reset, chain_step, container_env, parent_chain
 from .base import Transform
 
 __all__ = ["NoopResetEnv", "FrameSkipTransform", "TerminateTransform"]
@@ -63,7 +65,7 @@ class NoopResetEnv(Transform):
     _MAX_RETRIES = 10
 
     def __init__(self, noops: int = 30, random: bool = True):
-        noops = check_int("NoopResetEnv", "noops", noops, 0)
+        noops = check_int(noops, "NoopResetEnv", "noops", minimum=0)
         random = check_bool(random, "NoopResetEnv", "random")
         super().__init__()
         self.__dict__["noops"] = noops
@@ -146,7 +148,7 @@ class FrameSkipTransform(Transform):
     """
 
     def __init__(self, frame_skip: int = 1):
-        frame_skip = check_int("FrameSkipTransform", "frame_skip", frame_skip, 1)
+        frame_skip = check_int(frame_skip, "FrameSkipTransform", "frame_skip", minimum=1)
         super().__init__()
         self.__dict__["frame_skip"] = frame_skip
 

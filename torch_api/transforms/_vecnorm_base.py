@@ -42,11 +42,12 @@ import torch
 from numbarl.core.moments import NonFiniteError
 
 from .._arrays import as_array, is_cuda
-from .._device import launch
-from ..envs.utils import key_list
+from .._device import kernel_module, launch
+from ._checks import check_choice, check_keys, check_lock, check_number  # noqa: F401  (re-exported)
 from ..specs import Unbounded
 from .base import Compose, Transform
-from ._running import batch_view
+from ._env_chain import container_env
+from ._reset_masks import batch_view
 from ._vecnorm_stats import TensorMoments, _Stats
 
 __all__ = []
@@ -56,52 +57,6 @@ _NONFINITE = ("raise", "skip")
 
 
 # ------------------------------------------------------------------ validation
-def check_keys(owner, in_keys, out_keys):
-    """Validated (in_keys, out_keys) lists; TypeError / ValueError naming the argument."""
-    lists = []
-    for name, keys in (("in_keys", in_keys), ("out_keys", out_keys)):
-        try:
-            lists.append(key_list(keys, name))
-        except TypeError:
-            raise TypeError(f"{owner} requires {name} as a key or a list of keys (str or tuple of str), "
-                            f"got {keys!r}") from None
-    ins, outs = lists
-    if out_keys is None:
-        outs = list(ins)
-    if len(outs) != len(ins):
-        raise ValueError(f"{owner} requires out_keys of the same length as in_keys ({len(ins)}), got {len(outs)}: "
-                         f"{outs}")
-    return ins, outs
-
-
-def check_number(owner, name, value, low, high, low_open=True, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner} requires {name} as a float, got {type(value).__name__}: {value!r}")
-    value = float(value)
-    ok = (low < value if low_open else low <= value) and value <= high
-    if not ok or value != value:
-        bounds = f"in ({low:g}, {high:g}]" if high != float("inf") else f"> {low:g} and finite"
-        raise ValueError(f"{owner} requires {name} {bounds}, got {value!r}")
-    if value == float("inf"):
-        raise ValueError(f"{owner} requires a finite {name}, got {value!r}")
-    return value
-
-
-def check_choice(owner, name, value, choices):
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{owner} requires {name} in {choices}, got {value!r}")
-    return value
-
-
-def check_lock(owner, lock):
-    if lock is not None and not (hasattr(lock, "__enter__") and hasattr(lock, "__exit__")):
-        raise TypeError(f"{owner} requires lock as a context manager (e.g. multiprocessing.Lock()) or None, "
-                        f"got {type(lock).__name__}")
-    return lock
-
-
 def float_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype of normalized values: float32/64 kept, other floats computed in float32, ints to the default."""
     if dtype in (torch.float32, torch.float64):
@@ -119,14 +74,6 @@ def _np_float(dtype: np.dtype) -> np.dtype:
 def float_unbounded(spec):
     """An Unbounded float spec of ``spec``'s shape and device."""
     return Unbounded(shape=spec.shape, device=spec.device, dtype=float_dtype(spec.dtype))
-
-
-def env_of(transform):
-    """The env holding ``transform`` (through Compose containers), or None."""
-    node = transform.container
-    while isinstance(node, Compose):
-        node = node.container
-    return node
 
 
 # ---------------------------------------------------------------------- engine
@@ -258,22 +205,23 @@ class _VecNormBase(Transform):
         """
         state = self._stats.states[i]
         X, O = x, out
+        k = kernel_module(x, "moments")
         loc, m2, weight, count, status = state.views()
         eps = self._eps_std()
         try:
             with self._stats.locked():
                 if not update or (mask is not None and self._per_env_stats()):
-                    launch(x, "moments", "moments_normalize", X, loc, m2, weight, eps, out=O)
+                    launch(x, k, "moments_normalize", X, loc, m2, weight, eps, out=O)
                     return
                 rejected = None
                 if mask is None:
-                    launch(x, "moments", "moments_update_normalize", X, loc, m2, weight, count, self.decay, eps, out=O,
+                    launch(x, k, "moments_update_normalize", X, loc, m2, weight, count, self.decay, eps, out=O,
                            nonfinite=self.nonfinite, status=status, check=False)
                 else:
                     rows, rejected = self._reset_rows(x, mask)
-                    launch(x, "moments", "moments_update", rows, loc, m2, weight, count, self.decay, None, "skip",
+                    launch(x, k, "moments_update", rows, loc, m2, weight, count, self.decay, None, "skip",
                            status=status, check=False)
-                    launch(x, "moments", "moments_normalize", X, loc, m2, weight, eps, out=O)
+                    launch(x, k, "moments_normalize", X, loc, m2, weight, eps, out=O)
                 state.record(out, rejected)
         except ValueError as err:
             raise ValueError(f"{type(self).__name__}: key {self.in_keys[i]!r}: {err}") from None
@@ -420,7 +368,7 @@ class _VecNormBase(Transform):
     def _np_batch_ndim(self) -> int:
         bnd = self._np_bnd
         if bnd is None:
-            env = env_of(self)
+            env = container_env(self)
             bnd = len(getattr(env, "batch_size", ()) or ())
             self.__dict__["_np_bnd"] = bnd
         return bnd
@@ -587,7 +535,7 @@ class _VecNormBase(Transform):
                 st.init_key(i, shape)
         if st.ready():
             return
-        env = env_of(self)
+        env = container_env(self)
         missing = [k for k, s in zip(self.in_keys, st.states) if s is None]
         if env is None:
             raise ValueError(f"{type(self).__name__} cannot share statistics of unknown shape for {missing}: apply it "

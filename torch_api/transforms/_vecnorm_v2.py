@@ -11,8 +11,10 @@ from numbarl.core.moments import NonFiniteError
 
 from .._arrays import is_cuda
 from ..specs import Unbounded
-from ._running import first_leaf
-from ._vecnorm_base import _VecNormBase, check_choice, check_keys, check_lock, check_number, float_dtype
+from ._env_chain import container_env
+from ._reset_masks import first_leaf
+from ._checks import check_bool, check_choice, check_keys, check_lock, check_number
+from ._vecnorm_base import _VecNormBase, float_dtype
 from ._vecnorm_stats import field_name, key_parts, state_to_torchrl_v2
 
 __all__ = ["VecNormV2"]
@@ -130,13 +132,12 @@ class VecNormV2(_VecNormBase):
         in_keys, out_keys = check_keys(owner, in_keys, out_keys)
         if not in_keys:
             raise ValueError(f"{owner} requires at least one in_key, got {in_keys}")
-        decay = check_number(owner, "decay", decay, 0.0, 1.0)
-        eps = check_number(owner, "eps", eps, 0.0, float("inf"))
-        nonfinite = check_choice(owner, "nonfinite", nonfinite, ("raise", "skip"))
-        lock = check_lock(owner, lock)
-        for name, flag in (("stateful", stateful), ("reduce_batch_dims", reduce_batch_dims)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{owner} requires {name} as a bool, got {type(flag).__name__}: {flag!r}")
+        decay = check_number(decay, owner, "decay", 0.0, 1.0)
+        eps = check_number(eps, owner, "eps", 0.0, float("inf"))
+        nonfinite = check_choice(nonfinite, owner, "nonfinite", ("raise", "skip"))
+        lock = check_lock(lock, owner)
+        stateful = check_bool(stateful, owner, "stateful")
+        reduce_batch_dims = check_bool(reduce_batch_dims, owner, "reduce_batch_dims")
         if reduce_batch_dims and not stateful:
             raise ValueError(f"{owner} supports reduce_batch_dims=True only with stateful=True")
         if shared_data is not None:
@@ -399,10 +400,9 @@ class VecNormV2(_VecNormBase):
         """The env spec shape of ``key`` (batch dims included), or None outside an env."""
         shapes = self.__dict__.setdefault("_spec_shapes", {})
         if key not in shapes:
-            from ._vecnorm_base import env_of
 
             shape = None
-            if env_of(self) is not None:
+            if container_env(self) is not None:
                 parent = self.parent
                 for comp in (parent.full_observation_spec, parent.full_reward_spec):
                     spec = comp.get(key)

@@ -22,11 +22,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..envs.utils import key_list
+from .._keys import key_list
 from ..specs import (Binary, Bounded, Categorical, MultiCategorical, MultiOneHot, OneHot, Unbounded)
 from .base import Transform
 from ._checks import check_bool
-from .keys import INPUT_PARTS, _NoBuffersOnCopy, env_of, one_key, part_of, spec_key_error
+from ._env_chain import container_env
+from .keys import INPUT_PARTS, _NoBuffersOnCopy, one_key, part_of, spec_key_error
 
 __all__ = ["ActionScaling", "FlattenAction", "ActionDiscretizer", "ActionMask"]
 
@@ -46,7 +47,7 @@ class _LazyBuffers:
                                       error_msgs)
 
     def _ensure_specs(self):
-        env = env_of(self)
+        env = container_env(self)
         if env is not None:
             env.input_spec  # noqa: B018 - computing the input spec initialises the transform
 
@@ -364,7 +365,7 @@ class FlattenAction(Transform):
     def _shape(self, key):
         shape = self._shapes.get(key)
         if shape is None:
-            env = env_of(self)
+            env = container_env(self)
             if env is not None:
                 env.input_spec  # noqa: B018 - computing the input spec records the shapes
                 shape = self._shapes.get(key)
@@ -733,7 +734,7 @@ class ActionMask(Transform):
         d["mask_key"] = mask_key
 
     def _call(self, next_tensordict):
-        env = env_of(self)
+        env = container_env(self)
         if env is None:
             raise ValueError("ActionMask needs an env: use it in a TransformedEnv")
         mask = next_tensordict.get(self.mask_key, None)

@@ -32,7 +32,7 @@ from typing import Iterator
 from tensordict import TensorDictBase
 from torch import nn
 
-from ..envs.utils import key_list
+from .._keys import key_list
 
 __all__ = ["Transform", "Compose"]
 

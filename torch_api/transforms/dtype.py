@@ -20,10 +20,11 @@ import numbers
 import numpy as np
 import torch
 
-from .._arrays import numpy_dtype
+from .._arrays import numpy_dtype, torch_dtype
 from ..specs import Bounded, Unbounded
 from .base import Transform
-from .keys import INPUT_PARTS, OUTPUT_PARTS, _NoBuffersOnCopy, env_of, part_of, spec_key_error
+from ._env_chain import container_env
+from .keys import INPUT_PARTS, OUTPUT_PARTS, _NoBuffersOnCopy, part_of, spec_key_error
 
 __all__ = ["DTypeCastTransform", "DoubleToFloat", "DeviceCastTransform", "ClipTransform", "SignTransform"]
 
@@ -161,7 +162,7 @@ class DTypeCastTransform(_KeyWise):
 
     def _resolve(self):
         if (self._auto and not self._resolved) or (self._auto_inv and not self._resolved_inv):
-            env = env_of(self)
+            env = container_env(self)
             if env is not None:
                 env.output_spec, env.input_spec  # noqa: B018 - computing the specs records the keys
 
@@ -310,7 +311,7 @@ class DeviceCastTransform(_KeyWise):
     def _inner_device(self):
         if self.orig_device is not None:
             return self.orig_device
-        env = env_of(self)
+        env = container_env(self)
         return None if env is None else env.base_env.device
 
     @property
@@ -463,7 +464,7 @@ class ClipTransform(_KeyWise):
 
 
 def _torch_dtype(array):
-    return torch.from_numpy(np.empty(0, dtype=array.dtype)).dtype
+    return torch_dtype(array.dtype)
 
 
 class SignTransform(_KeyWise):

@@ -33,12 +33,14 @@ from tensordict import TensorDictBase
 
 from .._arrays import as_array, is_cuda
 from .._device import launch
-from ..envs.utils import key_list
+from .._keys import key_list, key_of
 from ..specs import Bounded, Categorical, Unbounded
 from ._checks import check_bool
-from ._running import (RunningState, batch_view, check_int, check_str_key, container_env,
-                       count_steps_tensor, device_reset_mask, ensure_specs, host_state, key_tuple, reset_mask,
-                       state_on, zero_where, zero_where_tensor)
+from .._keys import key_tuple
+from ._checks import check_int, check_str_key
+from ._env_chain import container_env, ensure_specs
+from ._reset_masks import batch_view, count_steps_tensor, device_reset_mask, reset_mask, zero_where, zero_where_tensor
+from ._state import RunningState, host_state, state_on
 from ._stepping import FrameSkipTransform, NoopResetEnv, TerminateTransform, _outside_env
 from .base import Transform
 
@@ -48,8 +50,7 @@ __all__ = ["StepCounter", "InitTracker", "NoopResetEnv", "FrameSkipTransform", "
 _INT64_MAX = torch.iinfo(torch.int64).max
 
 
-def _key(parts: tuple):
-    return parts[0] if len(parts) == 1 else parts
+_key = key_of
 
 
 def _done_groups(done_spec):
@@ -115,9 +116,9 @@ class StepCounter(RunningState, Transform):
     def __init__(self, max_steps: int | None = None, truncated_key: str = "truncated",
                  step_count_key: str = "step_count", update_done: bool = True):
         if max_steps is not None:
-            max_steps = check_int("StepCounter", "max_steps", max_steps, 1)
-        check_str_key("StepCounter", "truncated_key", truncated_key)
-        check_str_key("StepCounter", "step_count_key", step_count_key)
+            max_steps = check_int(max_steps, "StepCounter", "max_steps", minimum=1)
+        check_str_key(truncated_key, "StepCounter", "truncated_key")
+        check_str_key(step_count_key, "StepCounter", "step_count_key")
         update_done = check_bool(update_done, "StepCounter", "update_done")
         super().__init__()
         d = self.__dict__
@@ -335,7 +336,7 @@ class InitTracker(Transform):
     _np_supported = True
 
     def __init__(self, init_key: str = "is_init"):
-        check_str_key("InitTracker", "init_key", init_key)
+        check_str_key(init_key, "InitTracker", "init_key")
         super().__init__()
         d = self.__dict__
         d["init_key"] = init_key

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from .._arrays import as_array, is_cuda, numpy_dtype
-from .._device import launch
-from ..envs.utils import unravel_key
+from .._device import kernel_module, launch
+from .._keys import unravel_key
 from ._pixel_base import (
     KeyedArrayTransform,
     check_bool,
@@ -79,15 +79,8 @@ class _DeviceRing(NamedTuple):
         return _DeviceRing(copies[0], copies[1], self.device, self.dtype)
 
 
-def _to_bt(a, tdim, nbd, nt):
-    """NumPy ``[*batch, *rest]`` as ``[B, T, *rest]``, time last among the batch dims (contiguous)."""
-    if tdim != nbd - 1:
-        a = np.moveaxis(a, tdim, nbd - 1)
-    return np.ascontiguousarray(a).reshape((-1, nt) + a.shape[nbd:])
-
-
 def _to_bt_device(t, tdim, nbd, nt):
-    """:func:`_to_bt` for a tensor, on its device."""
+    """A tensor ``[*batch, *rest]`` as ``[B, T, *rest]``, time last among the batch dims (contiguous)."""
     if tdim != nbd - 1:
         t = t.movedim(tdim, nbd - 1)
     return t.contiguous().reshape((-1, nt) + tuple(t.shape[nbd:]))
@@ -160,8 +153,8 @@ class CatFrames(KeyedArrayTransform):
     def __init__(self, N: int, dim: int, in_keys=None, out_keys=None, padding: str = "same", padding_value=0,
                  as_inverse: bool = False, reset_key=None, done_key=None, future: bool = False, mask_key=None):
         owner = "CatFrames"
-        N = check_int(N, owner, "N", minimum=1)
-        dim = check_int(dim, owner, "dim", maximum=-1)
+        N = check_int(N, owner, "N", above=0)
+        dim = check_int(dim, owner, "dim", below=0)
         if not isinstance(padding, str):
             raise TypeError(f"{owner} requires padding to be a str, got {type(padding).__name__}: {padding!r}")
         if padding not in _PADDINGS:
@@ -259,7 +252,7 @@ class CatFrames(KeyedArrayTransform):
                padding=self.padding, padding_value=self._pad_value(frame.dtype), out=copy_view(out), dim=self.dim)
 
     # ------------------------------------------------------------- CUDA ring
-    def _device_ring(self, key, frame, nb, full_reset) -> _DeviceRing:
+    def _device_ring(self, key, frame, nb, full_reset, k) -> _DeviceRing:
         """The device ring of ``key`` for CUDA ``frame``, made (or restarted) as :meth:`_ring` makes host rings."""
         ring = self.__dict__["_rings"].get(key)
         if ring is not None and (not isinstance(ring, _DeviceRing) or ring.device != frame.device):
@@ -269,18 +262,18 @@ class CatFrames(KeyedArrayTransform):
         batch, frame_shape = tuple(frame.shape[:nb]), tuple(frame.shape[nb:])
         if (ring is None or ring.dtype != frame.dtype or tuple(ring.pos.shape) != batch
                 or tuple(ring.buffer.shape) != batch + (self.N,) + frame_shape):
-            ring = self.__dict__["_rings"][key] = self._new_device_ring(frame, nb)
+            ring = self.__dict__["_rings"][key] = self._new_device_ring(frame, nb, k)
         return ring
 
-    def _new_device_ring(self, frame, nb) -> _DeviceRing:
+    def _new_device_ring(self, frame, nb, k) -> _DeviceRing:
         """A device ring for ``frame``'s batch and shape, every slot holding ``padding_value``."""
         bits = device_bits(frame)
         batch, frame_shape = tuple(frame.shape[:nb]), tuple(frame.shape[nb:])
-        buffer, pos = launch(frame, "frames", "frames_state", batch, self.N, frame_shape, numpy_dtype(bits.dtype))
+        buffer, pos = launch(frame, k, "frames_state", batch, self.N, frame_shape, numpy_dtype(bits.dtype))
         pad = self._pad_value(np.dtype(numpy_dtype(frame.dtype))).item()
         fill = torch.full(tuple(frame.shape), pad, dtype=bits.dtype, device=frame.device)
         # a reset with "same" padding copies the frame into every slot
-        launch(frame, "frames", "frames_reset", buffer, pos, fill, check=False)
+        launch(frame, k, "frames_reset", buffer, pos, fill, check=False)
         return _DeviceRing(buffer, pos, frame.device, frame.dtype)
 
     def device_stack(self, key, frame, nb, mask, reset) -> torch.Tensor:
@@ -290,15 +283,16 @@ class CatFrames(KeyedArrayTransform):
         every sub-env. Nothing is read back: the kernels run unchecked.
         """
         self.check_frame(frame.shape[nb:])
-        ring = self._device_ring(key, frame, nb, reset and mask is None)
+        k = kernel_module(frame, "frames")
+        ring = self._device_ring(key, frame, nb, reset and mask is None, k)
         out = torch.empty(self.stack_shape(frame.shape), dtype=frame.dtype, device=frame.device)
         src, dst = device_bits(frame), device_bits(out)
         if reset:
-            launch(frame, "frames", "frames_reset", ring.buffer, ring.pos, src, mask=mask, padding=self.padding,
+            launch(frame, k, "frames_reset", ring.buffer, ring.pos, src, mask=mask, padding=self.padding,
                    padding_value=self._pad_value(np.dtype(numpy_dtype(frame.dtype))), out=dst, dim=self.dim,
                    check=False)
         else:
-            launch(frame, "frames", "frames_push", ring.buffer, ring.pos, src, out=dst, dim=self.dim, check=False)
+            launch(frame, k, "frames_push", ring.buffer, ring.pos, src, out=dst, dim=self.dim, check=False)
         return out
 
     # ------------------------------------------------------------ reset masks
@@ -451,20 +445,13 @@ class CatFrames(KeyedArrayTransform):
                 continue
             inputs[in_key] = value
         tdim = self._time_dim(td)
-        host_done = {}
         results = []
         for in_key, out_key in zip(self.in_keys, self.out_keys):
             value = inputs.get(in_key)
             if value is None:
                 continue
             root = self._root_of(in_key, value, inputs)
-            if is_cuda(value):
-                stacked = self._unfold_device(value.detach(), root, done, batch, tdim)
-            else:
-                if not host_done:  # [B, T] bool, converted once for every key on the host
-                    d = as_array(done.cpu()).astype(np.bool_, copy=False).reshape(batch)
-                    host_done["d"] = _to_bt(d, tdim, len(batch), batch[tdim])
-                stacked = self._unfold_host(value, root, host_done["d"], batch, tdim)
+            stacked = self._unfold_one(value.detach(), root, done, batch, tdim)
             results.append((out_key, stacked))
         for out_key, out in results:
             td.set(out_key, out)
@@ -480,24 +467,11 @@ class CatFrames(KeyedArrayTransform):
             return root
         return None
 
-    def _unfold_host(self, value, root, d, batch, tdim):
-        """The offline stacks of ``value`` by the CPU kernel (``d``: the ``[B, T]`` done flags)."""
-        nbd, nt = len(batch), batch[tdim]
-        x = as_array(value.cpu())
-        self.check_frame(x.shape[nbd:])
-        initial = None if root is None else _to_bt(as_array(root.cpu()), tdim, nbd, nt)
-        stacked = launch(x, "frames", "frames_stack_offline", copy_view(_to_bt(x, tdim, nbd, nt)), d, self.N,
-                         dim=self.dim, padding=self.padding, padding_value=self._pad_value(x.dtype),
-                         initial=None if initial is None else copy_view(initial))
-        stacked = stacked.view(x.dtype)
-        moved = batch[:tdim] + batch[tdim + 1:] + (nt,)
-        stacked = stacked.reshape(moved + stacked.shape[2:])
-        if tdim != nbd - 1:
-            stacked = np.ascontiguousarray(np.moveaxis(stacked, nbd - 1, tdim))
-        return torch.from_numpy(stacked).to(value.device)
-
-    def _unfold_device(self, x, root, done, batch, tdim):
-        """The offline stacks of CUDA tensor ``x`` by the CUDA kernel, on its device."""
+    def _unfold_one(self, x, root, done, batch, tdim):
+        """The offline stacks of ``x`` by the kernel of its device, computed there (tensors on other devices: CPU)."""
+        device = x.device
+        if device.type not in ("cpu", "cuda"):
+            return self._unfold_one(x.cpu(), None if root is None else root.cpu(), done, batch, tdim).to(device)
         nbd, nt = len(batch), batch[tdim]
         self.check_frame(x.shape[nbd:])
         d = _to_bt_device(done.detach().to(device=x.device, dtype=torch.bool).reshape(batch), tdim, nbd, nt)

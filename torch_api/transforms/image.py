@@ -251,8 +251,8 @@ class Resize(KeyedArrayTransform):
     """
 
     def __init__(self, w: int, h: int | None = None, interpolation: str = "bilinear", in_keys=None, out_keys=None):
-        w = check_int(w, "Resize", "w", minimum=1)
-        h = w if h is None else check_int(h, "Resize", "h", minimum=1)
+        w = check_int(w, "Resize", "w", above=0)
+        h = w if h is None else check_int(h, "Resize", "h", above=0)
         interpolation = _interpolation(interpolation, "Resize")
         super().__init__(in_keys=["pixels"] if in_keys is None else in_keys, out_keys=out_keys)
         self.w = w
@@ -319,8 +319,8 @@ class CenterCrop(KeyedArrayTransform):
     """
 
     def __init__(self, w: int, h: int | None = None, in_keys=None, out_keys=None):
-        w = check_int(w, "CenterCrop", "w", minimum=1)
-        h = w if h is None else check_int(h, "CenterCrop", "h", minimum=1)
+        w = check_int(w, "CenterCrop", "w", above=0)
+        h = w if h is None else check_int(h, "CenterCrop", "h", above=0)
         super().__init__(in_keys=["pixels"] if in_keys is None else in_keys, out_keys=out_keys)
         self.w = w
         self.h = h
@@ -371,8 +371,8 @@ class Crop(KeyedArrayTransform):
     """
 
     def __init__(self, w: int, h: int | None = None, top: int = 0, left: int = 0, in_keys=None, out_keys=None):
-        w = check_int(w, "Crop", "w", minimum=1)
-        h = w if h is None else check_int(h, "Crop", "h", minimum=1)
+        w = check_int(w, "Crop", "w", above=0)
+        h = w if h is None else check_int(h, "Crop", "h", above=0)
         top = check_int(top, "Crop", "top")
         left = check_int(left, "Crop", "left")
         super().__init__(in_keys=["pixels"] if in_keys is None else in_keys, out_keys=out_keys)

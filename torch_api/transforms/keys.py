@@ -21,9 +21,10 @@ import torch
 from tensordict.utils import expand_as_right
 
 from .._arrays import numpy_dtype
-from ..envs.utils import key_list, unravel_key
+from .._keys import key_list, unravel_key
 from ..specs import Unbounded
 from ._checks import check_bool
+from ._env_chain import container_env
 from .base import Transform
 
 __all__ = ["RenameTransform", "SelectTransform", "ExcludeTransform", "CatTensors", "ExpandAs"]
@@ -33,16 +34,6 @@ INPUT_PARTS = ("full_action_spec", "full_state_spec")
 
 
 # ------------------------------------------------------------------ helpers shared by the transform modules
-def env_of(transform):
-    """The ``TransformedEnv`` holding ``transform`` (through its ``Compose`` containers), or None."""
-    from .transformed_env import TransformedEnv
-
-    node = transform.container
-    while node is not None and not isinstance(node, TransformedEnv):
-        node = getattr(node, "container", None)
-    return node
-
-
 def part_of(spec, key, parts):
     """The name of the sub-Composite of ``spec`` (an output or input spec) holding ``key``, or None."""
     names = spec.keys()
@@ -250,7 +241,7 @@ class SelectTransform(Transform):
     def _known(self):
         keys = self._env_keys
         if keys is None:
-            env = env_of(self)
+            env = container_env(self)
             if env is not None:
                 env.output_spec, env.input_spec  # noqa: B018 - computing the specs records the keys
                 keys = self._env_keys
@@ -429,7 +420,7 @@ class CatTensors(_NoBuffersOnCopy, Transform):
 
     def _resolve(self):
         if self._auto:
-            env = env_of(self)
+            env = container_env(self)
             if env is not None:
                 env.output_spec  # noqa: B018 - computing the specs resolves the keys
 

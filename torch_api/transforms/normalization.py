@@ -42,8 +42,9 @@ from numbarl.core.moments import moments_init
 from .._arrays import as_array, is_cuda
 from .._device import launch
 from ..specs import Bounded
-from ._running import BufferMirrors
-from ._vecnorm_base import _VecNormBase, check_choice, check_keys, check_lock, check_number
+from ._state import BufferMirrors
+from ._checks import check_choice, check_keys, check_lock, check_number
+from ._vecnorm_base import _VecNormBase
 from ._vecnorm_stats import field_name, key_parts, state_to_torchrl_legacy
 from ._vecnorm_v2 import VecNormV2
 from .base import Transform
@@ -137,10 +138,10 @@ class VecNorm(_VecNormBase):
                  eps: float = 1e-4, shapes=None, new_api=None, nonfinite: str = "raise"):
         owner = "VecNorm"
         in_keys, out_keys = check_keys(owner, list(_DEFAULT_KEYS) if in_keys is None else in_keys, out_keys)
-        decay = check_number(owner, "decay", decay, 0.0, 1.0)
-        eps = check_number(owner, "eps", eps, 0.0, float("inf"))
-        nonfinite = check_choice(owner, "nonfinite", nonfinite, ("raise", "skip"))
-        lock = check_lock(owner, lock)
+        decay = check_number(decay, owner, "decay", 0.0, 1.0)
+        eps = check_number(eps, owner, "eps", 0.0, float("inf"))
+        nonfinite = check_choice(nonfinite, owner, "nonfinite", ("raise", "skip"))
+        lock = check_lock(lock, owner)
         if shared_td is not None and not isinstance(shared_td, TensorDictBase):
             raise TypeError(f"{owner} requires shared_td as a TensorDict or None, got {type(shared_td).__name__}")
         shapes = _check_shapes(owner, shapes, len(in_keys))
@@ -367,7 +368,7 @@ class ObservationNorm(BufferMirrors, Transform):
         loc, scale = _as_stat(owner, "loc", loc), _as_stat(owner, "scale", scale)
         if not isinstance(standard_normal, bool):
             raise TypeError(f"{owner} requires standard_normal as a bool, got {type(standard_normal).__name__}")
-        eps = check_number(owner, "eps", eps, 0.0, float("inf"), allow_none=True)
+        eps = check_number(eps, owner, "eps", 0.0, float("inf"), allow_none=True)
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
         self.register_buffer("standard_normal", torch.tensor(standard_normal))
         self.register_buffer("loc", loc)

@@ -31,21 +31,20 @@ import torch
 from tensordict import TensorDictBase
 
 
-from .._arrays import as_array, is_cuda, numpy_dtype
+from .._arrays import as_array, is_cuda, numpy_dtype, torch_dtype
 from .._device import launch
-from ..envs.utils import key_list
+from .._keys import key_list
 from ..specs import Binary, Bounded, Unbounded
 from ._reward_to_go import Reward2GoTransform
 from ._checks import check_bool
-from ._running import (BufferMirrors, RunningState, add_into_tensor, container_env, device_reset_mask,
-                       ensure_specs, first_leaf, host_state, key_tuple, reset_mask, with_leaf, zero_where,
-                       zero_where_tensor)
+from .._keys import key_tuple, with_leaf
+from ._env_chain import container_env, ensure_specs
+from ._reset_masks import add_into_tensor, device_reset_mask, first_leaf, reset_mask, zero_where, zero_where_tensor
+from ._state import BufferMirrors, RunningState, host_state
 from .base import Transform
 
 __all__ = ["RewardScaling", "RewardClipping", "BinarizeReward", "RewardSum", "Reward2GoTransform"]
 
-_TORCH_OF_NP = {np.dtype(numpy_dtype(d)): d for d in (torch.float16, torch.float32, torch.float64, torch.uint8,
-                                                      torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)}
 
 
 def _real_tensor(owner: str, name: str, value) -> torch.Tensor:
@@ -92,10 +91,11 @@ class _RewardMap(BufferMirrors, Transform):
         key = (np_dtype, ndim)
         out = cache.get(key)
         if out is None:
-            torch_dtype = _TORCH_OF_NP.get(np.dtype(np_dtype))
-            if torch_dtype is None:
-                raise TypeError(f"{type(self).__name__} takes float, integer or bool tensors, got {np_dtype}")
-            out = cache[key] = np.dtype(numpy_dtype(self._result_dtype(torch_dtype, ndim)))
+            try:
+                dtype = torch_dtype(np_dtype)
+            except TypeError:
+                raise TypeError(f"{type(self).__name__} takes float, integer or bool tensors, got {np_dtype}") from None
+            out = cache[key] = np.dtype(numpy_dtype(self._result_dtype(dtype, ndim)))
         return out
 
     def _buffer(self, key, shape, dtype) -> np.ndarray:
@@ -657,27 +657,7 @@ class RewardSum(RunningState, Transform):
                 self._missing(in_key, tensordict)
                 continue
             done = tensordict.get(with_leaf(in_key, "done"), None)
-            if is_cuda(reward):
-                tensordict.set(out_key, _device_episode_sums(reward.detach(), done, axis))
-                continue
-            r = as_array(reward)
-            starts = np.zeros(r.shape, dtype=bool)
-            if done is not None:
-                d = np.broadcast_to(as_array(done).astype(bool, copy=False), r.shape)
-                src = [slice(None)] * r.ndim
-                dst = [slice(None)] * r.ndim
-                src[axis], dst[axis] = slice(0, -1), slice(1, None)
-                starts[tuple(dst)] = d[tuple(src)]
-            first = [slice(None)] * r.ndim
-            first[axis] = 0
-            starts[tuple(first)] = True
-            out = torch.empty(reward.shape, dtype=reward.dtype)
-            # A forward cumulative sum that restarts at each start is a
-            # reward-to-go with gamma = 1 over the reversed sequence.
-            launch(r, "returns", "reward_to_go", np.flip(r, axis), np.flip(starts, axis), 1.0,
-                   out=np.flip(as_array(out), axis),
-                         time_dim=axis)
-            tensordict.set(out_key, out)
+            tensordict.set(out_key, _episode_sums(reward.detach(), done, axis))
         return tensordict
 
     # --------------------------------------------------------------- specs
@@ -710,8 +690,12 @@ class RewardSum(RunningState, Transform):
         return f"RewardSum(in_keys={self.in_keys}, out_keys={self.out_keys})"
 
 
-def _device_episode_sums(reward: torch.Tensor, done, axis: int) -> torch.Tensor:
-    """``RewardSum.forward`` on a CUDA reward: the restart flags and the scan (``numbarl.core.cuda.returns``) there."""
+def _episode_sums(reward: torch.Tensor, done, axis: int) -> torch.Tensor:
+    """``RewardSum.forward``: the restart flags (torch) and the scan (kernel) on the reward's device.
+
+    A forward cumulative sum that restarts at each start is a reward-to-go
+    with gamma = 1 over the reversed sequence.
+    """
     starts = torch.zeros(reward.shape, dtype=torch.bool, device=reward.device)
     if done is not None:
         d = torch.broadcast_to(done.to(device=reward.device, dtype=torch.bool), reward.shape)

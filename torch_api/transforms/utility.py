@@ -21,8 +21,9 @@ from tensordict import TensorDict, TensorDictBase
 
 from ..specs import Composite, TensorSpec
 from .base import Transform
-from ._checks import check_bool
-from .keys import env_of, one_key
+from ._checks import check_bool, check_int
+from ._env_chain import container_env
+from .keys import one_key
 
 __all__ = ["TensorDictPrimer", "BatchSizeTransform", "BurnInTransform"]
 
@@ -159,7 +160,7 @@ class TensorDictPrimer(Transform):
     def _specs(self):
         spec = self._env_primers
         if spec is None:
-            env = env_of(self)
+            env = container_env(self)
             if env is not None:
                 env.output_spec  # noqa: B018 - computing the specs expands the primers
                 spec = self._env_primers
@@ -391,7 +392,7 @@ class BatchSizeTransform(Transform):
 
     def _reset(self, tensordict, tensordict_reset):
         if self.reset_func is not None:
-            kwargs = {"env": env_of(self)} if self.env_kwarg else {}
+            kwargs = {"env": container_env(self)} if self.env_kwarg else {}
             return self.reset_func(tensordict, tensordict_reset, **kwargs)
         return self._outward(tensordict_reset)
 
@@ -488,13 +489,10 @@ class BurnInTransform(Transform):
         for m in modules:
             if not isinstance(m, TensorDictModuleBase):
                 raise TypeError(f"BurnInTransform requires TensorDictModuleBase modules, got {type(m).__name__}")
-        if isinstance(burn_in, bool) or not isinstance(burn_in, int):
-            raise TypeError(f"BurnInTransform requires burn_in to be an int, got {burn_in!r}")
-        if burn_in < 1:
-            raise ValueError(f"BurnInTransform requires burn_in >= 1, got {burn_in}")
+        burn_in = check_int(burn_in, "BurnInTransform", "burn_in", minimum=1)
         ins, outs = _module_keys(modules)
         if out_keys is not None:
-            from ..envs.utils import key_list
+            from .._keys import key_list
 
             outs = key_list(out_keys, "out_keys")
         super().__init__()
