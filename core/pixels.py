@@ -64,7 +64,9 @@ def _check_ndim(x, fn, min_ndim, layout):
         )
 
 
-_check_int = check_int  # the name numbarl.core.cuda.pixels calls
+def _check_int(value, fn, name, minimum=None):
+    """:func:`check_int` as ``numbarl.core.cuda.pixels`` calls it: ``minimum`` (1) said as ``> minimum - 1``."""
+    return check_int(value, fn, name, above=None if minimum is None else minimum - 1)
 
 
 def _view(a, shape):

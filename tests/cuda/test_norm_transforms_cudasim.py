@@ -24,7 +24,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from numbarl.core.moments import MomentState, NonFiniteError  # noqa: E402
 from numbarl.torch_api import ObservationNorm, VecNorm, VecNormV2  # noqa: E402
-from numbarl.torch_api.transforms._vecnorm_stats import TensorMoments  # noqa: E402
+from numbarl.torch_api.transforms.moments_state import TensorMoments  # noqa: E402
 from simulated_device import simulated_cuda  # noqa: E402
 from tensordict import TensorDict  # noqa: E402
 

@@ -13,8 +13,6 @@ Examples:
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 from tensordict import TensorDict, TensorDictBase
 

@@ -1,6 +1,6 @@
 """The engine shared by ``VecNorm`` (legacy) and ``VecNormV2``.
 
-Both keep one running-moment state per in_key (see ``_vecnorm_stats``) and,
+Both keep one running-moment state per in_key (see ``moments_state``) and,
 per call, update it with the new data and then normalize that data with the
 updated statistics, in one fused ``numbarl.core.moments`` kernel call on
 zero-copy array views. The TensorDict path (``_call``, ``_step``,
@@ -34,21 +34,21 @@ Examples:
 """
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 import torch
 
 from numbarl.core.moments import NonFiniteError
 
+from .._attrs import set_plain
 from .._arrays import as_array, is_cuda
 from .._device import kernel_module, launch
-from ._checks import check_choice, check_keys, check_lock, check_number  # noqa: F401  (re-exported)
 from ..specs import Unbounded
 from .base import Compose, Transform
+from .normalization import ObservationNorm
 from ._env_chain import container_env
 from ._reset_masks import batch_view
-from ._vecnorm_stats import TensorMoments, _Stats
+from .moments_state import TensorMoments, _Stats
 
 __all__ = []
 
@@ -370,7 +370,7 @@ class _VecNormBase(Transform):
         if bnd is None:
             env = container_env(self)
             bnd = len(getattr(env, "batch_size", ()) or ())
-            self.__dict__["_np_bnd"] = bnd
+            set_plain(self, "_np_bnd", bnd)
         return bnd
 
     def _np_apply(self, arrays: dict, mask, at_reset: bool) -> dict:
@@ -399,7 +399,7 @@ class _VecNormBase(Transform):
         return self._np_apply(arrays, None, False)
 
     def _np_reset(self, arrays: dict, mask) -> dict:
-        self.__dict__["_np_bnd"] = None
+        set_plain(self, "_np_bnd", None)
         return self._np_apply(arrays, mask, True)
 
     # ----------------------------------------------------------------- specs
@@ -464,8 +464,6 @@ class _VecNormBase(Transform):
         return torch.from_numpy(loc).to(dtype), torch.from_numpy(std).to(dtype)
 
     def _observation_norms(self):
-        from .normalization import ObservationNorm
-
         norms = []
         for i, (ik, ok) in enumerate(zip(self.in_keys, self.out_keys)):
             loc, scale = self._loc_scale(i)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._attrs import set_plain
 from .._keys import key_list
 from ..specs import (Binary, Bounded, Categorical, MultiCategorical, MultiOneHot, OneHot, Unbounded)
 from .base import Transform
@@ -139,9 +140,9 @@ class ActionScaling(_LazyBuffers, _NoBuffersOnCopy, Transform):
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
         self.register_buffer("loc", loc)
         self.register_buffer("scale", scale)
-        self.__dict__["standard_normal"] = standard_normal
-        self.__dict__["_explicit"] = loc is not None
-        self.__dict__["_np_bufs"] = {}
+        set_plain(self, "standard_normal", standard_normal)
+        set_plain(self, "_explicit", loc is not None)
+        set_plain(self, "_np_bufs", {})
 
     @property
     def initialized(self) -> bool:
@@ -569,13 +570,13 @@ class ActionDiscretizer(_LazyBuffers, _NoBuffersOnCopy, Transform):
         table = (lo + (hi - lo) * pos).to(spec.dtype)
         if self.sampling == _Sampling.RANDOM:
             ends = rows(lambda n: 1 - (torch.arange(n, dtype=torch.float32, device=spec.device) / n).flip(-1))
-            self.__dict__["_table"] = (table, (lo + (hi - lo) * ends).to(spec.dtype))
+            set_plain(self, "_table", (table, (lo + (hi - lo) * ends).to(spec.dtype)))
         else:
-            self.__dict__["_table"] = (table, None)
+            set_plain(self, "_table", (table, None))
             self._buffers["nvec"] = nvec.clone()
             if isinstance(counts, int):
                 self._buffers["intervals"] = table
-        self.__dict__["_scalar"] = len(feature) == 0
+        set_plain(self, "_scalar", len(feature) == 0)
         return nvec, feature
 
     def _indices(self, value):
@@ -610,14 +611,14 @@ class ActionDiscretizer(_LazyBuffers, _NoBuffersOnCopy, Transform):
         cont = self._continuous(value)
         tensordict.set(self.action_key, cont)
         if self.out_action_key != self.action_key:
-            self.__dict__["_last"] = cont
+            set_plain(self, "_last", cont)
         return tensordict
 
     def _step(self, tensordict, next_tensordict):
         last = self._last
         if last is not None:
             tensordict.set(self.action_key, last)  # the continuous action, next to the bins
-            self.__dict__["_last"] = None
+            set_plain(self, "_last", None)
         return next_tensordict
 
     def _reset(self, tensordict, tensordict_reset):
@@ -656,8 +657,8 @@ class ActionDiscretizer(_LazyBuffers, _NoBuffersOnCopy, Transform):
         nvec, feature = self._init(spec, batch_ndim)
         group = torch.repeat_interleave(torch.arange(len(nvec)), nvec)
         starts = torch.cumsum(nvec, 0) - nvec
-        self.__dict__["_groups"] = (group, torch.arange(int(nvec.sum())) - starts[group])
-        self.__dict__["_np_bufs"] = {}
+        set_plain(self, "_groups", (group, torch.arange(int(nvec.sum())) - starts[group]))
+        set_plain(self, "_np_bufs", {})
         if len(feature) == 0:
             n = int(nvec[0])
             new = (Categorical(n, shape=spec.shape, device=spec.device) if self.categorical

@@ -32,6 +32,7 @@ from typing import Iterator
 from tensordict import TensorDictBase
 from torch import nn
 
+from .._attrs import set_plain
 from .._keys import key_list
 
 __all__ = ["Transform", "Compose"]
@@ -133,11 +134,11 @@ class Transform(nn.Module):
     # -------------------------------------------------------------- container
     def set_container(self, container) -> None:
         """Attach this transform to the ``Compose`` or ``TransformedEnv`` holding it."""
-        self.__dict__["_container"] = container
+        set_plain(self, "_container", container)
 
     def reset_parent(self) -> None:
         """Detach this transform from its container."""
-        self.__dict__["_container"] = None
+        set_plain(self, "_container", None)
 
     @property
     def container(self):
@@ -168,7 +169,7 @@ class Transform(nn.Module):
 
     def set_missing_tolerance(self, mode: bool = False) -> None:
         """When true, a missing in_key is skipped instead of raising."""
-        self.__dict__["_missing_tolerance"] = bool(mode)
+        set_plain(self, "_missing_tolerance", bool(mode))
 
     @property
     def missing_tolerance(self) -> bool:
@@ -214,11 +215,11 @@ class Transform(nn.Module):
     def _reset(self, tensordict: TensorDictBase, tensordict_reset: TensorDictBase) -> TensorDictBase:
         # A reset carries no reward: keys absent there are skipped, not errors.
         tolerant = self._missing_tolerance
-        self.__dict__["_missing_tolerance"] = True
+        set_plain(self, "_missing_tolerance", True)
         try:
             return self._call(tensordict_reset)
         finally:
-            self.__dict__["_missing_tolerance"] = tolerant
+            set_plain(self, "_missing_tolerance", tolerant)
 
     def _inv_call(self, tensordict: TensorDictBase) -> TensorDictBase:
         for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
@@ -302,11 +303,11 @@ class Transform(nn.Module):
     def clone(self) -> "Transform":
         """A deep copy, detached from any container."""
         container = self.__dict__["_container"]
-        self.__dict__["_container"] = None
+        set_plain(self, "_container", None)
         try:
             return copy.deepcopy(self)
         finally:
-            self.__dict__["_container"] = container
+            set_plain(self, "_container", container)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -369,7 +370,7 @@ class Compose(Transform):
         cached = self.__dict__.get("_fused_plan")
         if cached is None or cached[0] != ids:
             cached = (ids, plan_steps(self.transforms))
-            self.__dict__["_fused_plan"] = cached  # a cache, not a submodule: kept out of nn.Module's registries
+            set_plain(self, "_fused_plan", cached)  # a cache, not a submodule: kept out of nn.Module's registries
         return cached[1]
 
     def _call(self, next_tensordict):

@@ -20,6 +20,7 @@ import numbers
 import numpy as np
 import torch
 
+from .._attrs import set_plain
 from .._arrays import numpy_dtype, torch_dtype
 from ..specs import Bounded, Unbounded
 from .base import Transform
@@ -34,7 +35,7 @@ class _KeyWise(_NoBuffersOnCopy, Transform):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.__dict__["_np_bufs"] = {}
+        set_plain(self, "_np_bufs", {})
 
     _np_supported = True
 
@@ -223,18 +224,18 @@ class DTypeCastTransform(_KeyWise):
         if self._auto and not self._resolved:
             keys = [k for part in ("full_observation_spec", "full_reward_spec") if part in output_spec.keys()
                     for k, s in output_spec[part].items(True, True) if s.dtype == self.dtype_in]
-            self.__dict__["in_keys"] = keys
-            self.__dict__["out_keys"] = list(keys)
-            self.__dict__["_resolved"] = True
+            set_plain(self, "in_keys", keys)
+            set_plain(self, "out_keys", list(keys))
+            set_plain(self, "_resolved", True)
         return super().transform_output_spec(output_spec)
 
     def transform_input_spec(self, input_spec):
         if self._auto_inv and not self._resolved_inv:
             keys = [k for part in INPUT_PARTS if part in input_spec.keys()
                     for k, s in input_spec[part].items(True, True) if s.dtype == self.dtype_in]
-            self.__dict__["in_keys_inv"] = keys
-            self.__dict__["out_keys_inv"] = list(keys)
-            self.__dict__["_resolved_inv"] = True
+            set_plain(self, "in_keys_inv", keys)
+            set_plain(self, "out_keys_inv", list(keys))
+            set_plain(self, "_resolved_inv", True)
         return super().transform_input_spec(input_spec)
 
     def __repr__(self) -> str:

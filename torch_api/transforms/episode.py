@@ -9,7 +9,7 @@ sub-env, reset only where a ``"_reset"`` mask says, and saved in
 ``state_dict``. The transforms that step the env themselves
 (``NoopResetEnv``, ``FrameSkipTransform``) or call user code on a
 tensordict (``TerminateTransform``) make the rollout use TensorDicts; they
-live in ``_stepping`` and are re-exported here.
+live in ``stepping`` and are re-exported here.
 
 On CUDA data the running state is a tensor on the data's device, updated
 by torch operations there (the twins of :mod:`numbarl.core.episode`, same
@@ -31,6 +31,7 @@ import torch
 from tensordict import TensorDictBase
 
 
+from .._attrs import set_plain
 from .._arrays import as_array, is_cuda
 from .._device import launch
 from .._keys import key_list, key_of
@@ -40,8 +41,8 @@ from .._keys import key_tuple
 from ._checks import check_int, check_str_key
 from ._env_chain import container_env, ensure_specs
 from ._reset_masks import batch_view, count_steps_tensor, device_reset_mask, reset_mask, zero_where, zero_where_tensor
-from ._state import RunningState, host_state, state_on
-from ._stepping import FrameSkipTransform, NoopResetEnv, TerminateTransform, _outside_env
+from .running_state import RunningState, host_state, state_on
+from .stepping import FrameSkipTransform, NoopResetEnv, TerminateTransform, _outside_env
 from .base import Transform
 
 __all__ = ["StepCounter", "InitTracker", "NoopResetEnv", "FrameSkipTransform", "TerminateTransform",
@@ -293,8 +294,8 @@ class StepCounter(RunningState, Transform):
             obs[count_key] = spec
             specs[count_key] = spec
             groups.append((done_key, trunc_key, count_key))
-        self.__dict__["_groups"] = groups
-        self.__dict__["_count_specs"] = specs
+        set_plain(self, "_groups", groups)
+        set_plain(self, "_count_specs", specs)
         return output_spec
 
     def transform_input_spec(self, input_spec):
@@ -409,7 +410,7 @@ class InitTracker(Transform):
             output_spec["full_observation_spec"][init_key] = Categorical(2, shape=leaf.shape, device=leaf.device,
                                                                          dtype=torch.bool)
             groups.append((done_key, init_key))
-        self.__dict__["_groups"] = groups
+        set_plain(self, "_groups", groups)
         return output_spec
 
     def __repr__(self) -> str:
@@ -624,9 +625,9 @@ class NextObservationDelta(RunningState, Transform):
         if self._auto_keys:
             keys = [k for k in obs.keys(True, True) if key_tuple(k)[0] != "delta"
                     and obs[k].dtype.is_floating_point and obs[k].dtype not in self.excluded_dtypes]
-            self.__dict__["in_keys"] = keys
-            self.__dict__["out_keys"] = list(keys)
-            self.__dict__["_resolved"] = True
+            set_plain(self, "in_keys", keys)
+            set_plain(self, "out_keys", list(keys))
+            set_plain(self, "_resolved", True)
         for key in self.in_keys:
             spec = obs.get(key, None)
             if spec is None:

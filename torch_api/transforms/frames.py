@@ -35,10 +35,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .._attrs import set_plain
 from .._arrays import as_array, is_cuda, numpy_dtype
 from .._device import kernel_module, launch
 from .._keys import unravel_key
-from ._pixel_base import (
+from .keyed_array import (
     KeyedArrayTransform,
     check_bool,
     check_int,
@@ -177,7 +178,7 @@ class CatFrames(KeyedArrayTransform):
         self.as_inverse = as_inverse
         self._reset_key = reset_key
         self._done_key = done_key
-        self.__dict__["_rings"] = {}
+        set_plain(self, "_rings", {})
 
     @property
     def reset_key(self):
@@ -195,7 +196,7 @@ class CatFrames(KeyedArrayTransform):
     # ------------------------------------------------ ring API (fused pipelines)
     # check_frame, stack_shape, ring, restart_ring, device_stack, reset_request,
     # host_mask, device_mask, array_batch_ndim and out_buffer are the public
-    # ring API that a fused pipeline (``_fused_pixels.FusedPixelRun``) drives:
+    # ring API that a fused pipeline (``fused_pixels.FusedPixelRun``) drives:
     # the ring state stays this instance's own, so fused and unfused steps mix.
     def out_buffer(self, key, shape, dtype) -> np.ndarray:
         """The array-path output buffer of ``key`` (allocated once per shape and dtype)."""
@@ -342,7 +343,7 @@ class CatFrames(KeyedArrayTransform):
         nb = env_batch_ndim(self, None)
         if nb is None:
             if mask is not None:
-                self.__dict__["_np_nb"] = np.ndim(mask)
+                set_plain(self, "_np_nb", np.ndim(mask))
             nb = self.__dict__.get("_np_nb", 0)
         return nb
 

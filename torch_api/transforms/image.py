@@ -13,7 +13,7 @@ the data, as in TorchRL.
 
 In a ``Compose``, a run ``ToTensorImage -> GrayScale -> Resize
 [-> CenterCrop] [-> CatFrames]`` on one key runs as one fused pass per frame
-(see ``_fused_pixels``), with the same output.
+(see ``fused_pixels``), with the same output.
 
 Examples:
     >>> import torch
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .._device import as_torch, launch, map_on_device, np_dtype
-from ._pixel_base import (
+from .keyed_array import (
     KeyedArrayTransform,
     check_bool,
     check_int,

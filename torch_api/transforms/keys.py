@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tensordict.utils import expand_as_right
 
+from .._attrs import set_plain
 from .._arrays import numpy_dtype
 from .._keys import key_list, unravel_key
 from ..specs import Unbounded
@@ -114,7 +115,7 @@ class RenameTransform(Transform):
         if out_keys_inv is None:
             out_keys_inv = in_keys_inv
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
-        self.__dict__["create_copy"] = create_copy
+        set_plain(self, "create_copy", create_copy)
 
     @property
     def _np_supported(self) -> bool:
@@ -232,7 +233,7 @@ class SelectTransform(Transform):
 
     def set_container(self, container) -> None:
         super().set_container(container)
-        self.__dict__["_env_keys"] = None
+        set_plain(self, "_env_keys", None)
 
     @property
     def _np_supported(self) -> bool:
@@ -269,7 +270,7 @@ class SelectTransform(Transform):
         rewards = list(output_spec["full_reward_spec"].keys(True, True)) if "full_reward_spec" in output_spec.keys() else []
         dones = list(output_spec["full_done_spec"].keys(True, True)) if "full_done_spec" in output_spec.keys() else []
         old = self._env_keys
-        self.__dict__["_env_keys"] = (rewards, dones, old[2] if old else None)
+        set_plain(self, "_env_keys", (rewards, dones, old[2] if old else None))
         for part, keep_all in (("full_observation_spec", False), ("full_reward_spec", self.keep_rewards),
                                ("full_done_spec", self.keep_dones)):
             if keep_all or part not in output_spec.keys():
@@ -287,7 +288,7 @@ class SelectTransform(Transform):
     def transform_input_spec(self, input_spec):
         inputs = [k for p in INPUT_PARTS if p in input_spec.keys() for k in input_spec[p].keys(True, True)]
         old = self._env_keys
-        self.__dict__["_env_keys"] = (old[0], old[1], inputs) if old else (["reward"], ["done"], inputs)
+        set_plain(self, "_env_keys", (old[0], old[1], inputs) if old else (["reward"], ["done"], inputs))
         return input_spec
 
     def __repr__(self) -> str:
@@ -320,8 +321,8 @@ class ExcludeTransform(Transform):
         keys = _keys_arg("ExcludeTransform", excluded_keys, "excluded_keys")
         check_bool(inverse, "ExcludeTransform", "inverse")
         super().__init__()
-        self.__dict__["excluded_keys"] = keys
-        self.__dict__["inverse"] = inverse
+        set_plain(self, "excluded_keys", keys)
+        set_plain(self, "inverse", inverse)
 
     @property
     def _np_supported(self) -> bool:
@@ -465,7 +466,7 @@ class CatTensors(_NoBuffersOnCopy, Transform):
     def transform_observation_spec(self, observation_spec):
         if self._auto and not self.in_keys:
             keys = [k for k in observation_spec.keys(True, True) if k != self.out_keys[0]]
-            self.__dict__["in_keys"] = sorted(keys, key=str) if self.sort else keys
+            set_plain(self, "in_keys", sorted(keys, key=str) if self.sort else keys)
         missing = [k for k in self.in_keys if k not in observation_spec]
         if missing:
             raise ValueError(f"CatTensors requires its in_keys in the observation spec; missing {missing}, "
@@ -537,7 +538,7 @@ class ExpandAs(Transform):
         ref_key = one_key(ref_key, "ExpandAs", "ref_key")
         out_key = in_key if out_key is None else one_key(out_key, "ExpandAs", "out_key")
         super().__init__(in_keys=[in_key], out_keys=[out_key])
-        self.__dict__["ref_key"] = ref_key
+        set_plain(self, "ref_key", ref_key)
 
     def _expand(self, td, strict):
         value, ref = td.get(self.in_keys[0], None), td.get(self.ref_key, None)

@@ -4,7 +4,7 @@ Same names, arguments, defaults, keys and spec changes as TorchRL 0.14.1.
 The step-wise transforms also run on the array path of the preallocated
 rollout (one NumPy ufunc call per key and step, into buffers they own); the
 TensorDict path calls the same NumPy code on views of the tensors, so both
-paths give the same bits. ``Reward2GoTransform`` (in ``_reward_to_go``)
+paths give the same bits. ``Reward2GoTransform`` (in ``returns``)
 runs the exact O(T) scan of :func:`numbarl.core.returns.reward_to_go`.
 
 CUDA tensors stay on their device: the maps run as torch operations there
@@ -31,16 +31,17 @@ import torch
 from tensordict import TensorDictBase
 
 
+from .._attrs import set_plain
 from .._arrays import as_array, is_cuda, numpy_dtype, torch_dtype
 from .._device import launch
 from .._keys import key_list
 from ..specs import Binary, Bounded, Unbounded
-from ._reward_to_go import Reward2GoTransform
+from .returns import Reward2GoTransform
 from ._checks import check_bool
 from .._keys import key_tuple, with_leaf
 from ._env_chain import container_env, ensure_specs
 from ._reset_masks import add_into_tensor, device_reset_mask, first_leaf, reset_mask, zero_where, zero_where_tensor
-from ._state import BufferMirrors, RunningState, host_state
+from .running_state import BufferMirrors, RunningState, host_state
 from .base import Transform
 
 __all__ = ["RewardScaling", "RewardClipping", "BinarizeReward", "RewardSum", "Reward2GoTransform"]
@@ -83,8 +84,8 @@ class _RewardMap(BufferMirrors, Transform):
     _np_supported = True
 
     def _setup_buffers(self) -> None:
-        self.__dict__["_out"] = {}
-        self.__dict__["_dtypes"] = {}
+        set_plain(self, "_out", {})
+        set_plain(self, "_dtypes", {})
 
     def _result_np_dtype(self, np_dtype, ndim):
         cache = self._dtypes

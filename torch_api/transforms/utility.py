@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from .._attrs import set_plain
 from ..specs import Composite, TensorSpec
 from .base import Transform
 from ._checks import check_bool, check_int
@@ -140,7 +141,7 @@ class TensorDictPrimer(Transform):
 
     def set_container(self, container) -> None:
         super().set_container(container)
-        self.__dict__["_env_primers"] = None
+        set_plain(self, "_env_primers", None)
 
     # ------------------------------------------------------------ values
     def _fit(self, batch_size, expand=None):
@@ -261,7 +262,7 @@ class TensorDictPrimer(Transform):
         specs = self._fit(observation_spec.shape)
         if observation_spec.device is not None:
             specs = specs.to(observation_spec.device)
-        self.__dict__["_env_primers"] = specs
+        set_plain(self, "_env_primers", specs)
         for key, spec in specs.items(True, True):
             observation_spec[key] = spec.clone()
         return observation_spec
@@ -278,8 +279,8 @@ class TensorDictPrimer(Transform):
         out = super()._apply(fn, *args, **kwargs)
         device = fn(torch.zeros(())).device  # where .to() / .cuda() / .cpu() send tensors
         if any(s.device != device for s in self.primers.values(True, True)):
-            self.__dict__["primers"] = self.primers.to(device)
-            self.__dict__["_env_primers"] = None
+            set_plain(self, "primers", self.primers.to(device))
+            set_plain(self, "_env_primers", None)
         return out
 
     def __repr__(self) -> str:
@@ -366,7 +367,7 @@ class BatchSizeTransform(Transform):
     def transform_env_batch_size(self, batch_size):
         """The env's batch size as seen through this transform."""
         batch_size = torch.Size(batch_size)
-        self.__dict__["_base"] = batch_size
+        set_plain(self, "_base", batch_size)
         if self.batch_size is not None:
             new = self.batch_size
             if not _expandable(batch_size, new) and batch_size.numel() != new.numel():

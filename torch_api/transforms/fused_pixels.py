@@ -53,7 +53,7 @@ import torch
 
 from .._arrays import as_array, is_cuda
 from .._device import launch
-from ._pixel_base import array_meta
+from .keyed_array import array_meta
 from .base import plan_steps, register_fuser
 from .frames import CatFrames
 from .image import CenterCrop, GrayScale, Resize, ToTensorImage

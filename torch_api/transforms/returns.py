@@ -21,11 +21,12 @@ import numpy as np
 import torch
 from tensordict import TensorDictBase
 
+from .._attrs import set_plain
 from .._device import launch
 from .._keys import key_list
 from .._keys import key_tuple
 from ._env_chain import env_above
-from ._state import BufferMirrors
+from .running_state import BufferMirrors
 from .base import Transform
 
 __all__ = ["Reward2GoTransform"]
@@ -110,10 +111,10 @@ class Reward2GoTransform(BufferMirrors, Transform):
             truncated_key = truncated_key[0]
         super().__init__(in_keys=in_keys, out_keys=in_keys, in_keys_inv=in_keys,
                          out_keys_inv=in_keys if out_keys is None else out_keys)
-        self.__dict__["out_keys"] = []
-        self.__dict__["done_key"] = done_key[0]
-        self.__dict__["truncated_key"] = truncated_key
-        self.__dict__["open_end"] = open_end
+        set_plain(self, "out_keys", [])
+        set_plain(self, "done_key", done_key[0])
+        set_plain(self, "truncated_key", truncated_key)
+        set_plain(self, "open_end", open_end)
         self.register_buffer("gamma", torch.tensor(float(gamma), dtype=torch.float64))
         self._prime_host_values()
 

@@ -45,8 +45,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .._attrs import set_plain
 from .._arrays import as_array, numpy_dtype
-from .._device import as_torch, map_on_device, torch_dtype
+from .._device import as_torch, map_on_device, torch_dtype  # noqa: F401  (as_torch: the docstring example)
 from ..specs import Bounded, Composite, Unbounded
 from ._checks import check_bool, check_int
 from ._env_chain import env_batch_ndim
@@ -150,7 +151,8 @@ class KeyedArrayTransform(Transform):
     def _np_out(self, key, shape, dtype) -> np.ndarray:
         bufs = self.__dict__.get("_np_bufs")
         if bufs is None:
-            bufs = self.__dict__["_np_bufs"] = {}
+            bufs = {}
+            set_plain(self, "_np_bufs", bufs)
         out = bufs.get(key)
         if out is None or out.shape != tuple(shape) or out.dtype != dtype:
             out = bufs[key] = np.empty(shape, dtype=dtype)
@@ -176,11 +178,11 @@ class KeyedArrayTransform(Transform):
     def _np_reset(self, arrays: dict, mask) -> dict:
         # as on the TensorDict path, keys a reset does not carry are skipped
         tolerant = self._missing_tolerance
-        self.__dict__["_missing_tolerance"] = True
+        set_plain(self, "_missing_tolerance", True)
         try:
             return self._np_step(arrays)
         finally:
-            self.__dict__["_missing_tolerance"] = tolerant
+            set_plain(self, "_missing_tolerance", tolerant)
 
     # ----------------------------------------------------------- tensordicts
     def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from .._attrs import set_plain
 from ..envs.utils import step_mdp
 from ._checks import check_bool
 from .._keys import key_tuple
@@ -68,8 +69,8 @@ class NoopResetEnv(Transform):
         noops = check_int(noops, "NoopResetEnv", "noops", minimum=0)
         random = check_bool(random, "NoopResetEnv", "random")
         super().__init__()
-        self.__dict__["noops"] = noops
-        self.__dict__["random"] = random
+        set_plain(self, "noops", noops)
+        set_plain(self, "random", random)
 
     @property
     def base_env(self):
@@ -150,7 +151,7 @@ class FrameSkipTransform(Transform):
     def __init__(self, frame_skip: int = 1):
         frame_skip = check_int(frame_skip, "FrameSkipTransform", "frame_skip", minimum=1)
         super().__init__()
-        self.__dict__["frame_skip"] = frame_skip
+        set_plain(self, "frame_skip", frame_skip)
 
     def _step(self, tensordict, next_tensordict):
         if self.frame_skip == 1:
@@ -220,8 +221,8 @@ class TerminateTransform(Transform):
                             f"{type(stop).__name__}: {stop!r}")
         write_done = check_bool(write_done, "TerminateTransform", "write_done")
         super().__init__()
-        self.__dict__["stop"] = stop
-        self.__dict__["write_done"] = write_done
+        set_plain(self, "stop", stop)
+        set_plain(self, "write_done", write_done)
 
     def _targets(self, next_tensordict):
         names = ("terminated", "done") if self.write_done else ("terminated",)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._attrs import set_plain
+
 
 __all__ = ["RunningState", "host_state", "state_on", "BufferMirrors"]
 
@@ -39,7 +41,7 @@ class RunningState:
 
     def _init_state(self) -> None:
         for name in self._state_names:
-            self.__dict__[name] = {}
+            set_plain(self, name, {})
 
     def get_extra_state(self):
         return {name: {key: _saved(value) for key, value in self.__dict__[name].items()}
@@ -50,8 +52,8 @@ class RunningState:
             raise TypeError(f"{type(self).__name__}.set_extra_state requires a dict, got {type(state).__name__}")
         for name in self._state_names:
             values = state.get(name, {})
-            self.__dict__[name] = {key: np.array(torch.as_tensor(v).cpu().numpy(), copy=True)
-                                   for key, v in values.items()}
+            set_plain(self, name, {key: np.array(torch.as_tensor(v).cpu().numpy(), copy=True)
+                                   for key, v in values.items()})
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
@@ -131,7 +133,7 @@ class BufferMirrors:
 
     def _prime_host_values(self) -> None:
         """Read every host value now (the buffers were made, loaded or copied)."""
-        self.__dict__["_host_values"] = {}
+        set_plain(self, "_host_values", {})
         for name in self._host_buffers:
             self._host_value(name)
 
@@ -159,13 +161,13 @@ class BufferMirrors:
                     cache[name] = (new, new._version, value)
                 else:
                     cache.pop(name, None)
-        self.__dict__["_device_copies"] = {}
+        set_plain(self, "_device_copies", {})
         return result
 
     def _load_from_state_dict(self, *args, **kwargs):
         super()._load_from_state_dict(*args, **kwargs)
         self._prime_host_values()
-        self.__dict__["_device_copies"] = {}
+        set_plain(self, "_device_copies", {})
 
     def __getstate__(self):
         state = super().__getstate__()
