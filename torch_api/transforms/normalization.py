@@ -160,23 +160,13 @@ class ObservationNorm(BufferMirrors, Transform):
             raise _UninitializedError(f"ObservationNorm: {_UNINIT}")
 
     def _apply_transform(self, obs):
-        if is_cuda(obs):
-            return self._device_affine(obs, inverse=False)
-        self._check_ready()
-        if self.standard_normal:
-            return (obs - self.loc) / self.scale
-        return obs * self.scale + self.loc
+        return self._affine(obs, inverse=False)
 
     def _inv_apply_transform(self, state):
-        if is_cuda(state):
-            return self._device_affine(state, inverse=True)
-        self._check_ready()
-        if self.standard_normal:
-            return state * self.scale + self.loc
-        return (state - self.loc) / self.scale
+        return self._affine(state, inverse=True)
 
-    def _device_affine(self, x, inverse: bool):
-        """The affine map (or its inverse) of CUDA data, on its device: the CPU path's torch operations."""
+    def _affine(self, x, inverse: bool):
+        """The affine map (or its inverse) on ``x``'s device, loc and scale copied there once (torch operations)."""
         self._check_ready()
         loc, scale = self._buffer_on("loc", x.device), self._buffer_on("scale", x.device)
         if self._host_value("standard_normal") != inverse:
