@@ -26,5 +26,10 @@ __all__ = ["set_plain"]
 
 
 def set_plain(module, name: str, value) -> None:
-    """``module.<name> = value`` as a plain attribute, bypassing ``nn.Module.__setattr__`` (see module docstring)."""
-    object.__setattr__(module, name, value)
+    """``module.<name> = value`` as a plain attribute, bypassing ``nn.Module.__setattr__`` (see module docstring).
+
+    The value goes straight into the instance ``__dict__`` (no descriptor is
+    called: a subclass may expose the name as a read-only property, e.g.
+    ``Compose.in_keys``, while the base class keeps its own copy).
+    """
+    module.__dict__[name] = value  # the one write past nn.Module.__setattr__ (see above)

@@ -84,14 +84,13 @@ class _VecNormBase(Transform):
     _np_supported = True
 
     def _init_stats_state(self, decay, eps, nonfinite, lock):
-        d = self.__dict__
-        d["decay"] = decay
-        d["eps"] = eps
-        d["nonfinite"] = nonfinite
-        d["_skip"] = nonfinite == "skip"
-        d["_stats"] = _Stats(self.in_keys, lock)
-        d["_bufs"] = {}
-        d["_np_bnd"] = None
+        set_plain(self, "decay", decay)
+        set_plain(self, "eps", eps)
+        set_plain(self, "nonfinite", nonfinite)
+        set_plain(self, "_skip", nonfinite == "skip")
+        set_plain(self, "_stats", _Stats(self.in_keys, lock))
+        set_plain(self, "_bufs", {})
+        set_plain(self, "_np_bnd", None)
 
     @property
     def lock(self):

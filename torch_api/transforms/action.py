@@ -352,12 +352,11 @@ class FlattenAction(Transform):
         out_keys_inv = in_keys_inv if out_keys_inv is None else out_keys_inv
         in_keys = in_keys_inv if in_keys is None else in_keys
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
-        d = self.__dict__
-        d["first_dim"] = first_dim
-        d["last_dim"] = last_dim
-        d["allow_positive_dim"] = allow_positive_dim
-        d["action_shape"] = action_shape
-        d["_shapes"] = {key: action_shape for key in self.in_keys_inv} if action_shape is not None else {}
+        set_plain(self, "first_dim", first_dim)
+        set_plain(self, "last_dim", last_dim)
+        set_plain(self, "allow_positive_dim", allow_positive_dim)
+        set_plain(self, "action_shape", action_shape)
+        set_plain(self, "_shapes", {key: action_shape for key in self.in_keys_inv} if action_shape is not None else {})
 
     @property
     def _merged_dim(self) -> int:
@@ -514,15 +513,14 @@ class ActionDiscretizer(_LazyBuffers, _NoBuffersOnCopy, Transform):
             self.register_buffer(name, None)
         if isinstance(counts, torch.Tensor) and sampling != _Sampling.RANDOM:
             self._buffers["num_intervals"] = counts
-        d = self.__dict__
-        d["_counts"] = counts
-        d["action_key"] = action_key
-        d["out_action_key"] = out_action_key
-        d["sampling"] = sampling
-        d["categorical"] = categorical
-        d["_table"] = None  # (lows, highs or values) per entry and bin
-        d["_last"] = None
-        d["_np_bufs"] = {}
+        set_plain(self, "_counts", counts)
+        set_plain(self, "action_key", action_key)
+        set_plain(self, "out_action_key", out_action_key)
+        set_plain(self, "sampling", sampling)
+        set_plain(self, "categorical", categorical)
+        set_plain(self, "_table", None)  # (lows, highs or values) per entry and bin
+        set_plain(self, "_last", None)
+        set_plain(self, "_np_bufs", {})
 
     @property
     def _np_supported(self) -> bool:
@@ -729,10 +727,9 @@ class ActionMask(Transform):
         action_key = one_key(action_key, "ActionMask", "action_key")
         mask_key = one_key(mask_key, "ActionMask", "mask_key")
         super().__init__()
-        d = self.__dict__
-        d["in_keys"] = [action_key, mask_key]
-        d["action_key"] = action_key
-        d["mask_key"] = mask_key
+        set_plain(self, "in_keys", [action_key, mask_key])
+        set_plain(self, "action_key", action_key)
+        set_plain(self, "mask_key", mask_key)
 
     def _call(self, next_tensordict):
         env = container_env(self)

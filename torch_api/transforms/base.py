@@ -123,13 +123,12 @@ class Transform(nn.Module):
         if len(out_keys_inv) != len(in_keys_inv):
             raise ValueError(f"out_keys_inv must have the same length as in_keys_inv, got {len(out_keys_inv)} "
                              f"and {len(in_keys_inv)}")
-        d = self.__dict__
-        d["in_keys"] = in_keys
-        d["out_keys"] = out_keys
-        d["in_keys_inv"] = in_keys_inv
-        d["out_keys_inv"] = out_keys_inv
-        d["_container"] = None
-        d["_missing_tolerance"] = False
+        set_plain(self, "in_keys", in_keys)
+        set_plain(self, "out_keys", out_keys)
+        set_plain(self, "in_keys_inv", in_keys_inv)
+        set_plain(self, "out_keys_inv", out_keys_inv)
+        set_plain(self, "_container", None)
+        set_plain(self, "_missing_tolerance", False)
 
     # -------------------------------------------------------------- container
     def set_container(self, container) -> None:

@@ -153,13 +153,12 @@ class DTypeCastTransform(_KeyWise):
             raise ValueError(f"{owner} requires in_keys_inv when out_keys_inv is given, got "
                              f"out_keys_inv={out_keys_inv!r}")
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
-        d = self.__dict__
-        d["dtype_in"] = dtype_in
-        d["dtype_out"] = dtype_out
-        d["_auto"] = in_keys is None
-        d["_auto_inv"] = in_keys is None and in_keys_inv is None
-        d["_resolved"] = False
-        d["_resolved_inv"] = False
+        set_plain(self, "dtype_in", dtype_in)
+        set_plain(self, "dtype_out", dtype_out)
+        set_plain(self, "_auto", in_keys is None)
+        set_plain(self, "_auto_inv", in_keys is None and in_keys_inv is None)
+        set_plain(self, "_resolved", False)
+        set_plain(self, "_resolved_inv", False)
 
     def _resolve(self):
         if (self._auto and not self._resolved) or (self._auto_inv and not self._resolved_inv):
@@ -304,10 +303,9 @@ class DeviceCastTransform(_KeyWise):
         device = _as_device(device, "DeviceCastTransform", "device")
         orig_device = None if orig_device is None else _as_device(orig_device, "DeviceCastTransform", "orig_device")
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
-        d = self.__dict__
-        d["device"] = device
-        d["orig_device"] = orig_device
-        d["_whole"] = in_keys is None and in_keys_inv is None
+        set_plain(self, "device", device)
+        set_plain(self, "orig_device", orig_device)
+        set_plain(self, "_whole", in_keys is None and in_keys_inv is None)
 
     def _inner_device(self):
         if self.orig_device is not None:

@@ -122,13 +122,12 @@ class StepCounter(RunningState, Transform):
         check_str_key(step_count_key, "StepCounter", "step_count_key")
         update_done = check_bool(update_done, "StepCounter", "update_done")
         super().__init__()
-        d = self.__dict__
-        d["max_steps"] = max_steps
-        d["truncated_key"] = truncated_key
-        d["step_count_key"] = step_count_key
-        d["update_done"] = update_done
-        d["_groups"] = None  # [(done_key, truncated_key, count_key)] from the env's done spec
-        d["_bufs"] = {}
+        set_plain(self, "max_steps", max_steps)
+        set_plain(self, "truncated_key", truncated_key)
+        set_plain(self, "step_count_key", step_count_key)
+        set_plain(self, "update_done", update_done)
+        set_plain(self, "_groups", None)  # [(done_key, truncated_key, count_key)] from the env's done spec
+        set_plain(self, "_bufs", {})
         self._init_state()
 
     def _group_list(self):
@@ -339,10 +338,9 @@ class InitTracker(Transform):
     def __init__(self, init_key: str = "is_init"):
         check_str_key(init_key, "InitTracker", "init_key")
         super().__init__()
-        d = self.__dict__
-        d["init_key"] = init_key
-        d["_groups"] = None  # [(done_key, init_key)]
-        d["_bufs"] = {}
+        set_plain(self, "init_key", init_key)
+        set_plain(self, "_groups", None)  # [(done_key, init_key)]
+        set_plain(self, "_bufs", {})
 
     def _group_list(self):
         if self._groups is None:
@@ -494,14 +492,13 @@ class NextObservationDelta(RunningState, Transform):
                             f"{excluded_dtypes!r}")
         keys = None if in_keys is None else key_list(in_keys, "in_keys")
         super().__init__(in_keys=keys or [])
-        d = self.__dict__
-        d["_auto_keys"] = keys is None
-        d["_resolved"] = keys is not None
-        d["delta_dtype"] = delta_dtype
-        d["restore_dtype"] = restore_dtype
-        d["drop_delta"] = drop_delta
-        d["excluded_dtypes"] = excluded_dtypes
-        d["_bufs"] = {}
+        set_plain(self, "_auto_keys", keys is None)
+        set_plain(self, "_resolved", keys is not None)
+        set_plain(self, "delta_dtype", delta_dtype)
+        set_plain(self, "restore_dtype", restore_dtype)
+        set_plain(self, "drop_delta", drop_delta)
+        set_plain(self, "excluded_dtypes", excluded_dtypes)
+        set_plain(self, "_bufs", {})
         self._init_state()
 
     @property

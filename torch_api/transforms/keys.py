@@ -225,11 +225,10 @@ class SelectTransform(Transform):
         check_bool(keep_rewards, "SelectTransform", "keep_rewards")
         check_bool(keep_dones, "SelectTransform", "keep_dones")
         super().__init__()
-        d = self.__dict__
-        d["selected_keys"] = keys
-        d["keep_rewards"] = keep_rewards
-        d["keep_dones"] = keep_dones
-        d["_env_keys"] = None  # (reward keys, done keys, input keys) as this transform sees them
+        set_plain(self, "selected_keys", keys)
+        set_plain(self, "keep_rewards", keep_rewards)
+        set_plain(self, "keep_dones", keep_dones)
+        set_plain(self, "_env_keys", None)  # (reward keys, done keys, input keys) as this transform sees them
 
     def set_container(self, container) -> None:
         super().set_container(container)
@@ -407,15 +406,14 @@ class CatTensors(_NoBuffersOnCopy, Transform):
         if keys is not None and sort:
             keys = sorted(keys, key=str)
         super().__init__()
-        d = self.__dict__
-        d["in_keys"] = keys if keys is not None else []
-        d["out_keys"] = [out_key]
-        d["_auto"] = keys is None
-        d["dim"] = dim
-        d["del_keys"] = del_keys
-        d["unsqueeze_if_oor"] = unsqueeze_if_oor
-        d["sort"] = sort
-        d["_np_bufs"] = {}
+        set_plain(self, "in_keys", keys if keys is not None else [])
+        set_plain(self, "out_keys", [out_key])
+        set_plain(self, "_auto", keys is None)
+        set_plain(self, "dim", dim)
+        set_plain(self, "del_keys", del_keys)
+        set_plain(self, "unsqueeze_if_oor", unsqueeze_if_oor)
+        set_plain(self, "sort", sort)
+        set_plain(self, "_np_bufs", {})
 
     _np_supported = True
 

@@ -490,10 +490,9 @@ class RewardSum(RunningState, Transform):
         reset_keys = None if reset_keys is None else key_list(reset_keys, "reset_keys")
         reward_spec = check_bool(reward_spec, "RewardSum", "reward_spec")
         super().__init__(in_keys=in_keys, out_keys=out_keys)
-        d = self.__dict__
-        d["_reset_keys"] = reset_keys
-        d["reward_spec"] = reward_spec
-        d["_out_specs"] = {}
+        set_plain(self, "_reset_keys", reset_keys)
+        set_plain(self, "reward_spec", reward_spec)
+        set_plain(self, "_out_specs", {})
         self._init_state()
 
     @property

@@ -129,15 +129,14 @@ class TensorDictPrimer(Transform):
             defaults = {k: value for k in keys}
         reset_key = "_reset" if reset_key is None else one_key(reset_key, owner, "reset_key")
         super().__init__()
-        d = self.__dict__
-        d["primers"] = spec
-        d["random"] = random
-        d["default_value"] = defaults
-        d["reset_key"] = reset_key
-        d["expand_specs"] = expand_specs
-        d["single_default_value"] = single_default_value
-        d["call_before_env_reset"] = call_before_env_reset
-        d["_env_primers"] = None
+        set_plain(self, "primers", spec)
+        set_plain(self, "random", random)
+        set_plain(self, "default_value", defaults)
+        set_plain(self, "reset_key", reset_key)
+        set_plain(self, "expand_specs", expand_specs)
+        set_plain(self, "single_default_value", single_default_value)
+        set_plain(self, "call_before_env_reset", call_before_env_reset)
+        set_plain(self, "_env_primers", None)
 
     def set_container(self, container) -> None:
         super().set_container(container)
@@ -357,12 +356,11 @@ class BatchSizeTransform(Transform):
         if env_kwarg and reset_func is None:
             raise ValueError("BatchSizeTransform requires reset_func when env_kwarg=True")
         super().__init__()
-        d = self.__dict__
-        d["batch_size"] = batch_size
-        d["reshape_fn"] = reshape_fn
-        d["reset_func"] = reset_func
-        d["env_kwarg"] = env_kwarg
-        d["_base"] = None
+        set_plain(self, "batch_size", batch_size)
+        set_plain(self, "reshape_fn", reshape_fn)
+        set_plain(self, "reset_func", reset_func)
+        set_plain(self, "env_kwarg", env_kwarg)
+        set_plain(self, "_base", None)
 
     def transform_env_batch_size(self, batch_size):
         """The env's batch size as seen through this transform."""
@@ -497,11 +495,10 @@ class BurnInTransform(Transform):
 
             outs = key_list(out_keys, "out_keys")
         super().__init__()
-        d = self.__dict__
-        d["in_keys"] = ins
-        d["out_keys"] = outs
-        d["modules"] = modules  # a plain list, as in TorchRL: the modules' parameters are not this transform's
-        d["burn_in"] = burn_in
+        set_plain(self, "in_keys", ins)
+        set_plain(self, "out_keys", outs)
+        set_plain(self, "modules", modules)  # a plain list, as in TorchRL: the modules' parameters are not this transform's
+        set_plain(self, "burn_in", burn_in)
 
     def set_container(self, container) -> None:
         from .transformed_env import TransformedEnv

@@ -404,11 +404,10 @@ class VecNormV2(_VecNormBase):
                 raise ValueError(f"{owner} takes shared_data only with stateful=True")
         super().__init__(in_keys=in_keys, out_keys=out_keys)
         self._init_stats_state(decay, eps, nonfinite, lock)
-        d = self.__dict__
-        d["stateful"] = stateful
-        d["reduce_batch_dims"] = reduce_batch_dims
-        d["frozen"] = False
-        d["prefix"] = "_vecnorm_" + secrets.token_hex(4)
+        set_plain(self, "stateful", stateful)
+        set_plain(self, "reduce_batch_dims", reduce_batch_dims)
+        set_plain(self, "frozen", False)
+        set_plain(self, "prefix", "_vecnorm_" + secrets.token_hex(4))
         if shared_data is not None:
             self._stats.use_td(shared_data, owner)
 
