@@ -80,8 +80,15 @@ class _DeviceRing(NamedTuple):
         return _DeviceRing(copies[0], copies[1], self.device, self.dtype)
 
 
+def _to_bt(a, tdim, nbd, nt):
+    """NumPy ``[*batch, *rest]`` as ``[B, T, *rest]``, time last among the batch dims (contiguous)."""
+    if tdim != nbd - 1:
+        a = np.moveaxis(a, tdim, nbd - 1)
+    return np.ascontiguousarray(a).reshape((-1, nt) + a.shape[nbd:])
+
+
 def _to_bt_device(t, tdim, nbd, nt):
-    """A tensor ``[*batch, *rest]`` as ``[B, T, *rest]``, time last among the batch dims (contiguous)."""
+    """:func:`_to_bt` for a tensor, on its device."""
     if tdim != nbd - 1:
         t = t.movedim(tdim, nbd - 1)
     return t.contiguous().reshape((-1, nt) + tuple(t.shape[nbd:]))
@@ -446,13 +453,20 @@ class CatFrames(KeyedArrayTransform):
                 continue
             inputs[in_key] = value
         tdim = self._time_dim(td)
+        host_done = {}
         results = []
         for in_key, out_key in zip(self.in_keys, self.out_keys):
             value = inputs.get(in_key)
             if value is None:
                 continue
             root = self._root_of(in_key, value, inputs)
-            stacked = self._unfold_one(value.detach(), root, done, batch, tdim)
+            if is_cuda(value):
+                stacked = self._unfold_device(value.detach(), root, done, batch, tdim)
+            else:
+                if not host_done:  # [B, T] bool, converted once for every key on the host
+                    d = as_array(done.cpu()).astype(np.bool_, copy=False).reshape(batch)
+                    host_done["d"] = _to_bt(d, tdim, len(batch), batch[tdim])
+                stacked = self._unfold_host(value, root, host_done["d"], batch, tdim)
             results.append((out_key, stacked))
         for out_key, out in results:
             td.set(out_key, out)
@@ -468,11 +482,28 @@ class CatFrames(KeyedArrayTransform):
             return root
         return None
 
-    def _unfold_one(self, x, root, done, batch, tdim):
-        """The offline stacks of ``x`` by the kernel of its device, computed there (tensors on other devices: CPU)."""
-        device = x.device
-        if device.type not in ("cpu", "cuda"):
-            return self._unfold_one(x.cpu(), None if root is None else root.cpu(), done, batch, tdim).to(device)
+    def _unfold_host(self, value, root, d, batch, tdim):
+        """The offline stacks of ``value`` by the CPU kernel (``d``: the ``[B, T]`` done flags).
+
+        NumPy's moves and copies are much faster on the CPU than torch's here,
+        so the host path does not share :meth:`_unfold_device`'s torch code.
+        """
+        nbd, nt = len(batch), batch[tdim]
+        x = as_array(value.cpu())
+        self.check_frame(x.shape[nbd:])
+        initial = None if root is None else _to_bt(as_array(root.cpu()), tdim, nbd, nt)
+        stacked = launch(x, "frames", "frames_stack_offline", copy_view(_to_bt(x, tdim, nbd, nt)), d, self.N,
+                         dim=self.dim, padding=self.padding, padding_value=self._pad_value(x.dtype),
+                         initial=None if initial is None else copy_view(initial))
+        stacked = stacked.view(x.dtype)
+        moved = batch[:tdim] + batch[tdim + 1:] + (nt,)
+        stacked = stacked.reshape(moved + stacked.shape[2:])
+        if tdim != nbd - 1:
+            stacked = np.ascontiguousarray(np.moveaxis(stacked, nbd - 1, tdim))
+        return torch.from_numpy(stacked).to(value.device)
+
+    def _unfold_device(self, x, root, done, batch, tdim):
+        """The offline stacks of CUDA tensor ``x`` by the CUDA kernel, on its device."""
         nbd, nt = len(batch), batch[tdim]
         self.check_frame(x.shape[nbd:])
         d = _to_bt_device(done.detach().to(device=x.device, dtype=torch.bool).reshape(batch), tdim, nbd, nt)

@@ -22,6 +22,7 @@ import torch
 from tensordict import TensorDictBase
 
 from .._attrs import set_plain
+from .._arrays import as_array, is_cuda
 from .._device import launch
 from .._keys import key_list
 from .._keys import key_tuple
@@ -146,7 +147,38 @@ class Reward2GoTransform(BufferMirrors, Transform):
         if done is None:
             raise KeyError(f"Reward2GoTransform: done entry {done_key!r} not found; keys present: "
                            f"{sorted(map(str, tensordict.keys(True, True)))}")
-        return self._scan(tensordict, done_key, done)
+        if is_cuda(done):
+            return self._scan_on_device(tensordict, done_key, done)
+        d = as_array(done).astype(bool, copy=False)
+        if self.truncated_key is not None:
+            truncated = tensordict.get(self._under_next(self.truncated_key), None)
+            if truncated is not None:
+                if truncated.shape != done.shape:
+                    raise ValueError(f"Reward2GoTransform requires {done_key!r} and its truncated entry of the same "
+                                     f"shape, got {tuple(done.shape)} and {tuple(truncated.shape)}")
+                d = d | as_array(truncated).astype(bool, copy=False)
+        axis = self._time_axis(tensordict)
+        if self.open_end == "torchrl" and d.size:
+            no_done = ~d.any(axis=axis)
+            if no_done.any():
+                first = tuple(int(i) for i in np.argwhere(no_done)[0])
+                raise ValueError(f"Reward2GoTransform: {int(no_done.sum())} of {no_done.size} trajectories have no "
+                                 f"done at all (first at index {first} of the dims other than time); pass "
+                                 "open_end='truncate' to cut them where the data ends")
+        mode = "error" if self.open_end == "error" else "truncate"
+        gamma = float(self.gamma)
+        for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
+            reward = tensordict.get(in_key, None)
+            if reward is None:
+                self._missing(in_key, tensordict)
+                continue
+            if reward.shape != done.shape:
+                raise ValueError(f"Reward2GoTransform requires {in_key!r} and {done_key!r} of the same shape, "
+                                 f"got {tuple(reward.shape)} and {tuple(done.shape)}")
+            out = torch.empty(reward.shape, dtype=reward.dtype)
+            launch(d, "returns", "reward_to_go", reward, d, gamma, out=out, time_dim=axis, open_end=mode)
+            tensordict.set(out_key, out)
+        return tensordict
 
     @staticmethod
     def _time_axis(tensordict) -> int:
@@ -155,8 +187,12 @@ class Reward2GoTransform(BufferMirrors, Transform):
             raise ValueError("Reward2GoTransform requires a tensordict with a time dim, got batch_size []")
         return names.index("time") if "time" in names else tensordict.batch_dims - 1
 
-    def _scan(self, tensordict, done_key, done):
-        """The returns, on the data's device: flags merged with torch operations, the scan by the kernel."""
+    def _scan_on_device(self, tensordict, done_key, done):
+        """``_inv_call`` for CUDA data: flags merged with torch operations on the device, the scan by the kernel.
+
+        The host path merges the flags with NumPy, whose reductions over the
+        time dim are much faster on the CPU than torch's.
+        """
         d = done.to(torch.bool)
         if self.truncated_key is not None:
             truncated = tensordict.get(self._under_next(self.truncated_key), None)

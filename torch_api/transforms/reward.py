@@ -657,7 +657,26 @@ class RewardSum(RunningState, Transform):
                 self._missing(in_key, tensordict)
                 continue
             done = tensordict.get(with_leaf(in_key, "done"), None)
-            tensordict.set(out_key, _episode_sums(reward.detach(), done, axis))
+            if is_cuda(reward):
+                tensordict.set(out_key, _episode_sums_on_device(reward.detach(), done, axis))
+                continue
+            r = as_array(reward)
+            starts = np.zeros(r.shape, dtype=bool)
+            if done is not None:
+                d = np.broadcast_to(as_array(done).astype(bool, copy=False), r.shape)
+                src = [slice(None)] * r.ndim
+                dst = [slice(None)] * r.ndim
+                src[axis], dst[axis] = slice(0, -1), slice(1, None)
+                starts[tuple(dst)] = d[tuple(src)]
+            first = [slice(None)] * r.ndim
+            first[axis] = 0
+            starts[tuple(first)] = True
+            out = torch.empty(reward.shape, dtype=reward.dtype)
+            # A forward cumulative sum that restarts at each start is a
+            # reward-to-go with gamma = 1 over the reversed sequence.
+            launch(r, "returns", "reward_to_go", np.flip(r, axis), np.flip(starts, axis), 1.0,
+                   out=np.flip(as_array(out), axis), time_dim=axis)
+            tensordict.set(out_key, out)
         return tensordict
 
     # --------------------------------------------------------------- specs
@@ -690,11 +709,11 @@ class RewardSum(RunningState, Transform):
         return f"RewardSum(in_keys={self.in_keys}, out_keys={self.out_keys})"
 
 
-def _episode_sums(reward: torch.Tensor, done, axis: int) -> torch.Tensor:
-    """``RewardSum.forward``: the restart flags (torch) and the scan (kernel) on the reward's device.
+def _episode_sums_on_device(reward: torch.Tensor, done, axis: int) -> torch.Tensor:
+    """``RewardSum.forward`` on a CUDA reward: the restart flags (torch) and the scan (kernel) on its device.
 
-    A forward cumulative sum that restarts at each start is a reward-to-go
-    with gamma = 1 over the reversed sequence.
+    The host path builds the flags with NumPy, much faster on the CPU than
+    torch's slicing of bool tensors.
     """
     starts = torch.zeros(reward.shape, dtype=torch.bool, device=reward.device)
     if done is not None:
