@@ -21,9 +21,7 @@ import itertools
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -55,14 +53,10 @@ def _param_grid(cls):
 
 
 def _time(obj, method, args, repeat):
+    from benchmarks._timing import median_seconds
+
     fn = getattr(obj, method)
-    fn(*args)  # warm-up (compilation, caches)
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn(*args)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    return median_seconds(lambda: fn(*args), repeat, warmup=True)  # warm-up: compilation, caches
 
 
 def run(words, repeat, every=False):

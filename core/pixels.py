@@ -23,6 +23,7 @@ import numba
 import numpy as np
 from numbarl.core import _pixel_kernels as _pk
 from numbarl.core import _resize_kernels as _rk
+from numbarl.core._checks import check_int
 
 __all__ = [
     "to_tensor_image",
@@ -64,13 +65,8 @@ def _check_ndim(x, fn, min_ndim, layout):
 
 
 def _check_int(value, fn, name, minimum=None):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{fn} requires {name} to be an int, got {type(value).__name__}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        bound = f"> {minimum - 1}" if minimum == 1 else f">= {minimum}"
-        raise ValueError(f"{fn} requires {name} {bound}, got {value}")
-    return value
+    """:func:`check_int` as ``numbarl.core.cuda.pixels`` calls it: ``minimum`` (1) said as ``> minimum - 1``."""
+    return check_int(value, fn, name, above=None if minimum is None else minimum - 1)
 
 
 def _view(a, shape):
@@ -323,8 +319,8 @@ def _axis_table(n_in, n_out, mode, antialias):
 
 
 def _check_resize_args(fn, h, w, mode, antialias):
-    h = _check_int(h, fn, "h", 1)
-    w = _check_int(w, fn, "w", 1)
+    h = check_int(h, fn, "h", above=0)
+    w = check_int(w, fn, "w", above=0)
     if mode not in ("bilinear", "nearest"):
         raise ValueError(f"{fn} requires mode 'bilinear' or 'nearest', got {mode!r}")
     if not isinstance(antialias, (bool, np.bool_)):
@@ -481,8 +477,8 @@ def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=Non
     if crop is not None:
         if not isinstance(crop, (tuple, list)) or len(crop) != 2:
             raise TypeError(f"{fn} requires crop to be a (height, width) pair, got {crop!r}")
-        ch = _check_int(crop[0], fn, "crop height", 1)
-        cw = _check_int(crop[1], fn, "crop width", 1)
+        ch = check_int(crop[0], fn, "crop height", above=0)
+        cw = check_int(crop[1], fn, "crop width", above=0)
         if ch > h or cw > w:
             raise ValueError(f"{fn} requires crop <= (h, w) = ({h}, {w}), got ({ch}, {cw})")
         top, left = int(round((h - ch) / 2.0)), int(round((w - cw) / 2.0))
@@ -540,10 +536,10 @@ def crop(x, top, left, h, w, out=None):
     _check_array(x, fn)
     _check_pixel_dtype(x, fn)
     _check_ndim(x, fn, 2, "[..., H, W]")
-    top = _check_int(top, fn, "top")
-    left = _check_int(left, fn, "left")
-    h = _check_int(h, fn, "h", 1)
-    w = _check_int(w, fn, "w", 1)
+    top = check_int(top, fn, "top")
+    left = check_int(left, fn, "left")
+    h = check_int(h, fn, "h", above=0)
+    w = check_int(w, fn, "w", above=0)
     out = _check_out(out, x, x.shape[:-2] + (h, w), x.dtype, fn)
     if out.size == 0:
         return out
@@ -585,8 +581,8 @@ def center_crop(x, h, w, out=None):
     """
     fn = "center_crop"
     _check_array(x, fn)
-    h = _check_int(h, fn, "h", 1)
-    w = _check_int(w, fn, "w", 1)
+    h = check_int(h, fn, "h", above=0)
+    w = check_int(w, fn, "w", above=0)
     _check_ndim(x, fn, 2, "[..., H, W]")
     n_h, n_w = x.shape[-2:]
     top = -((h - n_h) // 2) if h > n_h else int(round((n_h - h) / 2.0))
@@ -628,7 +624,7 @@ def permute_last(x, dims, out=None):
     _check_array(x, fn)
     if isinstance(dims, (str, bytes)) or not hasattr(dims, "__len__"):
         raise TypeError(f"{fn} requires dims to be a sequence of ints, got {dims!r}")
-    dims = [_check_int(d, fn, "each entry of dims") for d in dims]
+    dims = [check_int(d, fn, "each entry of dims") for d in dims]
     k = len(dims)
     if k == 0:
         raise ValueError(f"{fn} requires at least one entry in dims, got {tuple(dims)}")

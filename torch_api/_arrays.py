@@ -39,6 +39,8 @@ __all__ = [
     "cuda_stream",
     "kernels_for",
     "stream_kwargs",
+    "numpy_dtype",
+    "torch_dtype",
 ]
 
 # The core modules that have a CUDA twin in numbarl.core.cuda.
@@ -189,6 +191,19 @@ _NP_OF_TORCH = {
     torch.int64: np.int64,
     torch.bool: np.bool_,
 }
+
+
+_TORCH_OF_NP = {np.dtype(v): k for k, v in _NP_OF_TORCH.items()}
+
+
+def torch_dtype(dtype) -> torch.dtype:
+    """The torch dtype of a NumPy dtype (a torch dtype is returned as it is); TypeError for others."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return _TORCH_OF_NP[np.dtype(dtype)]
+    except (KeyError, TypeError):
+        raise TypeError(f"no torch dtype for {dtype!r}; allowed: {sorted(map(str, _TORCH_OF_NP))}") from None
 
 
 def numpy_dtype(dtype: torch.dtype):

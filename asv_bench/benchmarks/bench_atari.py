@@ -29,6 +29,11 @@ import warnings
 
 import numpy as np
 
+try:
+    from ._timing import interleaved_medians
+except ImportError:  # run as a script from this folder
+    from _timing import interleaved_medians
+
 BATCH, H, W, C = 16, 210, 160, 3
 OUT, STACK = 84, 4
 GRAY = (0.2989, 0.587, 0.114)
@@ -170,13 +175,8 @@ class TimePongRollout:
 
 
 def _median_ms(runs, repeat, timer):
-    times = {name: [] for name in runs}
-    for _ in range(repeat):  # interleaved, so that load changes hit every impl alike
-        for name, run in runs.items():
-            t0 = timer()
-            run()
-            times[name].append(timer() - t0)
-    return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
+    # interleaved, so that load changes hit every impl alike
+    return {name: 1e3 * t for name, t in interleaved_medians(runs, repeat, timer).items()}
 
 
 def _side_by_side(repeat=51, single_thread=False):

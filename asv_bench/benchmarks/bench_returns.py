@@ -20,9 +20,13 @@ nanoseconds per step, and the ratios):
     python asv_bench/benchmarks/bench_returns.py
 """
 import os
-import time
 
 import numpy as np
+
+try:
+    from ._timing import median_seconds
+except ImportError:  # run as a script from this folder
+    from _timing import median_seconds
 
 GAMMA = 0.99
 CASES = {"T1e3": (1, 10**3), "T1e5": (1, 10**5), "T1e6": (1, 10**6), "B64xT1e4": (64, 10**4)}
@@ -171,13 +175,7 @@ class RewardToGoCUDA:
         self.cuda.synchronize()
 
 
-def _median_seconds(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+_median_seconds = median_seconds
 
 
 def main():

@@ -13,9 +13,13 @@ Run as a script for a one-off side-by-side measurement (medians of repeats):
 
     python asv_bench/benchmarks/bench_reward.py
 """
-import time
 
 import numpy as np
+
+try:
+    from ._timing import median_seconds
+except ImportError:  # run as a script from this folder
+    from _timing import median_seconds
 
 ROLLOUT_STEPS = 1000
 IMPLS = ["numbarl", "torchrl"]
@@ -106,13 +110,7 @@ class Reward2Go:
         self.run()
 
 
-def _median_seconds(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+_median_seconds = median_seconds
 
 
 def main():

@@ -26,7 +26,7 @@ from numbarl.torch_api import (  # noqa: E402
     Resize,
     ToTensorImage,
 )
-from numbarl.torch_api.transforms._fused_pixels import FusedPixelRun  # noqa: E402
+from numbarl.torch_api.transforms.fused_pixels import FusedPixelRun  # noqa: E402
 from simulated_device import simulated_cuda  # noqa: E402
 from tensordict import TensorDict  # noqa: E402
 

@@ -22,7 +22,7 @@ from numbarl.torch_api import (
     Unbounded,
     check_env_specs,
 )
-from numbarl.torch_api.transforms._fused_pixels import FusedPixelRun, plan_fused
+from numbarl.torch_api.transforms.fused_pixels import FusedPixelRun, plan_fused
 from tensordict import TensorDict
 
 GEN = torch.Generator().manual_seed(0)

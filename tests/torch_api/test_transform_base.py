@@ -183,3 +183,18 @@ def test_reward_keys_that_are_state_keys_survive_step_mdp():
     env.set_seed(0)
     td = env.rollout(5, break_when_any_done=False)
     assert torch.allclose(td["next", "total"].squeeze(-1), td["next", "reward"].squeeze(-1).cumsum(0))
+
+
+def test_base_module_loads_no_concrete_env_or_transform():
+    """transforms.base knows no concrete transform and loads neither gym nor the batched envs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numbarl.torch_api.transforms.base as b; "
+            "print(sorted(m for m in sys.modules if m.startswith('numbarl.torch_api.envs.')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "numbarl.torch_api.envs.gym" not in loaded
+    assert "numbarl.torch_api.envs.batched" not in loaded
+    source = open(sys.modules["numbarl.torch_api.transforms.base"].__file__).read()
+    for name in ("fused_pixels", ".image", ".frames", ".normalization", ".reward", "_vecnorm"):
+        assert f"from {name if name.startswith('.') else '.' + name} import" not in source, name

@@ -13,11 +13,11 @@ Examples:
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import InteractionType, set_interaction_type
+
+from .._keys import key_list, unravel_key
 
 __all__ = ["step_mdp", "seed_generator", "check_env_specs", "unravel_key", "key_list", "ExplorationType",
            "set_exploration_type"]
@@ -27,41 +27,6 @@ ExplorationType = InteractionType
 set_exploration_type = set_interaction_type
 
 _MAX_SEED = 2**32 - 1
-
-
-def unravel_key(key):
-    """A key as TorchRL spells it: a ``str`` for top-level keys, a flat tuple otherwise."""
-    if isinstance(key, str):
-        return key
-    if isinstance(key, tuple):
-        flat = []
-        for part in key:
-            part = unravel_key(part)
-            flat.extend(part if isinstance(part, tuple) else (part,))
-        return flat[0] if len(flat) == 1 else tuple(flat)
-    raise TypeError(f"a key must be a str or a tuple of str, got {type(key).__name__}: {key!r}")
-
-
-def key_list(keys, name: str = "keys") -> list:
-    """Normalise a key or a sequence of keys to a list of unravelled keys.
-
-    Raises:
-        TypeError: when an element is neither a str nor a tuple of str; the
-            message names the argument.
-    """
-    if keys is None:
-        return []
-    if isinstance(keys, (str, tuple)):
-        keys = [keys]
-    if not isinstance(keys, (list, Sequence)) or isinstance(keys, (bytes, bytearray)):
-        raise TypeError(f"{name} must be a key or a list of keys (str or tuple of str), got {type(keys).__name__}")
-    out = []
-    for key in keys:
-        try:
-            out.append(unravel_key(key))
-        except TypeError:
-            raise TypeError(f"{name} must hold str or tuple-of-str keys, got {type(key).__name__}: {key!r}") from None
-    return out
 
 
 def seed_generator(seed: int) -> int:

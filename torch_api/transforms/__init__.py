@@ -4,10 +4,14 @@ import types as _types
 from .base import *  # noqa: F401,F403
 from .transformed_env import *  # noqa: F401,F403
 from .reward import *  # noqa: F401,F403
+from .returns import *  # noqa: F401,F403
 from .episode import *  # noqa: F401,F403
+from .stepping import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
+from .vecnorm import *  # noqa: F401,F403
 from .image import *  # noqa: F401,F403
 from .frames import *  # noqa: F401,F403
+from . import fused_pixels  # noqa: F401,E402  (registers the pixel-run fuser with Compose)
 from .shape import *  # noqa: F401,F403
 from .action import *  # noqa: F401,F403
 from .keys import *  # noqa: F401,F403

@@ -10,13 +10,48 @@ Examples:
 """
 from __future__ import annotations
 
-import numpy as np
+from numbarl.core._checks import check_bool, check_int, check_number
 
-__all__ = ["check_bool"]
+from .._keys import key_list
+
+__all__ = ["check_bool", "check_choice", "check_int", "check_keys", "check_lock", "check_number", "check_str_key"]
 
 
-def check_bool(value, owner: str, name: str) -> bool:
-    """``value`` as a bool (NumPy bools included); TypeError naming ``owner`` and ``name`` otherwise."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{owner} requires {name} to be a bool, got {type(value).__name__}: {value!r}")
-    return bool(value)
+def check_str_key(value, owner: str, name: str) -> str:
+    """``value`` when it is a str; TypeError naming ``name`` otherwise."""
+    if not isinstance(value, str):
+        raise TypeError(f"{owner} requires {name} to be a str (a leaf name), got {type(value).__name__}: {value!r}")
+    return value
+
+
+def check_keys(owner, in_keys, out_keys):
+    """Validated (in_keys, out_keys) lists; TypeError / ValueError naming the argument."""
+    lists = []
+    for name, keys in (("in_keys", in_keys), ("out_keys", out_keys)):
+        try:
+            lists.append(key_list(keys, name))
+        except TypeError:
+            raise TypeError(f"{owner} requires {name} as a key or a list of keys (str or tuple of str), "
+                            f"got {keys!r}") from None
+    ins, outs = lists
+    if out_keys is None:
+        outs = list(ins)
+    if len(outs) != len(ins):
+        raise ValueError(f"{owner} requires out_keys of the same length as in_keys ({len(ins)}), got {len(outs)}: "
+                         f"{outs}")
+    return ins, outs
+
+
+def check_choice(value, owner, name, choices):
+    """``value`` when it is one of the str ``choices``; ValueError naming them otherwise."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{owner} requires {name} in {choices}, got {value!r}")
+    return value
+
+
+def check_lock(value, owner, name="lock"):
+    """``value`` when it is None or a context manager (a lock); TypeError otherwise."""
+    if value is not None and not (hasattr(value, "__enter__") and hasattr(value, "__exit__")):
+        raise TypeError(f"{owner} requires {name} as a context manager (e.g. multiprocessing.Lock()) or None, "
+                        f"got {type(value).__name__}")
+    return value

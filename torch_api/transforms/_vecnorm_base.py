@@ -1,6 +1,6 @@
 """The engine shared by ``VecNorm`` (legacy) and ``VecNormV2``.
 
-Both keep one running-moment state per in_key (see ``_vecnorm_stats``) and,
+Both keep one running-moment state per in_key (see ``moments_state``) and,
 per call, update it with the new data and then normalize that data with the
 updated statistics, in one fused ``numbarl.core.moments`` kernel call on
 zero-copy array views. The TensorDict path (``_call``, ``_step``,
@@ -34,20 +34,21 @@ Examples:
 """
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 import torch
 
-from numbarl.core.moments import (NonFiniteError, moments_normalize, moments_normalize_unchecked, moments_update,
-                                  moments_update_normalize, moments_update_normalize_unchecked)
+from numbarl.core.moments import NonFiniteError
 
-from .._arrays import as_array, is_cuda, kernels_for, stream_kwargs
-from ..envs.utils import key_list
+from .._attrs import set_plain
+from .._arrays import as_array, is_cuda
+from .._device import kernel_module, launch
 from ..specs import Unbounded
 from .base import Compose, Transform
-from ._running import batch_view
-from ._vecnorm_stats import TensorMoments, _Stats
+from .normalization import ObservationNorm
+from ._env_chain import container_env
+from ._reset_masks import batch_view
+from .moments_state import TensorMoments, _Stats
 
 __all__ = []
 
@@ -56,52 +57,6 @@ _NONFINITE = ("raise", "skip")
 
 
 # ------------------------------------------------------------------ validation
-def check_keys(owner, in_keys, out_keys):
-    """Validated (in_keys, out_keys) lists; TypeError / ValueError naming the argument."""
-    lists = []
-    for name, keys in (("in_keys", in_keys), ("out_keys", out_keys)):
-        try:
-            lists.append(key_list(keys, name))
-        except TypeError:
-            raise TypeError(f"{owner} requires {name} as a key or a list of keys (str or tuple of str), "
-                            f"got {keys!r}") from None
-    ins, outs = lists
-    if out_keys is None:
-        outs = list(ins)
-    if len(outs) != len(ins):
-        raise ValueError(f"{owner} requires out_keys of the same length as in_keys ({len(ins)}), got {len(outs)}: "
-                         f"{outs}")
-    return ins, outs
-
-
-def check_number(owner, name, value, low, high, low_open=True, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner} requires {name} as a float, got {type(value).__name__}: {value!r}")
-    value = float(value)
-    ok = (low < value if low_open else low <= value) and value <= high
-    if not ok or value != value:
-        bounds = f"in ({low:g}, {high:g}]" if high != float("inf") else f"> {low:g} and finite"
-        raise ValueError(f"{owner} requires {name} {bounds}, got {value!r}")
-    if value == float("inf"):
-        raise ValueError(f"{owner} requires a finite {name}, got {value!r}")
-    return value
-
-
-def check_choice(owner, name, value, choices):
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{owner} requires {name} in {choices}, got {value!r}")
-    return value
-
-
-def check_lock(owner, lock):
-    if lock is not None and not (hasattr(lock, "__enter__") and hasattr(lock, "__exit__")):
-        raise TypeError(f"{owner} requires lock as a context manager (e.g. multiprocessing.Lock()) or None, "
-                        f"got {type(lock).__name__}")
-    return lock
-
-
 def float_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype of normalized values: float32/64 kept, other floats computed in float32, ints to the default."""
     if dtype in (torch.float32, torch.float64):
@@ -121,14 +76,6 @@ def float_unbounded(spec):
     return Unbounded(shape=spec.shape, device=spec.device, dtype=float_dtype(spec.dtype))
 
 
-def env_of(transform):
-    """The env holding ``transform`` (through Compose containers), or None."""
-    node = transform.container
-    while isinstance(node, Compose):
-        node = node.container
-    return node
-
-
 # ---------------------------------------------------------------------- engine
 class _VecNormBase(Transform):
     """Running normalization of ``in_keys`` into ``out_keys`` (update, then normalize)."""
@@ -137,14 +84,13 @@ class _VecNormBase(Transform):
     _np_supported = True
 
     def _init_stats_state(self, decay, eps, nonfinite, lock):
-        d = self.__dict__
-        d["decay"] = decay
-        d["eps"] = eps
-        d["nonfinite"] = nonfinite
-        d["_skip"] = nonfinite == "skip"
-        d["_stats"] = _Stats(self.in_keys, lock)
-        d["_bufs"] = {}
-        d["_np_bnd"] = None
+        set_plain(self, "decay", decay)
+        set_plain(self, "eps", eps)
+        set_plain(self, "nonfinite", nonfinite)
+        set_plain(self, "_skip", nonfinite == "skip")
+        set_plain(self, "_stats", _Stats(self.in_keys, lock))
+        set_plain(self, "_bufs", {})
+        set_plain(self, "_np_bnd", None)
 
     @property
     def lock(self):
@@ -188,19 +134,21 @@ class _VecNormBase(Transform):
             with st.locked():
                 if not update:
                     if plain:
-                        moments_normalize_unchecked(x, loc, m2, weight, eps, out)
+                        launch(x, "moments", "moments_normalize_unchecked", x, loc, m2, weight, eps, out)
                     else:
-                        moments_normalize(x, loc, m2, weight, eps, out)
+                        launch(x, "moments", "moments_normalize", x, loc, m2, weight, eps, out)
                 elif mask is None:
                     if plain:
-                        moments_update_normalize_unchecked(x, loc, m2, weight, count, self.decay, eps, out,
-                                                           self._skip)
+                        launch(x, "moments", "moments_update_normalize_unchecked", x, loc, m2, weight, count,
+                               self.decay, eps, out, self._skip)
                     else:
-                        moments_update_normalize(x, loc, m2, weight, count, self.decay, eps, out, self.nonfinite)
+                        launch(x, "moments", "moments_update_normalize", x, loc, m2, weight, count, self.decay, eps, out,
+                               self.nonfinite)
                 else:
                     if not self._per_env_stats():
-                        moments_update(x[mask], loc, m2, weight, count, self.decay, None, self.nonfinite)
-                    moments_normalize(x, loc, m2, weight, eps, out)
+                        launch(x, "moments", "moments_update", x[mask], loc, m2, weight, count, self.decay, None,
+                               self.nonfinite)
+                    launch(x, "moments", "moments_normalize", x, loc, m2, weight, eps, out)
         except NonFiniteError:
             raise NonFiniteError(f"{owner}: {key!r} holds NaN or inf; statistics left unchanged "
                                  f"(pass nonfinite='skip' to drop such samples)") from None
@@ -255,25 +203,24 @@ class _VecNormBase(Transform):
         for an update that skips non-finite rows.
         """
         state = self._stats.states[i]
-        k = kernels_for(x, "moments")
-        X, O = as_array(x), as_array(out)
+        X, O = x, out
+        k = kernel_module(x, "moments")
         loc, m2, weight, count, status = state.views()
         eps = self._eps_std()
         try:
             with self._stats.locked():
                 if not update or (mask is not None and self._per_env_stats()):
-                    k.moments_normalize(X, loc, m2, weight, eps, out=O, **stream_kwargs(x))
+                    launch(x, k, "moments_normalize", X, loc, m2, weight, eps, out=O)
                     return
                 rejected = None
                 if mask is None:
-                    k.moments_update_normalize(X, loc, m2, weight, count, self.decay, eps, out=O,
-                                               nonfinite=self.nonfinite, status=status,
-                                               **stream_kwargs(x, check=False))
+                    launch(x, k, "moments_update_normalize", X, loc, m2, weight, count, self.decay, eps, out=O,
+                           nonfinite=self.nonfinite, status=status, check=False)
                 else:
                     rows, rejected = self._reset_rows(x, mask)
-                    k.moments_update(as_array(rows), loc, m2, weight, count, self.decay, None, "skip", status=status,
-                                     **stream_kwargs(x, check=False))
-                    k.moments_normalize(X, loc, m2, weight, eps, out=O, **stream_kwargs(x))
+                    launch(x, k, "moments_update", rows, loc, m2, weight, count, self.decay, None, "skip",
+                           status=status, check=False)
+                    launch(x, k, "moments_normalize", X, loc, m2, weight, eps, out=O)
                 state.record(out, rejected)
         except ValueError as err:
             raise ValueError(f"{type(self).__name__}: key {self.in_keys[i]!r}: {err}") from None
@@ -420,9 +367,9 @@ class _VecNormBase(Transform):
     def _np_batch_ndim(self) -> int:
         bnd = self._np_bnd
         if bnd is None:
-            env = env_of(self)
+            env = container_env(self)
             bnd = len(getattr(env, "batch_size", ()) or ())
-            self.__dict__["_np_bnd"] = bnd
+            set_plain(self, "_np_bnd", bnd)
         return bnd
 
     def _np_apply(self, arrays: dict, mask, at_reset: bool) -> dict:
@@ -451,7 +398,7 @@ class _VecNormBase(Transform):
         return self._np_apply(arrays, None, False)
 
     def _np_reset(self, arrays: dict, mask) -> dict:
-        self.__dict__["_np_bnd"] = None
+        set_plain(self, "_np_bnd", None)
         return self._np_apply(arrays, mask, True)
 
     # ----------------------------------------------------------------- specs
@@ -516,8 +463,6 @@ class _VecNormBase(Transform):
         return torch.from_numpy(loc).to(dtype), torch.from_numpy(std).to(dtype)
 
     def _observation_norms(self):
-        from .normalization import ObservationNorm
-
         norms = []
         for i, (ik, ok) in enumerate(zip(self.in_keys, self.out_keys)):
             loc, scale = self._loc_scale(i)
@@ -587,7 +532,7 @@ class _VecNormBase(Transform):
                 st.init_key(i, shape)
         if st.ready():
             return
-        env = env_of(self)
+        env = container_env(self)
         missing = [k for k, s in zip(self.in_keys, st.states) if s is None]
         if env is None:
             raise ValueError(f"{type(self).__name__} cannot share statistics of unknown shape for {missing}: apply it "

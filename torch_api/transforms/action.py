@@ -22,11 +22,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..envs.utils import key_list
+from .._attrs import set_plain
+from .._keys import key_list
 from ..specs import (Binary, Bounded, Categorical, MultiCategorical, MultiOneHot, OneHot, Unbounded)
 from .base import Transform
 from ._checks import check_bool
-from .keys import INPUT_PARTS, _NoBuffersOnCopy, env_of, one_key, part_of, spec_key_error
+from ._env_chain import container_env
+from .keys import INPUT_PARTS, _NoBuffersOnCopy, one_key, part_of, spec_key_error
 
 __all__ = ["ActionScaling", "FlattenAction", "ActionDiscretizer", "ActionMask"]
 
@@ -46,7 +48,7 @@ class _LazyBuffers:
                                       error_msgs)
 
     def _ensure_specs(self):
-        env = env_of(self)
+        env = container_env(self)
         if env is not None:
             env.input_spec  # noqa: B018 - computing the input spec initialises the transform
 
@@ -138,9 +140,9 @@ class ActionScaling(_LazyBuffers, _NoBuffersOnCopy, Transform):
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
         self.register_buffer("loc", loc)
         self.register_buffer("scale", scale)
-        self.__dict__["standard_normal"] = standard_normal
-        self.__dict__["_explicit"] = loc is not None
-        self.__dict__["_np_bufs"] = {}
+        set_plain(self, "standard_normal", standard_normal)
+        set_plain(self, "_explicit", loc is not None)
+        set_plain(self, "_np_bufs", {})
 
     @property
     def initialized(self) -> bool:
@@ -350,12 +352,11 @@ class FlattenAction(Transform):
         out_keys_inv = in_keys_inv if out_keys_inv is None else out_keys_inv
         in_keys = in_keys_inv if in_keys is None else in_keys
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
-        d = self.__dict__
-        d["first_dim"] = first_dim
-        d["last_dim"] = last_dim
-        d["allow_positive_dim"] = allow_positive_dim
-        d["action_shape"] = action_shape
-        d["_shapes"] = {key: action_shape for key in self.in_keys_inv} if action_shape is not None else {}
+        set_plain(self, "first_dim", first_dim)
+        set_plain(self, "last_dim", last_dim)
+        set_plain(self, "allow_positive_dim", allow_positive_dim)
+        set_plain(self, "action_shape", action_shape)
+        set_plain(self, "_shapes", {key: action_shape for key in self.in_keys_inv} if action_shape is not None else {})
 
     @property
     def _merged_dim(self) -> int:
@@ -364,7 +365,7 @@ class FlattenAction(Transform):
     def _shape(self, key):
         shape = self._shapes.get(key)
         if shape is None:
-            env = env_of(self)
+            env = container_env(self)
             if env is not None:
                 env.input_spec  # noqa: B018 - computing the input spec records the shapes
                 shape = self._shapes.get(key)
@@ -512,15 +513,14 @@ class ActionDiscretizer(_LazyBuffers, _NoBuffersOnCopy, Transform):
             self.register_buffer(name, None)
         if isinstance(counts, torch.Tensor) and sampling != _Sampling.RANDOM:
             self._buffers["num_intervals"] = counts
-        d = self.__dict__
-        d["_counts"] = counts
-        d["action_key"] = action_key
-        d["out_action_key"] = out_action_key
-        d["sampling"] = sampling
-        d["categorical"] = categorical
-        d["_table"] = None  # (lows, highs or values) per entry and bin
-        d["_last"] = None
-        d["_np_bufs"] = {}
+        set_plain(self, "_counts", counts)
+        set_plain(self, "action_key", action_key)
+        set_plain(self, "out_action_key", out_action_key)
+        set_plain(self, "sampling", sampling)
+        set_plain(self, "categorical", categorical)
+        set_plain(self, "_table", None)  # (lows, highs or values) per entry and bin
+        set_plain(self, "_last", None)
+        set_plain(self, "_np_bufs", {})
 
     @property
     def _np_supported(self) -> bool:
@@ -568,13 +568,13 @@ class ActionDiscretizer(_LazyBuffers, _NoBuffersOnCopy, Transform):
         table = (lo + (hi - lo) * pos).to(spec.dtype)
         if self.sampling == _Sampling.RANDOM:
             ends = rows(lambda n: 1 - (torch.arange(n, dtype=torch.float32, device=spec.device) / n).flip(-1))
-            self.__dict__["_table"] = (table, (lo + (hi - lo) * ends).to(spec.dtype))
+            set_plain(self, "_table", (table, (lo + (hi - lo) * ends).to(spec.dtype)))
         else:
-            self.__dict__["_table"] = (table, None)
+            set_plain(self, "_table", (table, None))
             self._buffers["nvec"] = nvec.clone()
             if isinstance(counts, int):
                 self._buffers["intervals"] = table
-        self.__dict__["_scalar"] = len(feature) == 0
+        set_plain(self, "_scalar", len(feature) == 0)
         return nvec, feature
 
     def _indices(self, value):
@@ -609,14 +609,14 @@ class ActionDiscretizer(_LazyBuffers, _NoBuffersOnCopy, Transform):
         cont = self._continuous(value)
         tensordict.set(self.action_key, cont)
         if self.out_action_key != self.action_key:
-            self.__dict__["_last"] = cont
+            set_plain(self, "_last", cont)
         return tensordict
 
     def _step(self, tensordict, next_tensordict):
         last = self._last
         if last is not None:
             tensordict.set(self.action_key, last)  # the continuous action, next to the bins
-            self.__dict__["_last"] = None
+            set_plain(self, "_last", None)
         return next_tensordict
 
     def _reset(self, tensordict, tensordict_reset):
@@ -655,8 +655,8 @@ class ActionDiscretizer(_LazyBuffers, _NoBuffersOnCopy, Transform):
         nvec, feature = self._init(spec, batch_ndim)
         group = torch.repeat_interleave(torch.arange(len(nvec)), nvec)
         starts = torch.cumsum(nvec, 0) - nvec
-        self.__dict__["_groups"] = (group, torch.arange(int(nvec.sum())) - starts[group])
-        self.__dict__["_np_bufs"] = {}
+        set_plain(self, "_groups", (group, torch.arange(int(nvec.sum())) - starts[group]))
+        set_plain(self, "_np_bufs", {})
         if len(feature) == 0:
             n = int(nvec[0])
             new = (Categorical(n, shape=spec.shape, device=spec.device) if self.categorical
@@ -727,13 +727,12 @@ class ActionMask(Transform):
         action_key = one_key(action_key, "ActionMask", "action_key")
         mask_key = one_key(mask_key, "ActionMask", "mask_key")
         super().__init__()
-        d = self.__dict__
-        d["in_keys"] = [action_key, mask_key]
-        d["action_key"] = action_key
-        d["mask_key"] = mask_key
+        set_plain(self, "in_keys", [action_key, mask_key])
+        set_plain(self, "action_key", action_key)
+        set_plain(self, "mask_key", mask_key)
 
     def _call(self, next_tensordict):
-        env = env_of(self)
+        env = container_env(self)
         if env is None:
             raise ValueError("ActionMask needs an env: use it in a TransformedEnv")
         mask = next_tensordict.get(self.mask_key, None)

@@ -32,9 +32,67 @@ from typing import Iterator
 from tensordict import TensorDictBase
 from torch import nn
 
-from ..envs.utils import key_list
+from .._attrs import set_plain
+from .._keys import key_list
 
 __all__ = ["Transform", "Compose"]
+
+# Fusers: callables ``fuser(transforms, i) -> (step, n) | None`` that replace the
+# ``n`` transforms starting at ``transforms[i]`` by one fused ``step``. Modules
+# of fusable transforms register theirs; Compose knows no concrete transform.
+_FUSERS: list = []
+
+
+def register_fuser(fuser):
+    """Register ``fuser(transforms, i) -> (step, n) | None`` for :meth:`Compose` plans; returns ``fuser``.
+
+    A fused step has the methods Compose calls on its members (``_call``,
+    ``_step``, ``_reset``, ``forward`` / ``__call__``, ``_np_step``,
+    ``_np_reset``) and gives the output of the ``n`` transforms it replaces.
+
+    Examples:
+        >>> def never(transforms, i):
+        ...     return None
+        >>> register_fuser(never) is never
+        True
+        >>> unregister_fuser(never)
+    """
+    if not callable(fuser):
+        raise TypeError(f"register_fuser requires a callable, got {type(fuser).__name__}: {fuser!r}")
+    if fuser not in _FUSERS:
+        _FUSERS.append(fuser)
+    return fuser
+
+
+def unregister_fuser(fuser) -> None:
+    """Remove a fuser added with :func:`register_fuser` (nothing when it is not registered)."""
+    if fuser in _FUSERS:
+        _FUSERS.remove(fuser)
+
+
+def plan_steps(transforms, fusers=None) -> list:
+    """The steps that run ``transforms`` in order, runs merged by ``fusers`` (default: the registered ones).
+
+    The first fuser that matches at a position wins.
+
+    Examples:
+        >>> plan_steps([])
+        []
+    """
+    transforms = list(transforms)
+    steps, i = [], 0
+    while i < len(transforms):
+        for fuser in _FUSERS if fusers is None else fusers:
+            fused = fuser(transforms, i)
+            if fused is not None:
+                step, n = fused
+                steps.append(step)
+                i += n
+                break
+        else:
+            steps.append(transforms[i])
+            i += 1
+    return steps
 
 
 class Transform(nn.Module):
@@ -65,22 +123,21 @@ class Transform(nn.Module):
         if len(out_keys_inv) != len(in_keys_inv):
             raise ValueError(f"out_keys_inv must have the same length as in_keys_inv, got {len(out_keys_inv)} "
                              f"and {len(in_keys_inv)}")
-        d = self.__dict__
-        d["in_keys"] = in_keys
-        d["out_keys"] = out_keys
-        d["in_keys_inv"] = in_keys_inv
-        d["out_keys_inv"] = out_keys_inv
-        d["_container"] = None
-        d["_missing_tolerance"] = False
+        set_plain(self, "in_keys", in_keys)
+        set_plain(self, "out_keys", out_keys)
+        set_plain(self, "in_keys_inv", in_keys_inv)
+        set_plain(self, "out_keys_inv", out_keys_inv)
+        set_plain(self, "_container", None)
+        set_plain(self, "_missing_tolerance", False)
 
     # -------------------------------------------------------------- container
     def set_container(self, container) -> None:
         """Attach this transform to the ``Compose`` or ``TransformedEnv`` holding it."""
-        self.__dict__["_container"] = container
+        set_plain(self, "_container", container)
 
     def reset_parent(self) -> None:
         """Detach this transform from its container."""
-        self.__dict__["_container"] = None
+        set_plain(self, "_container", None)
 
     @property
     def container(self):
@@ -111,7 +168,7 @@ class Transform(nn.Module):
 
     def set_missing_tolerance(self, mode: bool = False) -> None:
         """When true, a missing in_key is skipped instead of raising."""
-        self.__dict__["_missing_tolerance"] = bool(mode)
+        set_plain(self, "_missing_tolerance", bool(mode))
 
     @property
     def missing_tolerance(self) -> bool:
@@ -157,11 +214,11 @@ class Transform(nn.Module):
     def _reset(self, tensordict: TensorDictBase, tensordict_reset: TensorDictBase) -> TensorDictBase:
         # A reset carries no reward: keys absent there are skipped, not errors.
         tolerant = self._missing_tolerance
-        self.__dict__["_missing_tolerance"] = True
+        set_plain(self, "_missing_tolerance", True)
         try:
             return self._call(tensordict_reset)
         finally:
-            self.__dict__["_missing_tolerance"] = tolerant
+            set_plain(self, "_missing_tolerance", tolerant)
 
     def _inv_call(self, tensordict: TensorDictBase) -> TensorDictBase:
         for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
@@ -245,11 +302,11 @@ class Transform(nn.Module):
     def clone(self) -> "Transform":
         """A deep copy, detached from any container."""
         container = self.__dict__["_container"]
-        self.__dict__["_container"] = None
+        set_plain(self, "_container", None)
         try:
             return copy.deepcopy(self)
         finally:
-            self.__dict__["_container"] = container
+            set_plain(self, "_container", container)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -301,18 +358,18 @@ class Compose(Transform):
     def _plan(self) -> list:
         """The steps the forward methods run: ``self.transforms`` with fusable runs merged.
 
-        :func:`._fused_pixels.plan_fused` replaces runs such as ``ToTensorImage
-        -> GrayScale -> Resize -> CatFrames`` on one key by one fused step with
-        the same output; every other transform is its own step. The plan is
-        cached until the list of transforms changes (append, insert, item
-        assignment); it holds the transforms, so their ids stay unique.
+        The fusers registered with :func:`register_fuser` (e.g. the pixel
+        pipeline's, which replaces ``ToTensorImage -> GrayScale -> Resize ->
+        CatFrames`` on one key by one fused step with the same output) merge
+        runs; every other transform is its own step (:func:`plan_steps`). The
+        plan is cached until the list of transforms changes (append, insert,
+        item assignment); it holds the transforms, so their ids stay unique.
         """
         ids = tuple(map(id, self.transforms))
         cached = self.__dict__.get("_fused_plan")
         if cached is None or cached[0] != ids:
-            from ._fused_pixels import plan_fused
-
-            cached = self.__dict__["_fused_plan"] = (ids, plan_fused(self.transforms))
+            cached = (ids, plan_steps(self.transforms))
+            set_plain(self, "_fused_plan", cached)  # a cache, not a submodule: kept out of nn.Module's registries
         return cached[1]
 
     def _call(self, next_tensordict):

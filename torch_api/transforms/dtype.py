@@ -20,10 +20,12 @@ import numbers
 import numpy as np
 import torch
 
-from .._arrays import numpy_dtype
+from .._attrs import set_plain
+from .._arrays import numpy_dtype, torch_dtype
 from ..specs import Bounded, Unbounded
 from .base import Transform
-from .keys import INPUT_PARTS, OUTPUT_PARTS, _NoBuffersOnCopy, env_of, part_of, spec_key_error
+from ._env_chain import container_env
+from .keys import INPUT_PARTS, OUTPUT_PARTS, _NoBuffersOnCopy, part_of, spec_key_error
 
 __all__ = ["DTypeCastTransform", "DoubleToFloat", "DeviceCastTransform", "ClipTransform", "SignTransform"]
 
@@ -33,7 +35,7 @@ class _KeyWise(_NoBuffersOnCopy, Transform):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.__dict__["_np_bufs"] = {}
+        set_plain(self, "_np_bufs", {})
 
     _np_supported = True
 
@@ -151,17 +153,16 @@ class DTypeCastTransform(_KeyWise):
             raise ValueError(f"{owner} requires in_keys_inv when out_keys_inv is given, got "
                              f"out_keys_inv={out_keys_inv!r}")
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
-        d = self.__dict__
-        d["dtype_in"] = dtype_in
-        d["dtype_out"] = dtype_out
-        d["_auto"] = in_keys is None
-        d["_auto_inv"] = in_keys is None and in_keys_inv is None
-        d["_resolved"] = False
-        d["_resolved_inv"] = False
+        set_plain(self, "dtype_in", dtype_in)
+        set_plain(self, "dtype_out", dtype_out)
+        set_plain(self, "_auto", in_keys is None)
+        set_plain(self, "_auto_inv", in_keys is None and in_keys_inv is None)
+        set_plain(self, "_resolved", False)
+        set_plain(self, "_resolved_inv", False)
 
     def _resolve(self):
         if (self._auto and not self._resolved) or (self._auto_inv and not self._resolved_inv):
-            env = env_of(self)
+            env = container_env(self)
             if env is not None:
                 env.output_spec, env.input_spec  # noqa: B018 - computing the specs records the keys
 
@@ -222,18 +223,18 @@ class DTypeCastTransform(_KeyWise):
         if self._auto and not self._resolved:
             keys = [k for part in ("full_observation_spec", "full_reward_spec") if part in output_spec.keys()
                     for k, s in output_spec[part].items(True, True) if s.dtype == self.dtype_in]
-            self.__dict__["in_keys"] = keys
-            self.__dict__["out_keys"] = list(keys)
-            self.__dict__["_resolved"] = True
+            set_plain(self, "in_keys", keys)
+            set_plain(self, "out_keys", list(keys))
+            set_plain(self, "_resolved", True)
         return super().transform_output_spec(output_spec)
 
     def transform_input_spec(self, input_spec):
         if self._auto_inv and not self._resolved_inv:
             keys = [k for part in INPUT_PARTS if part in input_spec.keys()
                     for k, s in input_spec[part].items(True, True) if s.dtype == self.dtype_in]
-            self.__dict__["in_keys_inv"] = keys
-            self.__dict__["out_keys_inv"] = list(keys)
-            self.__dict__["_resolved_inv"] = True
+            set_plain(self, "in_keys_inv", keys)
+            set_plain(self, "out_keys_inv", list(keys))
+            set_plain(self, "_resolved_inv", True)
         return super().transform_input_spec(input_spec)
 
     def __repr__(self) -> str:
@@ -302,15 +303,14 @@ class DeviceCastTransform(_KeyWise):
         device = _as_device(device, "DeviceCastTransform", "device")
         orig_device = None if orig_device is None else _as_device(orig_device, "DeviceCastTransform", "orig_device")
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
-        d = self.__dict__
-        d["device"] = device
-        d["orig_device"] = orig_device
-        d["_whole"] = in_keys is None and in_keys_inv is None
+        set_plain(self, "device", device)
+        set_plain(self, "orig_device", orig_device)
+        set_plain(self, "_whole", in_keys is None and in_keys_inv is None)
 
     def _inner_device(self):
         if self.orig_device is not None:
             return self.orig_device
-        env = env_of(self)
+        env = container_env(self)
         return None if env is None else env.base_env.device
 
     @property
@@ -463,7 +463,7 @@ class ClipTransform(_KeyWise):
 
 
 def _torch_dtype(array):
-    return torch.from_numpy(np.empty(0, dtype=array.dtype)).dtype
+    return torch_dtype(array.dtype)
 
 
 class SignTransform(_KeyWise):

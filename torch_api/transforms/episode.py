@@ -9,7 +9,7 @@ sub-env, reset only where a ``"_reset"`` mask says, and saved in
 ``state_dict``. The transforms that step the env themselves
 (``NoopResetEnv``, ``FrameSkipTransform``) or call user code on a
 tensordict (``TerminateTransform``) make the rollout use TensorDicts; they
-live in ``_stepping`` and are re-exported here.
+live in ``stepping`` and are re-exported here.
 
 On CUDA data the running state is a tensor on the data's device, updated
 by torch operations there (the twins of :mod:`numbarl.core.episode`, same
@@ -30,16 +30,19 @@ import numpy as np
 import torch
 from tensordict import TensorDictBase
 
-from numbarl.core.episode import count_steps
 
+from .._attrs import set_plain
 from .._arrays import as_array, is_cuda
-from ..envs.utils import key_list
+from .._device import launch
+from .._keys import key_list, key_of
 from ..specs import Bounded, Categorical, Unbounded
 from ._checks import check_bool
-from ._running import (RunningState, batch_view, check_int, check_str_key, container_env,
-                       count_steps_tensor, device_reset_mask, ensure_specs, host_state, key_tuple, reset_mask,
-                       state_on, zero_where, zero_where_tensor)
-from ._stepping import FrameSkipTransform, NoopResetEnv, TerminateTransform, _outside_env
+from .._keys import key_tuple
+from ._checks import check_int, check_str_key
+from ._env_chain import container_env, ensure_specs
+from ._reset_masks import batch_view, count_steps_tensor, device_reset_mask, reset_mask, zero_where, zero_where_tensor
+from .running_state import RunningState, host_state, state_on
+from .stepping import FrameSkipTransform, NoopResetEnv, TerminateTransform, _outside_env
 from .base import Transform
 
 __all__ = ["StepCounter", "InitTracker", "NoopResetEnv", "FrameSkipTransform", "TerminateTransform",
@@ -48,8 +51,7 @@ __all__ = ["StepCounter", "InitTracker", "NoopResetEnv", "FrameSkipTransform", "
 _INT64_MAX = torch.iinfo(torch.int64).max
 
 
-def _key(parts: tuple):
-    return parts[0] if len(parts) == 1 else parts
+_key = key_of
 
 
 def _done_groups(done_spec):
@@ -115,18 +117,17 @@ class StepCounter(RunningState, Transform):
     def __init__(self, max_steps: int | None = None, truncated_key: str = "truncated",
                  step_count_key: str = "step_count", update_done: bool = True):
         if max_steps is not None:
-            max_steps = check_int("StepCounter", "max_steps", max_steps, 1)
-        check_str_key("StepCounter", "truncated_key", truncated_key)
-        check_str_key("StepCounter", "step_count_key", step_count_key)
+            max_steps = check_int(max_steps, "StepCounter", "max_steps", minimum=1)
+        check_str_key(truncated_key, "StepCounter", "truncated_key")
+        check_str_key(step_count_key, "StepCounter", "step_count_key")
         update_done = check_bool(update_done, "StepCounter", "update_done")
         super().__init__()
-        d = self.__dict__
-        d["max_steps"] = max_steps
-        d["truncated_key"] = truncated_key
-        d["step_count_key"] = step_count_key
-        d["update_done"] = update_done
-        d["_groups"] = None  # [(done_key, truncated_key, count_key)] from the env's done spec
-        d["_bufs"] = {}
+        set_plain(self, "max_steps", max_steps)
+        set_plain(self, "truncated_key", truncated_key)
+        set_plain(self, "step_count_key", step_count_key)
+        set_plain(self, "update_done", update_done)
+        set_plain(self, "_groups", None)  # [(done_key, truncated_key, count_key)] from the env's done spec
+        set_plain(self, "_bufs", {})
         self._init_state()
 
     def _group_list(self):
@@ -169,11 +170,12 @@ class StepCounter(RunningState, Transform):
             if count is None or type(count) is not np.ndarray or count.shape != done.shape:
                 count = self._count(count_key, done)
             if max_steps is None:
-                count_steps(count)
+                launch(count, "episode", "count_steps", count)
             else:
                 trunc_out = self._buf("trunc", trunc_key, done)
                 done_out = self._buf("done", done_key, done)
-                count_steps(count, done, arrays.get(trunc_key), max_steps, update_done, done_out, trunc_out)
+                launch(count, "episode", "count_steps", count, done, arrays.get(trunc_key), max_steps, update_done,
+                       done_out, trunc_out)
                 arrays[trunc_key] = trunc_out
                 if update_done:
                     arrays[done_key] = done_out
@@ -225,12 +227,12 @@ class StepCounter(RunningState, Transform):
             if prev is not None:
                 count[...] = as_array(prev)
             if self.max_steps is None:
-                count_steps(count)
+                launch(count, "episode", "count_steps", count)
             else:
                 trunc_out = torch.empty(done.shape, dtype=torch.bool)
                 done_out = torch.empty(done.shape, dtype=torch.bool)
                 truncated = next_tensordict.get(trunc_key, None)
-                count_steps(count, d, None if truncated is None else as_array(truncated), self.max_steps,
+                launch(count, "episode", "count_steps", count, d, None if truncated is None else as_array(truncated), self.max_steps,
                             self.update_done, as_array(done_out), as_array(trunc_out))
                 next_tensordict.set(trunc_key, trunc_out)
                 if self.update_done:
@@ -291,8 +293,8 @@ class StepCounter(RunningState, Transform):
             obs[count_key] = spec
             specs[count_key] = spec
             groups.append((done_key, trunc_key, count_key))
-        self.__dict__["_groups"] = groups
-        self.__dict__["_count_specs"] = specs
+        set_plain(self, "_groups", groups)
+        set_plain(self, "_count_specs", specs)
         return output_spec
 
     def transform_input_spec(self, input_spec):
@@ -334,12 +336,11 @@ class InitTracker(Transform):
     _np_supported = True
 
     def __init__(self, init_key: str = "is_init"):
-        check_str_key("InitTracker", "init_key", init_key)
+        check_str_key(init_key, "InitTracker", "init_key")
         super().__init__()
-        d = self.__dict__
-        d["init_key"] = init_key
-        d["_groups"] = None  # [(done_key, init_key)]
-        d["_bufs"] = {}
+        set_plain(self, "init_key", init_key)
+        set_plain(self, "_groups", None)  # [(done_key, init_key)]
+        set_plain(self, "_bufs", {})
 
     def _group_list(self):
         if self._groups is None:
@@ -407,7 +408,7 @@ class InitTracker(Transform):
             output_spec["full_observation_spec"][init_key] = Categorical(2, shape=leaf.shape, device=leaf.device,
                                                                          dtype=torch.bool)
             groups.append((done_key, init_key))
-        self.__dict__["_groups"] = groups
+        set_plain(self, "_groups", groups)
         return output_spec
 
     def __repr__(self) -> str:
@@ -491,14 +492,13 @@ class NextObservationDelta(RunningState, Transform):
                             f"{excluded_dtypes!r}")
         keys = None if in_keys is None else key_list(in_keys, "in_keys")
         super().__init__(in_keys=keys or [])
-        d = self.__dict__
-        d["_auto_keys"] = keys is None
-        d["_resolved"] = keys is not None
-        d["delta_dtype"] = delta_dtype
-        d["restore_dtype"] = restore_dtype
-        d["drop_delta"] = drop_delta
-        d["excluded_dtypes"] = excluded_dtypes
-        d["_bufs"] = {}
+        set_plain(self, "_auto_keys", keys is None)
+        set_plain(self, "_resolved", keys is not None)
+        set_plain(self, "delta_dtype", delta_dtype)
+        set_plain(self, "restore_dtype", restore_dtype)
+        set_plain(self, "drop_delta", drop_delta)
+        set_plain(self, "excluded_dtypes", excluded_dtypes)
+        set_plain(self, "_bufs", {})
         self._init_state()
 
     @property
@@ -622,9 +622,9 @@ class NextObservationDelta(RunningState, Transform):
         if self._auto_keys:
             keys = [k for k in obs.keys(True, True) if key_tuple(k)[0] != "delta"
                     and obs[k].dtype.is_floating_point and obs[k].dtype not in self.excluded_dtypes]
-            self.__dict__["in_keys"] = keys
-            self.__dict__["out_keys"] = list(keys)
-            self.__dict__["_resolved"] = True
+            set_plain(self, "in_keys", keys)
+            set_plain(self, "out_keys", list(keys))
+            set_plain(self, "_resolved", True)
         for key in self.in_keys:
             spec = obs.get(key, None)
             if spec is None:

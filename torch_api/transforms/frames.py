@@ -34,11 +34,12 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from numbarl.core.frames import frames_push, frames_reset, frames_stack_offline, frames_state
 
-from .._arrays import as_array, is_cuda, kernels_for, numpy_dtype, stream_kwargs
-from ..envs.utils import unravel_key
-from ._pixel_base import (
+from .._attrs import set_plain
+from .._arrays import as_array, is_cuda, numpy_dtype
+from .._device import kernel_module, launch
+from .._keys import unravel_key
+from .keyed_array import (
     KeyedArrayTransform,
     check_bool,
     check_int,
@@ -52,6 +53,7 @@ __all__ = ["CatFrames"]
 
 _PADDINGS = ("same", "constant")
 _HOST = torch.device("cpu")
+_HOST_REF = np.empty(0)  # the data that makes launch pick the CPU kernels
 
 
 class _DeviceRing(NamedTuple):
@@ -159,8 +161,8 @@ class CatFrames(KeyedArrayTransform):
     def __init__(self, N: int, dim: int, in_keys=None, out_keys=None, padding: str = "same", padding_value=0,
                  as_inverse: bool = False, reset_key=None, done_key=None, future: bool = False, mask_key=None):
         owner = "CatFrames"
-        N = check_int(N, owner, "N", minimum=1)
-        dim = check_int(dim, owner, "dim", maximum=-1)
+        N = check_int(N, owner, "N", above=0)
+        dim = check_int(dim, owner, "dim", below=0)
         if not isinstance(padding, str):
             raise TypeError(f"{owner} requires padding to be a str, got {type(padding).__name__}: {padding!r}")
         if padding not in _PADDINGS:
@@ -183,7 +185,7 @@ class CatFrames(KeyedArrayTransform):
         self.as_inverse = as_inverse
         self._reset_key = reset_key
         self._done_key = done_key
-        self.__dict__["_rings"] = {}
+        set_plain(self, "_rings", {})
 
     @property
     def reset_key(self):
@@ -198,17 +200,28 @@ class CatFrames(KeyedArrayTransform):
         return not self.as_inverse
 
     # ------------------------------------------------------------ ring state
-    def _check_frame(self, frame_shape) -> None:
+    # ------------------------------------------------ ring API (fused pipelines)
+    # check_frame, stack_shape, ring, restart_ring, device_stack, reset_request,
+    # host_mask, device_mask, array_batch_ndim and out_buffer are the public
+    # ring API that a fused pipeline (``fused_pixels.FusedPixelRun``) drives:
+    # the ring state stays this instance's own, so fused and unfused steps mix.
+    def out_buffer(self, key, shape, dtype) -> np.ndarray:
+        """The array-path output buffer of ``key`` (allocated once per shape and dtype)."""
+        return self._np_out(key, shape, dtype)
+
+    def check_frame(self, frame_shape) -> None:
+        """ValueError when frames of ``frame_shape`` cannot be concatenated along ``dim``."""
         if -self.dim > len(frame_shape):
             raise ValueError(f"CatFrames cannot concatenate along dim {self.dim} frames of shape "
                              f"{tuple(frame_shape)} (allowed: {-len(frame_shape)} to -1)")
 
-    def _stack_shape(self, shape) -> tuple:
+    def stack_shape(self, shape) -> tuple:
+        """The shape of the stack of frames of ``shape`` (``dim`` times ``N``)."""
         shape = list(shape)
         shape[len(shape) + self.dim] *= self.N
         return tuple(shape)
 
-    def _ring(self, key, batch, frame_shape, dtype, full_reset=False):
+    def ring(self, key, batch, frame_shape, dtype, full_reset=False):
         """``(buffer, pos)`` of ``key``, restarted when the batch, frame shape or dtype changes."""
         rings = self.__dict__["_rings"]
         ring = rings.get(key)
@@ -217,8 +230,8 @@ class CatFrames(KeyedArrayTransform):
             ring = None
         shape = tuple(batch) + (self.N,) + tuple(frame_shape)
         if ring is None or ring[0].shape != shape or ring[1].shape != tuple(batch) or ring[0].dtype != dtype:
-            self._check_frame(frame_shape)
-            buffer, pos = frames_state(tuple(batch), self.N, tuple(frame_shape), dtype)
+            self.check_frame(frame_shape)
+            buffer, pos = launch(_HOST_REF, "frames", "frames_state", tuple(batch), self.N, tuple(frame_shape), dtype)
             buffer[...] = np.array(self.padding_value).astype(dtype)
             ring = rings[key] = (buffer, pos)
         return ring
@@ -237,13 +250,14 @@ class CatFrames(KeyedArrayTransform):
                          f"restart the history on {device}")
 
     def _push(self, key, frame, out, nb) -> None:
-        buffer, pos = self._ring(key, frame.shape[:nb], frame.shape[nb:], frame.dtype)
-        frames_push(copy_view(buffer), pos, copy_view(frame), out=copy_view(out), dim=self.dim)
+        buffer, pos = self.ring(key, frame.shape[:nb], frame.shape[nb:], frame.dtype)
+        launch(frame, "frames", "frames_push", copy_view(buffer), pos, copy_view(frame), out=copy_view(out), dim=self.dim)
 
-    def _restart(self, key, frame, out, nb, mask) -> None:
-        buffer, pos = self._ring(key, frame.shape[:nb], frame.shape[nb:], frame.dtype, full_reset=mask is None)
-        frames_reset(copy_view(buffer), pos, copy_view(frame), mask=mask, padding=self.padding,
-                     padding_value=self._pad_value(frame.dtype), out=copy_view(out), dim=self.dim)
+    def restart_ring(self, key, frame, out, nb, mask) -> None:
+        """Restart the host ring of ``key`` with ``frame`` where ``mask`` says (None: everywhere); stacks into ``out``."""
+        buffer, pos = self.ring(key, frame.shape[:nb], frame.shape[nb:], frame.dtype, full_reset=mask is None)
+        launch(frame, "frames", "frames_reset", copy_view(buffer), pos, copy_view(frame), mask=mask,
+               padding=self.padding, padding_value=self._pad_value(frame.dtype), out=copy_view(out), dim=self.dim)
 
     # ------------------------------------------------------------- CUDA ring
     def _device_ring(self, key, frame, nb, full_reset, k) -> _DeviceRing:
@@ -263,35 +277,34 @@ class CatFrames(KeyedArrayTransform):
         """A device ring for ``frame``'s batch and shape, every slot holding ``padding_value``."""
         bits = device_bits(frame)
         batch, frame_shape = tuple(frame.shape[:nb]), tuple(frame.shape[nb:])
-        buffer, pos = k.frames_state(batch, self.N, frame_shape, numpy_dtype(bits.dtype), **stream_kwargs(frame))
+        buffer, pos = launch(frame, k, "frames_state", batch, self.N, frame_shape, numpy_dtype(bits.dtype))
         pad = self._pad_value(np.dtype(numpy_dtype(frame.dtype))).item()
         fill = torch.full(tuple(frame.shape), pad, dtype=bits.dtype, device=frame.device)
         # a reset with "same" padding copies the frame into every slot
-        k.frames_reset(buffer, pos, as_array(fill), **stream_kwargs(frame, check=False))
+        launch(frame, k, "frames_reset", buffer, pos, fill, check=False)
         return _DeviceRing(buffer, pos, frame.device, frame.dtype)
 
-    def _device_apply(self, key, frame, nb, mask, reset) -> torch.Tensor:
+    def device_stack(self, key, frame, nb, mask, reset) -> torch.Tensor:
         """The stack of CUDA ``frame`` after a push (or a reset), computed on its device.
 
         ``mask`` is a bool device array of the batch shape, or None for
         every sub-env. Nothing is read back: the kernels run unchecked.
         """
-        self._check_frame(frame.shape[nb:])
-        k = kernels_for(frame, "frames")
+        self.check_frame(frame.shape[nb:])
+        k = kernel_module(frame, "frames")
         ring = self._device_ring(key, frame, nb, reset and mask is None, k)
-        out = torch.empty(self._stack_shape(frame.shape), dtype=frame.dtype, device=frame.device)
-        src, dst = as_array(device_bits(frame)), as_array(device_bits(out))
-        kw = stream_kwargs(frame, check=False)
+        out = torch.empty(self.stack_shape(frame.shape), dtype=frame.dtype, device=frame.device)
+        src, dst = device_bits(frame), device_bits(out)
         if reset:
-            k.frames_reset(ring.buffer, ring.pos, src, mask=mask, padding=self.padding,
-                           padding_value=self._pad_value(np.dtype(numpy_dtype(frame.dtype))), out=dst, dim=self.dim,
-                           **kw)
+            launch(frame, k, "frames_reset", ring.buffer, ring.pos, src, mask=mask, padding=self.padding,
+                   padding_value=self._pad_value(np.dtype(numpy_dtype(frame.dtype))), out=dst, dim=self.dim,
+                   check=False)
         else:
-            k.frames_push(ring.buffer, ring.pos, src, out=dst, dim=self.dim, **kw)
+            launch(frame, k, "frames_push", ring.buffer, ring.pos, src, out=dst, dim=self.dim, check=False)
         return out
 
     # ------------------------------------------------------------ reset masks
-    def _reset_request(self, tensordict, batch_size):
+    def reset_request(self, tensordict, batch_size):
         """The reset request tensor of ``tensordict``, checked against ``batch_size`` (None: every sub-env)."""
         if tensordict is None:
             return None
@@ -305,12 +318,12 @@ class CatFrames(KeyedArrayTransform):
         return request
 
     @staticmethod
-    def _host_mask(request, batch):
+    def host_mask(request, batch):
         """``request`` as a bool NumPy array of shape ``batch``."""
         return as_array(request.cpu()).astype(np.bool_, copy=False).reshape(tuple(batch))
 
     @staticmethod
-    def _device_mask(request, batch, device):
+    def device_mask(request, batch, device):
         """``request`` as a bool device array of shape ``batch`` on ``device`` (no host copy)."""
         mask = request.detach().to(device=device, dtype=torch.bool).reshape(tuple(batch)).contiguous()
         return as_array(mask)
@@ -322,8 +335,8 @@ class CatFrames(KeyedArrayTransform):
         where = value.device if is_cuda(value) else None
         mask = masks.get(where)
         if mask is None:
-            mask = masks[where] = (self._host_mask(request, batch) if where is None
-                                   else self._device_mask(request, batch, where))
+            mask = masks[where] = (self.host_mask(request, batch) if where is None
+                                   else self.device_mask(request, batch, where))
         return mask
 
     def _not_in_env(self):
@@ -332,18 +345,18 @@ class CatFrames(KeyedArrayTransform):
                              "buffer); it cannot run inside an env")
 
     # ----------------------------------------------------------------- arrays
-    def _np_batch_ndim(self, mask) -> int:
+    def array_batch_ndim(self, mask) -> int:
         """Batch dims of the arrays: the env's; outside an env, those of the last reset mask (else 0)."""
         nb = env_batch_ndim(self, None)
         if nb is None:
             if mask is not None:
-                self.__dict__["_np_nb"] = np.ndim(mask)
+                set_plain(self, "_np_nb", np.ndim(mask))
             nb = self.__dict__.get("_np_nb", 0)
         return nb
 
     def _np_apply(self, arrays, mask, reset):
         self._not_in_env()
-        nb = self._np_batch_ndim(mask)
+        nb = self.array_batch_ndim(mask)
         for in_key, out_key in zip(self.in_keys, self.out_keys):
             frame = arrays.get(in_key)
             if frame is None:
@@ -351,10 +364,10 @@ class CatFrames(KeyedArrayTransform):
                     self._np_missing(in_key, arrays)
                 continue
             frame = np.asarray(frame)
-            self._check_frame(frame.shape[nb:])
-            out = self._np_out(out_key, self._stack_shape(frame.shape), frame.dtype)
+            self.check_frame(frame.shape[nb:])
+            out = self._np_out(out_key, self.stack_shape(frame.shape), frame.dtype)
             if reset:
-                self._restart(in_key, frame, out, nb, mask)
+                self.restart_ring(in_key, frame, out, nb, mask)
             else:
                 self._push(in_key, frame, out, nb)
             arrays[out_key] = out
@@ -378,14 +391,14 @@ class CatFrames(KeyedArrayTransform):
                 continue
             mask = self._mask_for(request, td.batch_size, value, masks)
             if is_cuda(value):
-                td.set(out_key, self._device_apply(in_key, value.detach(), nb, mask, reset))
+                td.set(out_key, self.device_stack(in_key, value.detach(), nb, mask, reset))
                 continue
             device = value.device
             frame = as_array(value.cpu() if device.type != "cpu" else value)
-            self._check_frame(frame.shape[nb:])
-            out = torch.empty(self._stack_shape(frame.shape), dtype=value.dtype)
+            self.check_frame(frame.shape[nb:])
+            out = torch.empty(self.stack_shape(frame.shape), dtype=value.dtype)
             if reset:
-                self._restart(in_key, frame, out.numpy(), nb, mask)
+                self.restart_ring(in_key, frame, out.numpy(), nb, mask)
             else:
                 self._push(in_key, frame, out.numpy(), nb)
             td.set(out_key, out if device.type == "cpu" else out.to(device))
@@ -397,7 +410,7 @@ class CatFrames(KeyedArrayTransform):
 
     def _reset(self, tensordict, tensordict_reset):
         self._not_in_env()
-        request = self._reset_request(tensordict, tensordict_reset.batch_size)
+        request = self.reset_request(tensordict, tensordict_reset.batch_size)
         return self._td_apply(tensordict_reset, request, True)
 
     def forward(self, tensordict):
@@ -470,14 +483,18 @@ class CatFrames(KeyedArrayTransform):
         return None
 
     def _unfold_host(self, value, root, d, batch, tdim):
-        """The offline stacks of ``value`` by the CPU kernel (``d``: the ``[B, T]`` done flags)."""
+        """The offline stacks of ``value`` by the CPU kernel (``d``: the ``[B, T]`` done flags).
+
+        NumPy's moves and copies are much faster on the CPU than torch's here,
+        so the host path does not share :meth:`_unfold_device`'s torch code.
+        """
         nbd, nt = len(batch), batch[tdim]
         x = as_array(value.cpu())
-        self._check_frame(x.shape[nbd:])
+        self.check_frame(x.shape[nbd:])
         initial = None if root is None else _to_bt(as_array(root.cpu()), tdim, nbd, nt)
-        stacked = frames_stack_offline(copy_view(_to_bt(x, tdim, nbd, nt)), d, self.N, dim=self.dim,
-                                       padding=self.padding, padding_value=self._pad_value(x.dtype),
-                                       initial=None if initial is None else copy_view(initial))
+        stacked = launch(x, "frames", "frames_stack_offline", copy_view(_to_bt(x, tdim, nbd, nt)), d, self.N,
+                         dim=self.dim, padding=self.padding, padding_value=self._pad_value(x.dtype),
+                         initial=None if initial is None else copy_view(initial))
         stacked = stacked.view(x.dtype)
         moved = batch[:tdim] + batch[tdim + 1:] + (nt,)
         stacked = stacked.reshape(moved + stacked.shape[2:])
@@ -488,17 +505,15 @@ class CatFrames(KeyedArrayTransform):
     def _unfold_device(self, x, root, done, batch, tdim):
         """The offline stacks of CUDA tensor ``x`` by the CUDA kernel, on its device."""
         nbd, nt = len(batch), batch[tdim]
-        self._check_frame(x.shape[nbd:])
-        k = kernels_for(x, "frames")
+        self.check_frame(x.shape[nbd:])
         d = _to_bt_device(done.detach().to(device=x.device, dtype=torch.bool).reshape(batch), tdim, nbd, nt)
         xbt = _to_bt_device(device_bits(x), tdim, nbd, nt)
         initial = None
         if root is not None:
-            initial = as_array(_to_bt_device(device_bits(root.detach().to(x.device)), tdim, nbd, nt))
-        out = torch.empty(self._stack_shape(xbt.shape), dtype=xbt.dtype, device=x.device)
-        k.frames_stack_offline(as_array(xbt), as_array(d), self.N, dim=self.dim, padding=self.padding,
-                               padding_value=self._pad_value(np.dtype(numpy_dtype(x.dtype))), out=as_array(out),
-                               initial=initial, **stream_kwargs(x))
+            initial = _to_bt_device(device_bits(root.detach().to(x.device)), tdim, nbd, nt)
+        out = torch.empty(self.stack_shape(xbt.shape), dtype=xbt.dtype, device=x.device)
+        launch(x, "frames", "frames_stack_offline", xbt, d, self.N, dim=self.dim, padding=self.padding,
+               padding_value=self._pad_value(np.dtype(numpy_dtype(x.dtype))), out=out, initial=initial)
         moved = batch[:tdim] + batch[tdim + 1:] + (nt,)
         out = out.view(x.dtype).reshape(moved + tuple(out.shape[2:]))
         if tdim != nbd - 1:
@@ -511,7 +526,7 @@ class CatFrames(KeyedArrayTransform):
             raise ValueError(f"CatFrames cannot concatenate along dim {self.dim} a spec of shape {tuple(spec.shape)}")
         pos = spec.ndim + self.dim
         n = self.N
-        return mapped_spec(spec, self._stack_shape(spec.shape), lambda t: torch.cat([t] * n, dim=pos), "CatFrames")
+        return mapped_spec(spec, self.stack_shape(spec.shape), lambda t: torch.cat([t] * n, dim=pos), "CatFrames")
 
     def transform_observation_spec(self, observation_spec):
         if self.as_inverse:

@@ -13,7 +13,7 @@ the data, as in TorchRL.
 
 In a ``Compose``, a run ``ToTensorImage -> GrayScale -> Resize
 [-> CenterCrop] [-> CatFrames]`` on one key runs as one fused pass per frame
-(see ``_fused_pixels``), with the same output.
+(see ``fused_pixels``), with the same output.
 
 Examples:
     >>> import torch
@@ -28,16 +28,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from numbarl.core.pixels import center_crop, crop, grayscale, permute_last, resize, to_tensor_image
 
-from .._arrays import as_array, is_cuda
-from ._pixel_base import (
+from .._device import as_torch, launch, map_on_device, np_dtype
+from .keyed_array import (
     KeyedArrayTransform,
     check_bool,
     check_int,
-    copy_view,
-    device_bits,
-    device_kernels,
+    kernel_bits,
     mapped_spec,
 )
 
@@ -46,7 +43,6 @@ __all__ = ["ToTensorImage", "GrayScale", "Resize", "CenterCrop", "Crop", "Permut
 _U8, _F16, _F32, _F64 = (np.dtype(t) for t in (np.uint8, np.float16, np.float32, np.float64))
 _CORE_IN = (_U8, _F32)
 _FLOAT_OUT = {torch.float16: _F16, torch.float32: _F32, torch.float64: _F64}
-_KERNEL_IN = (torch.uint8, torch.float32)  # the dtypes the pixel kernels take, as torch dtypes
 _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 
 
@@ -55,8 +51,6 @@ def _check_ndim(x, owner, ndim, layout):
         raise ValueError(f"{owner} requires images with at least {ndim} dims {layout}, got shape {x.shape}")
 
 
-def _copy_cast(src, out):
-    np.copyto(out, src, casting="unsafe")
 
 
 def _window(in_hw, out_hw, top, left):
@@ -144,31 +138,14 @@ class ToTensorImage(KeyedArrayTransform):
     def _compute(self, x, out):
         if out.ndim == x.ndim + 1:  # unsqueezed: write the single image
             out = out[0]
-        scale = self.from_int if self.from_int is not None else not np.issubdtype(x.dtype, np.floating)
+        dtype = np_dtype(x)
+        scale = self.from_int if self.from_int is not None else not np.issubdtype(dtype, np.floating)
         permute = self._permutes(x)
-        if permute and x.dtype in _CORE_IN and out.dtype in (_F32, _F64):
-            to_tensor_image(x, out=out, dtype=out.dtype, from_int=scale)
+        if permute and dtype in _CORE_IN and np_dtype(out) in (_F32, _F64):
+            launch(x, "pixels", "to_tensor_image", x, out=out, dtype=self._np_dtype, from_int=scale)
             return
         # other dtypes: x.div(255) in the input's float dtype (float32 for integers), then cast
-        if scale:
-            if np.issubdtype(x.dtype, np.floating):
-                v = np.true_divide(x, x.dtype.type(255))
-            else:
-                v = np.true_divide(x.astype(_F32), np.float32(255))
-        else:
-            v = x
-        _copy_cast(np.moveaxis(v, -1, -3) if permute else v, out)
-
-    def _compute_device(self, x, out):
-        if out.ndim == x.ndim + 1:  # unsqueezed: write the single image
-            out = out[0]
-        scale = self.from_int if self.from_int is not None else not x.dtype.is_floating_point
-        permute = self._permutes(x)
-        if permute and x.dtype in _KERNEL_IN and out.dtype in (torch.float32, torch.float64):
-            k, kw = device_kernels(x)
-            k.to_tensor_image(as_array(x), out=as_array(out), dtype=self._np_dtype, from_int=scale, **kw)
-            return
-        # as _compute: x.div(255) in the input's float dtype (float32 for integers), then cast
+        x, out = as_torch(x), as_torch(out)
         v = x
         if scale:
             v = x.div(255) if x.dtype.is_floating_point else x.to(torch.float32).div(255)
@@ -214,24 +191,11 @@ class GrayScale(KeyedArrayTransform):
         return x.shape[:-3] + (1,) + x.shape[-2:], x.dtype
 
     def _compute(self, x, out):
-        if x.dtype in _CORE_IN:
-            grayscale(x, out=out)
+        if np_dtype(x) in _CORE_IN:
+            launch(x, "pixels", "grayscale", x, out=out)
             return
-        if np.issubdtype(x.dtype, np.floating):
-            f = x.dtype.type
-            v = x
-        else:
-            f = np.float32
-            v = x.astype(_F32)
-        luma = (f(0.2989) * v[..., 0, :, :] + f(0.587) * v[..., 1, :, :]) + f(0.114) * v[..., 2, :, :]
-        _copy_cast(luma, out[..., 0, :, :])
-
-    def _compute_device(self, x, out):
-        if x.dtype in _KERNEL_IN:
-            k, kw = device_kernels(x)
-            k.grayscale(as_array(x), out=as_array(out), **kw)
-            return
-        # as _compute: weights and arithmetic in the input's float dtype (float32 for integers)
+        # weights and arithmetic in the input's float dtype (float32 for integers)
+        x, out = as_torch(x), as_torch(out)
         v = x if x.dtype.is_floating_point else x.to(torch.float32)
         wr, wg, wb = (torch.full((), c, dtype=v.dtype, device=v.device) for c in _GRAY_WEIGHTS)
         luma = (wr * v[..., 0, :, :] + wg * v[..., 1, :, :]) + wb * v[..., 2, :, :]
@@ -287,8 +251,8 @@ class Resize(KeyedArrayTransform):
     """
 
     def __init__(self, w: int, h: int | None = None, interpolation: str = "bilinear", in_keys=None, out_keys=None):
-        w = check_int(w, "Resize", "w", minimum=1)
-        h = w if h is None else check_int(h, "Resize", "h", minimum=1)
+        w = check_int(w, "Resize", "w", above=0)
+        h = w if h is None else check_int(h, "Resize", "h", above=0)
         interpolation = _interpolation(interpolation, "Resize")
         super().__init__(in_keys=["pixels"] if in_keys is None else in_keys, out_keys=out_keys)
         self.w = w
@@ -303,21 +267,14 @@ class Resize(KeyedArrayTransform):
 
     def _compute(self, x, out):
         mode = self.interpolation
-        if x.dtype in _CORE_IN:
-            resize(x, self.w, self.h, mode=mode, antialias=mode == "bilinear", out=out)
-        else:
-            _copy_cast(resize(x.astype(_F32), self.w, self.h, mode=mode, antialias=mode == "bilinear"), out)
-
-    def _compute_device(self, x, out):
-        mode = self.interpolation
-        k, kw = device_kernels(x)
-        if x.dtype in _KERNEL_IN:
-            k.resize(as_array(x), self.w, self.h, mode=mode, antialias=mode == "bilinear", out=as_array(out), **kw)
+        if np_dtype(x) in _CORE_IN:
+            launch(x, "pixels", "resize", x, self.w, self.h, mode=mode, antialias=mode == "bilinear", out=out)
             return
-        # as _compute: float16 / float64 are resized in float32 and cast back
-        tmp = torch.empty(out.shape, dtype=torch.float32, device=x.device)
-        k.resize(as_array(x.to(torch.float32)), self.w, self.h, mode=mode, antialias=mode == "bilinear",
-                 out=as_array(tmp), **kw)
+        # float16 / float64 are resized in float32 and cast back
+        out = as_torch(out)
+        tmp = torch.empty(tuple(out.shape), dtype=torch.float32, device=out.device)
+        launch(x, "pixels", "resize", as_torch(x).to(torch.float32), self.w, self.h, mode=mode,
+               antialias=mode == "bilinear", out=tmp)
         out.copy_(tmp)
 
     def _spec(self, spec, composite):
@@ -329,15 +286,8 @@ class Resize(KeyedArrayTransform):
 
 # ------------------------------------------------------------------ crops
 def _crop_any(x, top, left, out):
-    """Window of ``x`` at ``(top, left)`` into ``out``, zero outside the image (any dtype)."""
-    out[...] = 0
-    window = _window(x.shape[-2:], out.shape[-2:], top, left)
-    if window is not None:
-        out[window[0]] = x[window[1]]
-
-
-def _crop_device(x, top, left, out):
-    """:func:`_crop_any` with torch operations, for tensors on a device."""
+    """Window of ``x`` at ``(top, left)`` into ``out``, zero outside the image (any dtype, either device)."""
+    x, out = as_torch(x), as_torch(out)
     out.zero_()
     window = _window(tuple(x.shape[-2:]), tuple(out.shape[-2:]), top, left)
     if window is not None:
@@ -369,8 +319,8 @@ class CenterCrop(KeyedArrayTransform):
     """
 
     def __init__(self, w: int, h: int | None = None, in_keys=None, out_keys=None):
-        w = check_int(w, "CenterCrop", "w", minimum=1)
-        h = w if h is None else check_int(h, "CenterCrop", "h", minimum=1)
+        w = check_int(w, "CenterCrop", "w", above=0)
+        h = w if h is None else check_int(h, "CenterCrop", "h", above=0)
         super().__init__(in_keys=["pixels"] if in_keys is None else in_keys, out_keys=out_keys)
         self.w = w
         self.h = h
@@ -380,19 +330,11 @@ class CenterCrop(KeyedArrayTransform):
         return x.shape[:-2] + (self.w, self.h), x.dtype
 
     def _compute(self, x, out):
-        if x.dtype in _CORE_IN:
-            center_crop(x, self.w, self.h, out=out)
-            return
-        top, left = _center_offsets(x.shape[-2:], self.w, self.h)
-        _crop_any(x, top, left, out)
-
-    def _compute_device(self, x, out):
-        if x.dtype in _KERNEL_IN:
-            k, kw = device_kernels(x)
-            k.center_crop(as_array(x), self.w, self.h, out=as_array(out), **kw)
+        if np_dtype(x) in _CORE_IN:
+            launch(x, "pixels", "center_crop", x, self.w, self.h, out=out)
             return
         top, left = _center_offsets(tuple(x.shape[-2:]), self.w, self.h)
-        _crop_device(x, top, left, out)
+        _crop_any(x, top, left, out)
 
     def _spec(self, spec, composite):
         return self._pixel_spec(spec)
@@ -429,8 +371,8 @@ class Crop(KeyedArrayTransform):
     """
 
     def __init__(self, w: int, h: int | None = None, top: int = 0, left: int = 0, in_keys=None, out_keys=None):
-        w = check_int(w, "Crop", "w", minimum=1)
-        h = w if h is None else check_int(h, "Crop", "h", minimum=1)
+        w = check_int(w, "Crop", "w", above=0)
+        h = w if h is None else check_int(h, "Crop", "h", above=0)
         top = check_int(top, "Crop", "top")
         left = check_int(left, "Crop", "left")
         super().__init__(in_keys=["pixels"] if in_keys is None else in_keys, out_keys=out_keys)
@@ -444,17 +386,10 @@ class Crop(KeyedArrayTransform):
         return x.shape[:-2] + (self.w, self.h), x.dtype
 
     def _compute(self, x, out):
-        if x.dtype in _CORE_IN:
-            crop(x, self.top, self.left, self.w, self.h, out=out)
+        if np_dtype(x) in _CORE_IN:
+            launch(x, "pixels", "crop", x, self.top, self.left, self.w, self.h, out=out)
         else:
             _crop_any(x, self.top, self.left, out)
-
-    def _compute_device(self, x, out):
-        if x.dtype in _KERNEL_IN:
-            k, kw = device_kernels(x)
-            k.crop(as_array(x), self.top, self.left, self.w, self.h, out=as_array(out), **kw)
-        else:
-            _crop_device(x, self.top, self.left, out)
 
     def _spec(self, spec, composite):
         return self._pixel_spec(spec)
@@ -464,6 +399,11 @@ class Crop(KeyedArrayTransform):
 
 
 # ------------------------------------------------------------- PermuteTransform
+def _permute(x, perm, out) -> None:
+    """``out`` = ``x`` with its trailing dims permuted by ``perm`` (the copy kernel takes any dtype's bits)."""
+    launch(x, "pixels", "permute_last", kernel_bits(x), perm, out=kernel_bits(out))
+
+
 class PermuteTransform(KeyedArrayTransform):
     """Permute the trailing dims of tensors (and, inversely, of actions).
 
@@ -527,29 +467,11 @@ class PermuteTransform(KeyedArrayTransform):
         return self._permuted_shape(x.shape, self._perm, "PermuteTransform"), x.dtype
 
     def _compute(self, x, out):
-        permute_last(copy_view(x), self._perm, out=copy_view(out))
-
-    def _compute_device(self, x, out):
-        self._permute_device(x, self._perm, out)
-
-    @staticmethod
-    def _permute_device(x, perm, out) -> None:
-        """``out`` = ``x`` with its trailing dims permuted by ``perm``, by the CUDA kernel (any dtype)."""
-        k, kw = device_kernels(x)
-        k.permute_last(as_array(device_bits(x)), perm, out=as_array(device_bits(out)), **kw)
+        _permute(x, self._perm, out)
 
     def _inv_apply_transform(self, value: torch.Tensor) -> torch.Tensor:
-        if is_cuda(value):
-            x = value.detach()
-            shape = self._permuted_shape(x.shape, self._inv_perm, "PermuteTransform")
-            out = torch.empty(shape, dtype=x.dtype, device=x.device)
-            self._permute_device(x, self._inv_perm, out)
-            return out
-        device = value.device
-        x = as_array(value.cpu() if device.type != "cpu" else value)
-        out = torch.empty(self._permuted_shape(x.shape, self._inv_perm, "PermuteTransform"), dtype=value.dtype)
-        permute_last(copy_view(x), self._inv_perm, out=copy_view(out.numpy()))
-        return out if device.type == "cpu" else out.to(device)
+        return map_on_device(value, lambda x: (self._permuted_shape(tuple(x.shape), self._inv_perm, "PermuteTransform"),
+                                               x.dtype), lambda x, out: _permute(x, self._inv_perm, out))
 
     def _np_inv(self, arrays: dict) -> dict:
         for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
@@ -560,7 +482,7 @@ class PermuteTransform(KeyedArrayTransform):
             x = np.asarray(x)
             out = self._np_out(("_inv",) + (in_key if isinstance(in_key, tuple) else (in_key,)),
                                self._permuted_shape(x.shape, self._inv_perm, "PermuteTransform"), x.dtype)
-            permute_last(copy_view(x), self._inv_perm, out=copy_view(out))
+            _permute(x, self._inv_perm, out)
             arrays[in_key] = out
         return arrays
 

@@ -20,10 +20,12 @@ import numpy as np
 import torch
 from tensordict.utils import expand_as_right
 
+from .._attrs import set_plain
 from .._arrays import numpy_dtype
-from ..envs.utils import key_list, unravel_key
+from .._keys import key_list, unravel_key
 from ..specs import Unbounded
 from ._checks import check_bool
+from ._env_chain import container_env
 from .base import Transform
 
 __all__ = ["RenameTransform", "SelectTransform", "ExcludeTransform", "CatTensors", "ExpandAs"]
@@ -33,16 +35,6 @@ INPUT_PARTS = ("full_action_spec", "full_state_spec")
 
 
 # ------------------------------------------------------------------ helpers shared by the transform modules
-def env_of(transform):
-    """The ``TransformedEnv`` holding ``transform`` (through its ``Compose`` containers), or None."""
-    from .transformed_env import TransformedEnv
-
-    node = transform.container
-    while node is not None and not isinstance(node, TransformedEnv):
-        node = getattr(node, "container", None)
-    return node
-
-
 def part_of(spec, key, parts):
     """The name of the sub-Composite of ``spec`` (an output or input spec) holding ``key``, or None."""
     names = spec.keys()
@@ -123,7 +115,7 @@ class RenameTransform(Transform):
         if out_keys_inv is None:
             out_keys_inv = in_keys_inv
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
-        self.__dict__["create_copy"] = create_copy
+        set_plain(self, "create_copy", create_copy)
 
     @property
     def _np_supported(self) -> bool:
@@ -233,15 +225,14 @@ class SelectTransform(Transform):
         check_bool(keep_rewards, "SelectTransform", "keep_rewards")
         check_bool(keep_dones, "SelectTransform", "keep_dones")
         super().__init__()
-        d = self.__dict__
-        d["selected_keys"] = keys
-        d["keep_rewards"] = keep_rewards
-        d["keep_dones"] = keep_dones
-        d["_env_keys"] = None  # (reward keys, done keys, input keys) as this transform sees them
+        set_plain(self, "selected_keys", keys)
+        set_plain(self, "keep_rewards", keep_rewards)
+        set_plain(self, "keep_dones", keep_dones)
+        set_plain(self, "_env_keys", None)  # (reward keys, done keys, input keys) as this transform sees them
 
     def set_container(self, container) -> None:
         super().set_container(container)
-        self.__dict__["_env_keys"] = None
+        set_plain(self, "_env_keys", None)
 
     @property
     def _np_supported(self) -> bool:
@@ -250,7 +241,7 @@ class SelectTransform(Transform):
     def _known(self):
         keys = self._env_keys
         if keys is None:
-            env = env_of(self)
+            env = container_env(self)
             if env is not None:
                 env.output_spec, env.input_spec  # noqa: B018 - computing the specs records the keys
                 keys = self._env_keys
@@ -278,7 +269,7 @@ class SelectTransform(Transform):
         rewards = list(output_spec["full_reward_spec"].keys(True, True)) if "full_reward_spec" in output_spec.keys() else []
         dones = list(output_spec["full_done_spec"].keys(True, True)) if "full_done_spec" in output_spec.keys() else []
         old = self._env_keys
-        self.__dict__["_env_keys"] = (rewards, dones, old[2] if old else None)
+        set_plain(self, "_env_keys", (rewards, dones, old[2] if old else None))
         for part, keep_all in (("full_observation_spec", False), ("full_reward_spec", self.keep_rewards),
                                ("full_done_spec", self.keep_dones)):
             if keep_all or part not in output_spec.keys():
@@ -296,7 +287,7 @@ class SelectTransform(Transform):
     def transform_input_spec(self, input_spec):
         inputs = [k for p in INPUT_PARTS if p in input_spec.keys() for k in input_spec[p].keys(True, True)]
         old = self._env_keys
-        self.__dict__["_env_keys"] = (old[0], old[1], inputs) if old else (["reward"], ["done"], inputs)
+        set_plain(self, "_env_keys", (old[0], old[1], inputs) if old else (["reward"], ["done"], inputs))
         return input_spec
 
     def __repr__(self) -> str:
@@ -329,8 +320,8 @@ class ExcludeTransform(Transform):
         keys = _keys_arg("ExcludeTransform", excluded_keys, "excluded_keys")
         check_bool(inverse, "ExcludeTransform", "inverse")
         super().__init__()
-        self.__dict__["excluded_keys"] = keys
-        self.__dict__["inverse"] = inverse
+        set_plain(self, "excluded_keys", keys)
+        set_plain(self, "inverse", inverse)
 
     @property
     def _np_supported(self) -> bool:
@@ -415,21 +406,20 @@ class CatTensors(_NoBuffersOnCopy, Transform):
         if keys is not None and sort:
             keys = sorted(keys, key=str)
         super().__init__()
-        d = self.__dict__
-        d["in_keys"] = keys if keys is not None else []
-        d["out_keys"] = [out_key]
-        d["_auto"] = keys is None
-        d["dim"] = dim
-        d["del_keys"] = del_keys
-        d["unsqueeze_if_oor"] = unsqueeze_if_oor
-        d["sort"] = sort
-        d["_np_bufs"] = {}
+        set_plain(self, "in_keys", keys if keys is not None else [])
+        set_plain(self, "out_keys", [out_key])
+        set_plain(self, "_auto", keys is None)
+        set_plain(self, "dim", dim)
+        set_plain(self, "del_keys", del_keys)
+        set_plain(self, "unsqueeze_if_oor", unsqueeze_if_oor)
+        set_plain(self, "sort", sort)
+        set_plain(self, "_np_bufs", {})
 
     _np_supported = True
 
     def _resolve(self):
         if self._auto:
-            env = env_of(self)
+            env = container_env(self)
             if env is not None:
                 env.output_spec  # noqa: B018 - computing the specs resolves the keys
 
@@ -474,7 +464,7 @@ class CatTensors(_NoBuffersOnCopy, Transform):
     def transform_observation_spec(self, observation_spec):
         if self._auto and not self.in_keys:
             keys = [k for k in observation_spec.keys(True, True) if k != self.out_keys[0]]
-            self.__dict__["in_keys"] = sorted(keys, key=str) if self.sort else keys
+            set_plain(self, "in_keys", sorted(keys, key=str) if self.sort else keys)
         missing = [k for k in self.in_keys if k not in observation_spec]
         if missing:
             raise ValueError(f"CatTensors requires its in_keys in the observation spec; missing {missing}, "
@@ -546,7 +536,7 @@ class ExpandAs(Transform):
         ref_key = one_key(ref_key, "ExpandAs", "ref_key")
         out_key = in_key if out_key is None else one_key(out_key, "ExpandAs", "out_key")
         super().__init__(in_keys=[in_key], out_keys=[out_key])
-        self.__dict__["ref_key"] = ref_key
+        set_plain(self, "ref_key", ref_key)
 
     def _expand(self, td, strict):
         value, ref = td.get(self.in_keys[0], None), td.get(self.ref_key, None)

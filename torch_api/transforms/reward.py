@@ -4,7 +4,7 @@ Same names, arguments, defaults, keys and spec changes as TorchRL 0.14.1.
 The step-wise transforms also run on the array path of the preallocated
 rollout (one NumPy ufunc call per key and step, into buffers they own); the
 TensorDict path calls the same NumPy code on views of the tensors, so both
-paths give the same bits. ``Reward2GoTransform`` (in ``_reward_to_go``)
+paths give the same bits. ``Reward2GoTransform`` (in ``returns``)
 runs the exact O(T) scan of :func:`numbarl.core.returns.reward_to_go`.
 
 CUDA tensors stay on their device: the maps run as torch operations there
@@ -30,22 +30,22 @@ import numpy as np
 import torch
 from tensordict import TensorDictBase
 
-from numbarl.core.episode import add_into
 
-from .._arrays import as_array, is_cuda, kernels_for, numpy_dtype, stream_kwargs
-from ..envs.utils import key_list
+from .._attrs import set_plain
+from .._arrays import as_array, is_cuda, numpy_dtype, torch_dtype
+from .._device import launch
+from .._keys import key_list
 from ..specs import Binary, Bounded, Unbounded
-from ._reward_to_go import Reward2GoTransform
+from .returns import Reward2GoTransform
 from ._checks import check_bool
-from ._running import (BufferMirrors, RunningState, add_into_tensor, container_env, device_reset_mask,
-                       ensure_specs, first_leaf, host_state, key_tuple, reset_mask, with_leaf, zero_where,
-                       zero_where_tensor)
+from .._keys import key_tuple, with_leaf
+from ._env_chain import container_env, ensure_specs
+from ._reset_masks import add_into_tensor, device_reset_mask, first_leaf, reset_mask, zero_where, zero_where_tensor
+from .running_state import BufferMirrors, RunningState, host_state
 from .base import Transform
 
 __all__ = ["RewardScaling", "RewardClipping", "BinarizeReward", "RewardSum", "Reward2GoTransform"]
 
-_TORCH_OF_NP = {np.dtype(numpy_dtype(d)): d for d in (torch.float16, torch.float32, torch.float64, torch.uint8,
-                                                      torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)}
 
 
 def _real_tensor(owner: str, name: str, value) -> torch.Tensor:
@@ -84,18 +84,19 @@ class _RewardMap(BufferMirrors, Transform):
     _np_supported = True
 
     def _setup_buffers(self) -> None:
-        self.__dict__["_out"] = {}
-        self.__dict__["_dtypes"] = {}
+        set_plain(self, "_out", {})
+        set_plain(self, "_dtypes", {})
 
     def _result_np_dtype(self, np_dtype, ndim):
         cache = self._dtypes
         key = (np_dtype, ndim)
         out = cache.get(key)
         if out is None:
-            torch_dtype = _TORCH_OF_NP.get(np.dtype(np_dtype))
-            if torch_dtype is None:
-                raise TypeError(f"{type(self).__name__} takes float, integer or bool tensors, got {np_dtype}")
-            out = cache[key] = np.dtype(numpy_dtype(self._result_dtype(torch_dtype, ndim)))
+            try:
+                dtype = torch_dtype(np_dtype)
+            except TypeError:
+                raise TypeError(f"{type(self).__name__} takes float, integer or bool tensors, got {np_dtype}") from None
+            out = cache[key] = np.dtype(numpy_dtype(self._result_dtype(dtype, ndim)))
         return out
 
     def _buffer(self, key, shape, dtype) -> np.ndarray:
@@ -489,10 +490,9 @@ class RewardSum(RunningState, Transform):
         reset_keys = None if reset_keys is None else key_list(reset_keys, "reset_keys")
         reward_spec = check_bool(reward_spec, "RewardSum", "reward_spec")
         super().__init__(in_keys=in_keys, out_keys=out_keys)
-        d = self.__dict__
-        d["_reset_keys"] = reset_keys
-        d["reward_spec"] = reward_spec
-        d["_out_specs"] = {}
+        set_plain(self, "_reset_keys", reset_keys)
+        set_plain(self, "reward_spec", reward_spec)
+        set_plain(self, "_out_specs", {})
         self._init_state()
 
     @property
@@ -582,7 +582,7 @@ class RewardSum(RunningState, Transform):
             state = sums.get(out_key)
             if state is None or type(state) is not np.ndarray or state.shape != reward.shape:
                 state = self._state(out_key, like=reward)
-            add_into(state, reward)
+            launch(state, "episode", "add_into", state, reward)
             arrays[out_key] = state
         return arrays
 
@@ -631,7 +631,7 @@ class RewardSum(RunningState, Transform):
             prev = tensordict.get(out_key, None) if tensordict is not None else None
             if prev is not None:
                 state[...] = as_array(prev)
-            add_into(state, r)
+            launch(state, "episode", "add_into", state, r)
             next_tensordict.set(out_key, torch.from_numpy(state.copy()))
         return next_tensordict
 
@@ -646,8 +646,6 @@ class RewardSum(RunningState, Transform):
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Episode returns of stored data: cumulative sums along the ``"time"`` dim, restarting after each done."""
-        from numbarl.core.returns import reward_to_go
-
         names = tensordict.names if hasattr(tensordict, "names") else None
         if not names or "time" not in names:
             raise ValueError("At least one dimension of the tensordict must be named 'time' in offline mode "
@@ -660,7 +658,7 @@ class RewardSum(RunningState, Transform):
                 continue
             done = tensordict.get(with_leaf(in_key, "done"), None)
             if is_cuda(reward):
-                tensordict.set(out_key, _device_episode_sums(reward.detach(), done, axis))
+                tensordict.set(out_key, _episode_sums_on_device(reward.detach(), done, axis))
                 continue
             r = as_array(reward)
             starts = np.zeros(r.shape, dtype=bool)
@@ -676,8 +674,8 @@ class RewardSum(RunningState, Transform):
             out = torch.empty(reward.shape, dtype=reward.dtype)
             # A forward cumulative sum that restarts at each start is a
             # reward-to-go with gamma = 1 over the reversed sequence.
-            reward_to_go(np.flip(r, axis), np.flip(starts, axis), 1.0, out=np.flip(as_array(out), axis),
-                         time_dim=axis)
+            launch(r, "returns", "reward_to_go", np.flip(r, axis), np.flip(starts, axis), 1.0,
+                   out=np.flip(as_array(out), axis), time_dim=axis)
             tensordict.set(out_key, out)
         return tensordict
 
@@ -711,8 +709,12 @@ class RewardSum(RunningState, Transform):
         return f"RewardSum(in_keys={self.in_keys}, out_keys={self.out_keys})"
 
 
-def _device_episode_sums(reward: torch.Tensor, done, axis: int) -> torch.Tensor:
-    """``RewardSum.forward`` on a CUDA reward: the restart flags and the scan (``numbarl.core.cuda.returns``) there."""
+def _episode_sums_on_device(reward: torch.Tensor, done, axis: int) -> torch.Tensor:
+    """``RewardSum.forward`` on a CUDA reward: the restart flags (torch) and the scan (kernel) on its device.
+
+    The host path builds the flags with NumPy, much faster on the CPU than
+    torch's slicing of bool tensors.
+    """
     starts = torch.zeros(reward.shape, dtype=torch.bool, device=reward.device)
     if done is not None:
         d = torch.broadcast_to(done.to(device=reward.device, dtype=torch.bool), reward.shape)
@@ -725,7 +727,6 @@ def _device_episode_sums(reward: torch.Tensor, done, axis: int) -> torch.Tensor:
     starts[tuple(first)] = True
     out = torch.empty(reward.shape, dtype=reward.dtype, device=reward.device)
     # reversed in time, every trajectory ends at a start, so nothing is left open
-    kernels_for(reward, "returns").reward_to_go(as_array(reward.flip(axis)), as_array(starts.flip(axis)), 1.0,
-                                                out=as_array(out), time_dim=axis, open_end="truncate",
-                                                **stream_kwargs(reward))
+    launch(reward, "returns", "reward_to_go", reward.flip(axis), starts.flip(axis), 1.0, out=out, time_dim=axis,
+           open_end="truncate")
     return out.flip(axis)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._pixel_base import KeyedArrayTransform, check_bool, check_int, env_batch_ndim, mapped_spec
+from .keyed_array import KeyedArrayTransform, check_bool, check_int, env_batch_ndim, mapped_spec
 
 __all__ = ["UnsqueezeTransform", "SqueezeTransform", "FlattenObservation"]
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from tensordict import TensorDict
 
+from .._attrs import set_plain
 from ..envs.common import EnvBase
 from .base import Compose, Transform
 
@@ -53,8 +54,8 @@ class TransformedEnv(EnvBase):
         if transform is not None and not isinstance(transform, Transform):
             raise TypeError(f"TransformedEnv requires transform to be a Transform, got {type(transform).__name__}")
         super().__init__(device=env.device, batch_size=env.batch_size)
-        self.__dict__["_cache_specs"] = cache_specs
-        self.__dict__["_spec_cache"] = {}
+        set_plain(self, "_cache_specs", cache_specs)
+        set_plain(self, "_spec_cache", {})
         self.base_env = env
         self._set_transform(Compose() if transform is None else transform)
 
@@ -64,12 +65,12 @@ class TransformedEnv(EnvBase):
         # the transform through ``_fast`` rather than nn.Module's attribute lookup.
         self.transform = transform
         transform.set_container(self)
-        self.__dict__["_fast"] = (self.base_env, transform)
+        set_plain(self, "_fast", (self.base_env, transform))
         self._erase_metadata()
 
     # ------------------------------------------------------------------ specs
     def _erase_metadata(self) -> None:
-        self.__dict__["_spec_cache"] = {}
+        set_plain(self, "_spec_cache", {})
 
     empty_cache = _erase_metadata
 
@@ -85,7 +86,7 @@ class TransformedEnv(EnvBase):
 
     @batch_size.setter
     def batch_size(self, value):
-        self.__dict__["_batch_size"] = value
+        set_plain(self, "_batch_size", value)
 
     @property
     def device(self):

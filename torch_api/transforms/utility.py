@@ -19,10 +19,12 @@ from typing import Callable
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from .._attrs import set_plain
 from ..specs import Composite, TensorSpec
 from .base import Transform
-from ._checks import check_bool
-from .keys import env_of, one_key
+from ._checks import check_bool, check_int
+from ._env_chain import container_env
+from .keys import one_key
 
 __all__ = ["TensorDictPrimer", "BatchSizeTransform", "BurnInTransform"]
 
@@ -127,19 +129,18 @@ class TensorDictPrimer(Transform):
             defaults = {k: value for k in keys}
         reset_key = "_reset" if reset_key is None else one_key(reset_key, owner, "reset_key")
         super().__init__()
-        d = self.__dict__
-        d["primers"] = spec
-        d["random"] = random
-        d["default_value"] = defaults
-        d["reset_key"] = reset_key
-        d["expand_specs"] = expand_specs
-        d["single_default_value"] = single_default_value
-        d["call_before_env_reset"] = call_before_env_reset
-        d["_env_primers"] = None
+        set_plain(self, "primers", spec)
+        set_plain(self, "random", random)
+        set_plain(self, "default_value", defaults)
+        set_plain(self, "reset_key", reset_key)
+        set_plain(self, "expand_specs", expand_specs)
+        set_plain(self, "single_default_value", single_default_value)
+        set_plain(self, "call_before_env_reset", call_before_env_reset)
+        set_plain(self, "_env_primers", None)
 
     def set_container(self, container) -> None:
         super().set_container(container)
-        self.__dict__["_env_primers"] = None
+        set_plain(self, "_env_primers", None)
 
     # ------------------------------------------------------------ values
     def _fit(self, batch_size, expand=None):
@@ -159,7 +160,7 @@ class TensorDictPrimer(Transform):
     def _specs(self):
         spec = self._env_primers
         if spec is None:
-            env = env_of(self)
+            env = container_env(self)
             if env is not None:
                 env.output_spec  # noqa: B018 - computing the specs expands the primers
                 spec = self._env_primers
@@ -260,7 +261,7 @@ class TensorDictPrimer(Transform):
         specs = self._fit(observation_spec.shape)
         if observation_spec.device is not None:
             specs = specs.to(observation_spec.device)
-        self.__dict__["_env_primers"] = specs
+        set_plain(self, "_env_primers", specs)
         for key, spec in specs.items(True, True):
             observation_spec[key] = spec.clone()
         return observation_spec
@@ -277,8 +278,8 @@ class TensorDictPrimer(Transform):
         out = super()._apply(fn, *args, **kwargs)
         device = fn(torch.zeros(())).device  # where .to() / .cuda() / .cpu() send tensors
         if any(s.device != device for s in self.primers.values(True, True)):
-            self.__dict__["primers"] = self.primers.to(device)
-            self.__dict__["_env_primers"] = None
+            set_plain(self, "primers", self.primers.to(device))
+            set_plain(self, "_env_primers", None)
         return out
 
     def __repr__(self) -> str:
@@ -355,17 +356,16 @@ class BatchSizeTransform(Transform):
         if env_kwarg and reset_func is None:
             raise ValueError("BatchSizeTransform requires reset_func when env_kwarg=True")
         super().__init__()
-        d = self.__dict__
-        d["batch_size"] = batch_size
-        d["reshape_fn"] = reshape_fn
-        d["reset_func"] = reset_func
-        d["env_kwarg"] = env_kwarg
-        d["_base"] = None
+        set_plain(self, "batch_size", batch_size)
+        set_plain(self, "reshape_fn", reshape_fn)
+        set_plain(self, "reset_func", reset_func)
+        set_plain(self, "env_kwarg", env_kwarg)
+        set_plain(self, "_base", None)
 
     def transform_env_batch_size(self, batch_size):
         """The env's batch size as seen through this transform."""
         batch_size = torch.Size(batch_size)
-        self.__dict__["_base"] = batch_size
+        set_plain(self, "_base", batch_size)
         if self.batch_size is not None:
             new = self.batch_size
             if not _expandable(batch_size, new) and batch_size.numel() != new.numel():
@@ -391,7 +391,7 @@ class BatchSizeTransform(Transform):
 
     def _reset(self, tensordict, tensordict_reset):
         if self.reset_func is not None:
-            kwargs = {"env": env_of(self)} if self.env_kwarg else {}
+            kwargs = {"env": container_env(self)} if self.env_kwarg else {}
             return self.reset_func(tensordict, tensordict_reset, **kwargs)
         return self._outward(tensordict_reset)
 
@@ -488,21 +488,17 @@ class BurnInTransform(Transform):
         for m in modules:
             if not isinstance(m, TensorDictModuleBase):
                 raise TypeError(f"BurnInTransform requires TensorDictModuleBase modules, got {type(m).__name__}")
-        if isinstance(burn_in, bool) or not isinstance(burn_in, int):
-            raise TypeError(f"BurnInTransform requires burn_in to be an int, got {burn_in!r}")
-        if burn_in < 1:
-            raise ValueError(f"BurnInTransform requires burn_in >= 1, got {burn_in}")
+        burn_in = check_int(burn_in, "BurnInTransform", "burn_in", minimum=1)
         ins, outs = _module_keys(modules)
         if out_keys is not None:
-            from ..envs.utils import key_list
+            from .._keys import key_list
 
             outs = key_list(out_keys, "out_keys")
         super().__init__()
-        d = self.__dict__
-        d["in_keys"] = ins
-        d["out_keys"] = outs
-        d["modules"] = modules  # a plain list, as in TorchRL: the modules' parameters are not this transform's
-        d["burn_in"] = burn_in
+        set_plain(self, "in_keys", ins)
+        set_plain(self, "out_keys", outs)
+        set_plain(self, "modules", modules)  # a plain list, as in TorchRL: the modules' parameters are not this transform's
+        set_plain(self, "burn_in", burn_in)
 
     def set_container(self, container) -> None:
         from .transformed_env import TransformedEnv

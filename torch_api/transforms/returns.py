@@ -21,9 +21,13 @@ import numpy as np
 import torch
 from tensordict import TensorDictBase
 
-from .._arrays import as_array, is_cuda, kernels_for, stream_kwargs
-from ..envs.utils import key_list
-from ._running import BufferMirrors, env_above, key_tuple
+from .._attrs import set_plain
+from .._arrays import as_array, is_cuda
+from .._device import launch
+from .._keys import key_list
+from .._keys import key_tuple
+from ._env_chain import env_above
+from .running_state import BufferMirrors
 from .base import Transform
 
 __all__ = ["Reward2GoTransform"]
@@ -108,10 +112,10 @@ class Reward2GoTransform(BufferMirrors, Transform):
             truncated_key = truncated_key[0]
         super().__init__(in_keys=in_keys, out_keys=in_keys, in_keys_inv=in_keys,
                          out_keys_inv=in_keys if out_keys is None else out_keys)
-        self.__dict__["out_keys"] = []
-        self.__dict__["done_key"] = done_key[0]
-        self.__dict__["truncated_key"] = truncated_key
-        self.__dict__["open_end"] = open_end
+        set_plain(self, "out_keys", [])
+        set_plain(self, "done_key", done_key[0])
+        set_plain(self, "truncated_key", truncated_key)
+        set_plain(self, "open_end", open_end)
         self.register_buffer("gamma", torch.tensor(float(gamma), dtype=torch.float64))
         self._prime_host_values()
 
@@ -138,15 +142,13 @@ class Reward2GoTransform(BufferMirrors, Transform):
         return parts if parts[0] == "next" else ("next",) + parts
 
     def _inv_call(self, tensordict: TensorDictBase) -> TensorDictBase:
-        from numbarl.core.returns import reward_to_go
-
         done_key = self._under_next(self.done_key)
         done = tensordict.get(done_key, None)
         if done is None:
             raise KeyError(f"Reward2GoTransform: done entry {done_key!r} not found; keys present: "
                            f"{sorted(map(str, tensordict.keys(True, True)))}")
         if is_cuda(done):
-            return self._device_inv_call(tensordict, done_key, done)
+            return self._scan_on_device(tensordict, done_key, done)
         d = as_array(done).astype(bool, copy=False)
         if self.truncated_key is not None:
             truncated = tensordict.get(self._under_next(self.truncated_key), None)
@@ -174,7 +176,7 @@ class Reward2GoTransform(BufferMirrors, Transform):
                 raise ValueError(f"Reward2GoTransform requires {in_key!r} and {done_key!r} of the same shape, "
                                  f"got {tuple(reward.shape)} and {tuple(done.shape)}")
             out = torch.empty(reward.shape, dtype=reward.dtype)
-            reward_to_go(as_array(reward), d, gamma, out=as_array(out), time_dim=axis, open_end=mode)
+            launch(d, "returns", "reward_to_go", reward, d, gamma, out=out, time_dim=axis, open_end=mode)
             tensordict.set(out_key, out)
         return tensordict
 
@@ -185,8 +187,12 @@ class Reward2GoTransform(BufferMirrors, Transform):
             raise ValueError("Reward2GoTransform requires a tensordict with a time dim, got batch_size []")
         return names.index("time") if "time" in names else tensordict.batch_dims - 1
 
-    def _device_inv_call(self, tensordict, done_key, done):
-        """``_inv_call`` for CUDA data: flags merged and the scan run on the device."""
+    def _scan_on_device(self, tensordict, done_key, done):
+        """``_inv_call`` for CUDA data: flags merged with torch operations on the device, the scan by the kernel.
+
+        The host path merges the flags with NumPy, whose reductions over the
+        time dim are much faster on the CPU than torch's.
+        """
         d = done.to(torch.bool)
         if self.truncated_key is not None:
             truncated = tensordict.get(self._under_next(self.truncated_key), None)
@@ -214,9 +220,8 @@ class Reward2GoTransform(BufferMirrors, Transform):
                 raise ValueError(f"Reward2GoTransform requires {in_key!r} and {done_key!r} of the same shape, "
                                  f"got {tuple(reward.shape)} and {tuple(done.shape)}")
             out = torch.empty(reward.shape, dtype=reward.dtype, device=reward.device)
-            kernels_for(reward, "returns").reward_to_go(
-                as_array(reward), as_array(d.to(reward.device)), gamma, out=as_array(out), time_dim=axis,
-                open_end=mode, **stream_kwargs(reward))
+            launch(reward, "returns", "reward_to_go", reward, d.to(reward.device), gamma, out=out, time_dim=axis,
+                   open_end=mode)
             tensordict.set(out_key, out)
         return tensordict
 

@@ -50,15 +50,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from numbarl.core.frames import frames_next_slot, frames_push
-from numbarl.core.pixels import gray_resize
 
-from .._arrays import as_array, is_cuda, kernels_for, stream_kwargs
-from ._pixel_base import array_meta
+from .._arrays import as_array, is_cuda
+from .._device import launch
+from .keyed_array import array_meta
+from .base import plan_steps, register_fuser
 from .frames import CatFrames
 from .image import CenterCrop, GrayScale, Resize, ToTensorImage
 
-__all__ = ["plan_fused", "FusedPixelRun"]
+__all__ = ["plan_fused", "fuse_pixel_run", "FusedPixelRun"]
 
 _U8, _F32 = np.dtype(np.uint8), np.dtype(np.float32)
 
@@ -117,17 +117,13 @@ def plan_fused(transforms) -> list:
         A list of the transforms themselves and ``FusedPixelRun`` objects;
         the list equals ``list(transforms)`` when nothing fuses.
     """
-    transforms = list(transforms)
-    steps, i = [], 0
-    while i < len(transforms):
-        run = _match(transforms, i)
-        if run is None:
-            steps.append(transforms[i])
-            i += 1
-        else:
-            steps.append(FusedPixelRun(run))
-            i += len(run)
-    return steps
+    return plan_steps(transforms, (fuse_pixel_run,))
+
+
+def fuse_pixel_run(transforms, i):
+    """The fuser of pixel runs (registered with ``Compose``): ``(FusedPixelRun, length)`` at ``i``, or None."""
+    run = _match(transforms, i)
+    return None if run is None else (FusedPixelRun(run), len(run))
 
 
 class FusedPixelRun:
@@ -177,16 +173,17 @@ class FusedPixelRun:
     def _frame_shape(self, x) -> tuple:
         return x.shape[:-3] + (1,) + self._out_hw()
 
-    def _gray(self, x, out, fn=gray_resize, **kw) -> None:
+    def _gray(self, x, out) -> None:
+        """The fused frames of ``x`` into ``out`` (arrays, or tensors on ``x``'s device) by ``gray_resize``."""
         r = self.resize
         crop = None if self.crop is None else (self.crop.w, self.crop.h)
-        fn(x, r.w, r.h, antialias=r.interpolation == "bilinear", out=out, mode=r.interpolation, crop=crop,
-           from_int=self.to_tensor.from_int, **kw)
+        launch(x, "pixels", "gray_resize", x, r.w, r.h, antialias=r.interpolation == "bilinear", out=out,
+               mode=r.interpolation, crop=crop, from_int=self.to_tensor.from_int)
 
     def _gray_device(self, x) -> torch.Tensor:
-        """The fused frames of CUDA tensor ``x``, computed on its device by the CUDA ``gray_resize``."""
+        """The fused frames of CUDA tensor ``x``, in a new tensor on its device."""
         out = torch.empty(self._frame_shape(x), dtype=torch.float32, device=x.device)
-        self._gray(as_array(x), as_array(out), kernels_for(x, "pixels").gray_resize, **stream_kwargs(x))
+        self._gray(x, out)
         return out
 
     def _buf(self, name, shape) -> np.ndarray:
@@ -199,25 +196,25 @@ class FusedPixelRun:
         """Compute the frames of ``x`` into the ring of ``CatFrames`` and write the stacks into ``out``."""
         cat = self.cat
         shape = self._frame_shape(x)
-        cat._check_frame(shape[nb:])
-        buffer, pos = cat._ring(cat.in_keys[0], shape[:nb], shape[nb:], _F32)
+        cat.check_frame(shape[nb:])
+        buffer, pos = cat.ring(cat.in_keys[0], shape[:nb], shape[nb:], _F32)
         if pos.size == 0:
             return
         if pos.size == 1 or bool((pos == pos.flat[0]).all()):
             # every sub-env writes the same slot: compute the frames there directly
-            self._gray(x, frames_next_slot(buffer, pos))
-            frames_push(buffer, pos, None, out=out, dim=cat.dim)
+            self._gray(x, launch(x, "frames", "frames_next_slot", buffer, pos))
+            launch(x, "frames", "frames_push", buffer, pos, None, out=out, dim=cat.dim)
         else:
             frame = self._buf("frame", shape)
             self._gray(x, frame)
-            frames_push(buffer, pos, frame, out=out, dim=cat.dim)
+            launch(x, "frames", "frames_push", buffer, pos, frame, out=out, dim=cat.dim)
 
     def _restart(self, x, nb, mask, out) -> None:
         cat = self.cat
         frame = self._buf("frame", self._frame_shape(x))
         self._gray(x, frame)
-        cat._check_frame(frame.shape[nb:])
-        cat._restart(cat.in_keys[0], frame, out, nb, mask)
+        cat.check_frame(frame.shape[nb:])
+        cat.restart_ring(cat.in_keys[0], frame, out, nb, mask)
 
     # ---------------------------------------------------------------- arrays
     def _np_apply(self, arrays, mask, reset):
@@ -231,9 +228,9 @@ class FusedPixelRun:
             out = self._buf("out", self._frame_shape(x))
             self._gray(x, out)
         else:
-            nb = self.cat._np_batch_ndim(mask)
+            nb = self.cat.array_batch_ndim(mask)
             cat = self.cat
-            out = cat._np_out(cat.out_keys[0], cat._stack_shape(self._frame_shape(x)), _F32)
+            out = cat.out_buffer(cat.out_keys[0], cat.stack_shape(self._frame_shape(x)), _F32)
             if reset:
                 self._restart(x, nb, mask, out)
             else:
@@ -265,22 +262,22 @@ class FusedPixelRun:
         frame = self._gray_device(x)
         out = frame
         if self.cat is not None:
-            mask = None if request is None else self.cat._device_mask(request, td.batch_size, x.device)
-            out = self.cat._device_apply(self.cat.in_keys[0], frame, td.batch_dims, mask, reset)
+            mask = None if request is None else self.cat.device_mask(request, td.batch_size, x.device)
+            out = self.cat.device_stack(self.cat.in_keys[0], frame, td.batch_dims, mask, reset)
         td.set(self.key, out)
         return td
 
     def _td_apply(self, td, x, request, reset):
         if isinstance(x, torch.Tensor):
             return self._td_apply_device(td, x, request, reset)
-        mask = None if request is None else self.cat._host_mask(request, td.batch_size)
+        mask = None if request is None else self.cat.host_mask(request, td.batch_size)
         shape = self._frame_shape(x)
         if self.cat is None:
             out = torch.empty(shape, dtype=torch.float32)
             self._gray(x, out.numpy())
         else:
             nb = td.batch_dims
-            out = torch.empty(self.cat._stack_shape(shape), dtype=torch.float32)
+            out = torch.empty(self.cat.stack_shape(shape), dtype=torch.float32)
             if reset:
                 self._restart(x, nb, mask, out.numpy())
             else:
@@ -310,7 +307,7 @@ class FusedPixelRun:
             for t in self.members:
                 tensordict_reset = t._reset(tensordict, tensordict_reset)
             return tensordict_reset
-        request = None if self.cat is None else self.cat._reset_request(tensordict, tensordict_reset.batch_size)
+        request = None if self.cat is None else self.cat.reset_request(tensordict, tensordict_reset.batch_size)
         return self._td_apply(tensordict_reset, x, request, True)
 
     def forward(self, tensordict):
@@ -331,3 +328,6 @@ class FusedPixelRun:
         return tensordict
 
     __call__ = forward
+
+
+register_fuser(fuse_pixel_run)

@@ -24,7 +24,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from numbarl.core.moments import MomentState, NonFiniteError  # noqa: E402
 from numbarl.torch_api import ObservationNorm, VecNorm, VecNormV2  # noqa: E402
-from numbarl.torch_api.transforms._vecnorm_stats import TensorMoments  # noqa: E402
+from numbarl.torch_api.transforms.moments_state import TensorMoments  # noqa: E402
 from simulated_device import simulated_cuda  # noqa: E402
 from tensordict import TensorDict  # noqa: E402
 
@@ -431,65 +431,3 @@ def test_stateless_runs_on_the_device(nonfinite):
         np.testing.assert_allclose(last[key].numpy(), last_host[key].numpy(), rtol=1e-12, equal_nan=True)
 
 
-# ---------------------------------------------------------- ObservationNorm
-@pytest.mark.parametrize("standard_normal", [True, False])
-def test_observation_norm_forward_and_inverse_on_the_device(standard_normal):
-    def make():
-        return ObservationNorm(loc=torch.tensor([0.5, -1.0, 2.0, 0.0]), scale=torch.tensor([2.0, 0.5, 1.0, 3.0]),
-                               in_keys=["x"], in_keys_inv=["a"], standard_normal=standard_normal)
-
-    gen = torch.Generator().manual_seed(0)
-    obs = TensorDict({"x": _data(gen, torch.float32)}, [BATCH])
-    act = TensorDict({"a": _data(gen, torch.float32)}, [BATCH])
-    dev, host = make(), make()
-    with simulated_cuda() as sim:
-        got = [dev(obs.clone())["x"], dev.inv(act.clone())["a"], dev._reset(None, obs.clone())["x"]]
-    assert sim.attempts == [] and sim.kernel_modules == []
-    want = [host(obs.clone())["x"], host.inv(act.clone())["a"], host._reset(None, obs.clone())["x"]]
-    _assert_outputs(got, want)
-
-
-class _Rollouts:
-    """A stand-in parent env whose rollouts are given tensordicts, one per call."""
-
-    def __init__(self, rollouts):
-        self.rollouts = list(rollouts)
-
-    def rollout(self, max_steps):
-        return self.rollouts.pop(0)
-
-
-def _init_stats(t, rollouts, monkeypatch, **kwargs):
-    monkeypatch.setattr(ObservationNorm, "parent", property(lambda self: self.__dict__["_rollouts"]))
-    t.__dict__["_rollouts"] = _Rollouts(rollouts)
-    t.init_stats(8, **kwargs)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("standard_normal", [True, False])
-@pytest.mark.parametrize("keep_dims", [None, (0,)])
-def test_observation_norm_init_stats_on_the_device(dtype, standard_normal, keep_dims, monkeypatch):
-    gen = torch.Generator().manual_seed(1)
-    rollouts = [TensorDict({"x": _data(gen, dtype, batch=5) * 3}, [5]) for _ in range(2)]
-    dev = ObservationNorm(in_keys=["x"], standard_normal=standard_normal)
-    host = ObservationNorm(in_keys=["x"], standard_normal=standard_normal)
-    with simulated_cuda() as sim:
-        _init_stats(dev, [r.clone() for r in rollouts], monkeypatch, keep_dims=keep_dims)
-        out = dev(rollouts[0].clone())["x"]
-    assert sim.attempts == [] and set(sim.kernel_modules) == {MOMENTS}
-    _init_stats(host, [r.clone() for r in rollouts], monkeypatch, keep_dims=keep_dims)
-    assert dev.loc.dtype == host.loc.dtype == dtype and dev.loc.shape == host.loc.shape
-    _assert_outputs([dev.loc, dev.scale, out], [host.loc, host.scale, host(rollouts[0].clone())["x"]])
-
-
-def test_observation_norm_init_stats_with_nan_gives_nan(monkeypatch):
-    gen = torch.Generator().manual_seed(1)
-    rollouts = [TensorDict({"x": _data(gen, torch.float32, batch=5)}, [5]) for _ in range(2)]
-    rollouts[1]["x"][2, 1] = float("nan")
-    dev, host = ObservationNorm(in_keys=["x"]), ObservationNorm(in_keys=["x"])
-    with simulated_cuda() as sim:
-        _init_stats(dev, [r.clone() for r in rollouts], monkeypatch)
-    assert sim.attempts == []
-    assert torch.isnan(dev.loc).all() and torch.isnan(dev.scale).all()
-    with pytest.raises(NonFiniteError):
-        _init_stats(host, [r.clone() for r in rollouts], monkeypatch)

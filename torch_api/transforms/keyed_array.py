@@ -11,14 +11,16 @@ and writes it to the ``out_key``, on both paths:
   the output is a fresh tensor (rollouts keep every step's tensors), written
   in place through its NumPy view.
 
-A subclass implements ``_out_meta(x) -> (shape, numpy dtype)`` and
-``_compute(x, out)`` on NumPy arrays, ``_compute_device(x, out)`` on CUDA
-tensors, and ``_spec(spec, composite)`` for the observation spec.
+A subclass implements ``_out_meta(x) -> (shape, numpy dtype)``, one
+``_compute(x, out)`` and ``_spec(spec, composite)`` for the observation spec.
 
-CUDA tensors (as :func:`numbarl.torch_api._arrays.is_cuda` decides) stay on
-their device: the output is allocated there and ``_compute_device`` fills it,
-with the CUDA twins of the kernels (:func:`device_kernels`) on the tensors'
-memory, or with torch operations on the device for dtypes those kernels do
+``_compute`` states the computation once for both devices, through the device
+seam (:mod:`numbarl.torch_api._device`): it receives NumPy arrays for CPU data
+and tensors for CUDA data (:func:`~numbarl.torch_api._device.map_on_device`
+allocates the output on the data's device), calls its kernel with
+:func:`~numbarl.torch_api._device.launch` (which picks the CPU or CUDA
+twin), and falls back to torch operations on
+:func:`~numbarl.torch_api._device.as_torch` views for dtypes the kernels do
 not take; nothing is copied to the host. Tensors on other devices go through
 the CPU kernels and the result is moved back to their device.
 
@@ -29,9 +31,7 @@ Examples:
     ...     def _out_meta(self, x):
     ...         return x.shape, x.dtype
     ...     def _compute(self, x, out):
-    ...         np.negative(x, out=out)
-    ...     def _compute_device(self, x, out):
-    ...         torch.neg(x, out=out)
+    ...         torch.neg(as_torch(x), out=as_torch(out))
     >>> t = Neg(in_keys=["x"], out_keys=["y"])
     >>> t(TensorDict({"x": torch.ones(2)}, [2]))["y"]
     tensor([-1., -1.])
@@ -45,24 +45,16 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .._arrays import as_array, is_cuda, kernels_for, numpy_dtype, stream_kwargs
+from .._attrs import set_plain
+from .._arrays import as_array, numpy_dtype
+from .._device import as_torch, map_on_device, torch_dtype  # noqa: F401  (as_torch: the docstring example)
 from ..specs import Bounded, Composite, Unbounded
-from ._checks import check_bool
+from ._checks import check_bool, check_int
+from ._env_chain import env_batch_ndim
 from .base import Transform
 
 __all__ = ["ArrayMeta", "KeyedArrayTransform", "array_meta", "check_bool", "check_int", "copy_view", "derived_spec",
-           "device_bits", "device_kernels", "env_batch_ndim", "mapped_spec", "torch_dtype"]
-
-_TORCH_OF_NP = {np.dtype(v): k for k, v in {
-    torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64, torch.uint8: np.uint8,
-    torch.int8: np.int8, torch.int16: np.int16, torch.int32: np.int32, torch.int64: np.int64,
-    torch.bool: np.bool_}.items()}
-
-
-def torch_dtype(dtype) -> torch.dtype:
-    """The torch dtype of a NumPy dtype."""
-    return _TORCH_OF_NP[np.dtype(dtype)]
-
+           "device_bits", "env_batch_ndim", "kernel_bits", "mapped_spec", "torch_dtype"]
 
 def copy_view(a: np.ndarray) -> np.ndarray:
     """``a`` as an array the copy kernels take: float16 (which Numba lacks) viewed as int16, bit for bit."""
@@ -72,6 +64,11 @@ def copy_view(a: np.ndarray) -> np.ndarray:
 def device_bits(t: torch.Tensor) -> torch.Tensor:
     """``t`` as a tensor the CUDA copy kernels take: float16 viewed as int16, bit for bit (as :func:`copy_view`)."""
     return t.view(torch.int16) if t.dtype is torch.float16 else t
+
+
+def kernel_bits(a):
+    """An array or tensor as the copy kernels take it: float16 viewed as int16 (:func:`copy_view`, :func:`device_bits`)."""
+    return copy_view(a) if isinstance(a, np.ndarray) else device_bits(a)
 
 
 class ArrayMeta(NamedTuple):
@@ -88,37 +85,6 @@ class ArrayMeta(NamedTuple):
 def array_meta(tensor: torch.Tensor) -> ArrayMeta:
     """:class:`ArrayMeta` of ``tensor``; TypeError for dtypes without a NumPy twin (e.g. bfloat16)."""
     return ArrayMeta(tuple(tensor.shape), np.dtype(numpy_dtype(tensor.dtype)))
-
-
-def device_kernels(x, name: str = "pixels"):
-    """``(kernel module, stream kwargs)`` for ``x``: the ``numbarl.core.cuda`` twin of ``name`` for CUDA input."""
-    return kernels_for(x, name), stream_kwargs(x)
-
-
-def check_int(value, owner: str, name: str, minimum=None, maximum=None) -> int:
-    """``value`` as an int; TypeError for non-ints (bool included), ValueError outside the bounds."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{owner} requires {name} to be an int, got {type(value).__name__}: {value!r}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        rule = f"> {minimum - 1}" if minimum in (0, 1) else f">= {minimum}"
-        raise ValueError(f"{owner} requires {name} {rule}, got {value}")
-    if maximum is not None and value > maximum:
-        rule = f"< {maximum + 1}" if maximum in (-1, 0) else f"<= {maximum}"
-        raise ValueError(f"{owner} requires {name} {rule}, got {value}")
-    return value
-
-
-def env_batch_ndim(transform, default=0):
-    """Number of batch dims of the env this transform is attached to (``default`` when it is not in an env)."""
-    from ..envs.common import EnvBase
-
-    node = transform.container
-    while node is not None:
-        if isinstance(node, EnvBase):
-            return len(node.batch_size)
-        node = getattr(node, "container", None)
-    return default
 
 
 def derived_spec(spec, shape, dtype: torch.dtype, low=None, high=None, keep_unbounded_class: bool = False):
@@ -157,9 +123,9 @@ def mapped_spec(spec, shape, fn, owner: str):
 class KeyedArrayTransform(Transform):
     """Base of transforms that map each ``in_key`` to its ``out_key`` with a kernel call.
 
-    Subclasses implement ``_out_meta``, ``_compute`` (NumPy arrays),
-    ``_compute_device`` (CUDA tensors) and ``_spec``; see the module
-    docstring (which has an example).
+    Subclasses implement ``_out_meta``, ``_compute`` (NumPy arrays for CPU
+    data, tensors for CUDA data) and ``_spec``; see the module docstring
+    (which has an example).
 
     Args:
         in_keys, out_keys, in_keys_inv, out_keys_inv: as :class:`Transform`.
@@ -178,10 +144,6 @@ class KeyedArrayTransform(Transform):
     def _compute(self, x: np.ndarray, out: np.ndarray) -> None:
         raise NotImplementedError
 
-    def _compute_device(self, x: torch.Tensor, out: torch.Tensor) -> None:
-        """Fill ``out`` (allocated on ``x``'s CUDA device) from ``x`` without copying anything to the host."""
-        raise NotImplementedError(f"{type(self).__name__} has no CUDA path: implement _compute_device(x, out)")
-
     def _spec(self, spec, composite):
         return spec
 
@@ -189,7 +151,8 @@ class KeyedArrayTransform(Transform):
     def _np_out(self, key, shape, dtype) -> np.ndarray:
         bufs = self.__dict__.get("_np_bufs")
         if bufs is None:
-            bufs = self.__dict__["_np_bufs"] = {}
+            bufs = {}
+            set_plain(self, "_np_bufs", bufs)
         out = bufs.get(key)
         if out is None or out.shape != tuple(shape) or out.dtype != dtype:
             out = bufs[key] = np.empty(shape, dtype=dtype)
@@ -215,32 +178,19 @@ class KeyedArrayTransform(Transform):
     def _np_reset(self, arrays: dict, mask) -> dict:
         # as on the TensorDict path, keys a reset does not carry are skipped
         tolerant = self._missing_tolerance
-        self.__dict__["_missing_tolerance"] = True
+        set_plain(self, "_missing_tolerance", True)
         try:
             return self._np_step(arrays)
         finally:
-            self.__dict__["_missing_tolerance"] = tolerant
+            set_plain(self, "_missing_tolerance", tolerant)
 
     # ----------------------------------------------------------- tensordicts
     def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
-        if is_cuda(value):
-            return self._apply_device(value)
-        device = value.device
-        if device.type != "cpu":
-            value = value.cpu()
-        x = as_array(value)
-        shape, dtype = self._out_meta(x)
-        out = torch.empty(shape, dtype=torch_dtype(dtype))
-        self._compute(x, out.numpy())
-        return out if device.type == "cpu" else out.to(device)
+        return map_on_device(value, self._meta, self._compute)
 
-    def _apply_device(self, value: torch.Tensor) -> torch.Tensor:
-        """The CUDA path: the output is allocated on ``value``'s device and filled by ``_compute_device``."""
-        x = value.detach()
-        shape, dtype = self._out_meta(array_meta(x))
-        out = torch.empty(shape, dtype=torch_dtype(dtype), device=x.device)
-        self._compute_device(x, out)
-        return out
+    def _meta(self, x):
+        """``_out_meta`` of an array or a tensor (read as :class:`ArrayMeta`, without touching its memory)."""
+        return self._out_meta(x if isinstance(x, np.ndarray) else array_meta(x))
 
     # ------------------------------------------------------------------ specs
     def transform_observation_spec(self, observation_spec):

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import torch
 
+from .._attrs import set_plain
 from ..envs.utils import step_mdp
 from ._checks import check_bool
-from ._running import chain_reset, chain_step, check_int, container_env, key_tuple, parent_chain
+from .._keys import key_tuple
+from ._checks import check_int
+from ._env_chain import chain_reset, chain_step, container_env, parent_chain
 from .base import Transform
 
 __all__ = ["NoopResetEnv", "FrameSkipTransform", "TerminateTransform"]
@@ -63,11 +66,11 @@ class NoopResetEnv(Transform):
     _MAX_RETRIES = 10
 
     def __init__(self, noops: int = 30, random: bool = True):
-        noops = check_int("NoopResetEnv", "noops", noops, 0)
+        noops = check_int(noops, "NoopResetEnv", "noops", minimum=0)
         random = check_bool(random, "NoopResetEnv", "random")
         super().__init__()
-        self.__dict__["noops"] = noops
-        self.__dict__["random"] = random
+        set_plain(self, "noops", noops)
+        set_plain(self, "random", random)
 
     @property
     def base_env(self):
@@ -146,9 +149,9 @@ class FrameSkipTransform(Transform):
     """
 
     def __init__(self, frame_skip: int = 1):
-        frame_skip = check_int("FrameSkipTransform", "frame_skip", frame_skip, 1)
+        frame_skip = check_int(frame_skip, "FrameSkipTransform", "frame_skip", minimum=1)
         super().__init__()
-        self.__dict__["frame_skip"] = frame_skip
+        set_plain(self, "frame_skip", frame_skip)
 
     def _step(self, tensordict, next_tensordict):
         if self.frame_skip == 1:
@@ -218,8 +221,8 @@ class TerminateTransform(Transform):
                             f"{type(stop).__name__}: {stop!r}")
         write_done = check_bool(write_done, "TerminateTransform", "write_done")
         super().__init__()
-        self.__dict__["stop"] = stop
-        self.__dict__["write_done"] = write_done
+        set_plain(self, "stop", stop)
+        set_plain(self, "write_done", write_done)
 
     def _targets(self, next_tensordict):
         names = ("terminated", "done") if self.write_done else ("terminated",)

@@ -1,21 +1,277 @@
-"""``VecNormV2``: running normalization of observations and rewards (TorchRL's new VecNorm API)."""
+"""Running normalization: ``VecNorm`` and ``VecNormV2`` (TorchRL 0.14.1 API).
+
+Both keep running statistics (float64 mean and centred second moment per
+key, see ``numbarl.core.moments``) in the moments state of
+:mod:`numbarl.torch_api.transforms.moments_state`, through the engine they
+share (``_vecnorm_base._VecNormBase``); every call updates the statistics
+with the new data first and then normalizes that data with the updated
+statistics, in one fused kernel call. ``VecNorm`` is TorchRL's legacy API
+(``VecNorm(new_api=True)`` returns a ``VecNormV2``), ``VecNormV2`` its new
+one. CUDA data stays on its device: the statistics move there and the CUDA
+twins of the moment kernels run on the tensors' memory.
+
+Examples:
+    >>> import torch
+    >>> from numbarl.torch_api import GymEnv, TransformedEnv
+    >>> env = TransformedEnv(GymEnv("Pendulum-v1"), VecNorm(in_keys=["observation"], out_keys=["obs_norm"],
+    ...                      decay=1.0))
+    >>> _ = env.set_seed(0)
+    >>> td = env.rollout(200)
+    >>> seen = torch.cat([td["observation"][:1], td["next", "observation"]])  # reset, then every step
+    >>> on = env.transform.to_observation_norm()
+    >>> torch.allclose(on.loc, seen.mean(0)), torch.allclose(on.scale, seen.std(0, correction=0))
+    (True, True)
+    >>> last = (td["next", "observation"][-1] - seen.mean(0)) / seen.std(0, correction=0)
+    >>> torch.allclose(td["next", "obs_norm"][-1], last)  # normalized by the statistics of all 201
+    True
+"""
 from __future__ import annotations
 
+import math
 import secrets
 from collections import OrderedDict
 
 import torch
-from tensordict import TensorDict
+from tensordict import TensorDict, TensorDictBase
 
 from numbarl.core.moments import NonFiniteError
 
+from .._attrs import set_plain
 from .._arrays import is_cuda
 from ..specs import Unbounded
-from ._running import first_leaf
-from ._vecnorm_base import _VecNormBase, check_choice, check_keys, check_lock, check_number, float_dtype
-from ._vecnorm_stats import field_name, key_parts, state_to_torchrl_v2
+from ._checks import check_bool, check_choice, check_keys, check_lock, check_number
+from ._env_chain import container_env
+from ._reset_masks import first_leaf
+from ._vecnorm_base import _VecNormBase, float_dtype
+from .moments_state import field_name, key_parts, state_to_torchrl_legacy, state_to_torchrl_v2
 
-__all__ = ["VecNormV2"]
+__all__ = ["VecNorm", "VecNormV2"]
+
+_DEFAULT_KEYS = ["observation", "reward"]
+
+
+class VecNorm(_VecNormBase):
+    """Running mean / standard deviation normalization (TorchRL 0.14.1's legacy ``VecNorm``).
+
+    Each call merges the data into the running statistics of each in_key and
+    then normalizes it with the updated statistics: ``(x - mean) /
+    sqrt(max(var, eps))`` (the variance is floored at ``eps``, as TorchRL's
+    VecNorm does). The dims of the tensordict's batch (or, with ``shapes``,
+    all dims before the given shape) are merged into the statistics, so a
+    batch of N sub-envs updates one set of statistics per step.
+
+    ``VecNorm(..., new_api=True)`` returns a :class:`VecNormV2` instead
+    (``__new__`` picks the class; ``shapes`` is not taken then).
+
+    Statistics are float64 mean and centred second moment (nothing cancels).
+    TorchRL keeps decayed float32 sums of ``x`` and ``x**2`` and forms
+    ``ssq / count - mean**2``, which cancels when the mean is large compared
+    to the std; where that does not bite both agree to float32 rounding
+    (the decayed weights are the same: ``decay`` is applied once per update).
+    Unlike TorchRL 0.14.1, which keeps updating, a VecNorm in ``eval()``
+    mode does not update its statistics, as TorchRL's documentation says.
+
+    ``get_extra_state`` returns plain tensors (``{key}_loc``, ``_m2``,
+    ``_weight``, ``_count``); ``set_extra_state`` / ``load_state_dict`` also
+    take TorchRL's ``{key}_sum`` / ``_ssq`` / ``_count`` (E[x**2] sums,
+    converted to the mean and variance TorchRL normalizes with);
+    ``to_torchrl_state_dict()`` writes TorchRL's format. NaN or inf raises
+    ``NonFiniteError`` naming the key unless ``nonfinite="skip"``.
+
+    CUDA data is normalized on its device (``numbarl.core.cuda.moments``)
+    and the statistics move there with it (or with ``.to(device)``); nothing
+    is read back per call. There, a batch that would raise on the CPU (NaN
+    or inf with ``nonfinite="raise"``, overflow) is rejected instead: the
+    statistics are unchanged, that key's output is all NaN, and
+    :meth:`check_rejected` raises for it later. Statistics in ``shared_td``
+    (host shared memory) refuse CUDA data with a ValueError.
+
+    Args:
+        in_keys: keys to normalize. Default ``["observation", "reward"]``.
+        out_keys: destination keys (default: ``in_keys``); same length.
+        shared_td: a TensorDict from :meth:`build_td_for_shared_vecnorm`
+            (in shared memory) that holds the statistics.
+        lock: context manager taken around updates (e.g. a
+            ``multiprocessing.Lock`` shared with the other processes).
+        decay: in (0, 1]. Default 0.9999.
+        eps: floor of the variance, > 0. Default 1e-4.
+        shapes: the feature shape of each in_key (trailing dims).
+        new_api: True returns a :class:`VecNormV2`.
+        nonfinite: "raise" (default) or "skip".
+
+    Raises:
+        TypeError: wrong key, number, lock, shapes or shared_td type.
+        ValueError: out_keys or shapes of another length than in_keys,
+            decay outside (0, 1], eps <= 0, bad nonfinite.
+
+    Examples:
+        >>> import torch
+        >>> from tensordict import TensorDict
+        >>> t = VecNorm(in_keys=["x"], decay=1.0)
+        >>> _ = t(TensorDict({"x": torch.tensor([[0.0], [2.0]])}, [2]))
+        >>> t(TensorDict({"x": torch.tensor([[1.0], [4.0]])}, [2]))["x"]
+        tensor([[-0.5071],
+                [ 1.5213]])
+        >>> type(VecNorm(in_keys=["x"], new_api=True)).__name__
+        'VecNormV2'
+    """
+
+    _style = "legacy"
+
+    def __new__(cls, in_keys=None, out_keys=None, shared_td=None, lock=None, decay=0.9999, eps=1e-4, shapes=None,
+                new_api=None, nonfinite="raise"):
+        if new_api is not None and not isinstance(new_api, bool):
+            raise TypeError(f"VecNorm requires new_api as a bool or None, got {type(new_api).__name__}: {new_api!r}")
+        if new_api:
+            if shapes is not None:
+                raise ValueError("VecNorm(new_api=True) takes no shapes (VecNormV2 infers them), got "
+                                 f"{shapes!r}")
+            return VecNormV2(_DEFAULT_KEYS if in_keys is None else in_keys, out_keys, lock=lock, decay=decay,
+                             eps=eps, shared_data=shared_td, nonfinite=nonfinite)
+        return super().__new__(cls)
+
+    def __init__(self, in_keys=None, out_keys=None, shared_td=None, lock=None, decay: float = 0.9999,
+                 eps: float = 1e-4, shapes=None, new_api=None, nonfinite: str = "raise"):
+        owner = "VecNorm"
+        in_keys, out_keys = check_keys(owner, list(_DEFAULT_KEYS) if in_keys is None else in_keys, out_keys)
+        decay = check_number(decay, owner, "decay", 0.0, 1.0)
+        eps = check_number(eps, owner, "eps", 0.0, float("inf"))
+        nonfinite = check_choice(nonfinite, owner, "nonfinite", ("raise", "skip"))
+        lock = check_lock(lock, owner)
+        if shared_td is not None and not isinstance(shared_td, TensorDictBase):
+            raise TypeError(f"{owner} requires shared_td as a TensorDict or None, got {type(shared_td).__name__}")
+        shapes = _check_shapes(owner, shapes, len(in_keys))
+        super().__init__(in_keys=in_keys, out_keys=out_keys)
+        self._init_stats_state(decay, eps, nonfinite, lock)
+        set_plain(self, "shapes", shapes)
+        if shared_td is not None:
+            self._stats.use_td(shared_td, owner)
+
+    def _feature_shape(self, i, shape, batch_ndim):
+        if self.shapes is None:
+            return shape[batch_ndim:]
+        want = self.shapes[i]
+        if len(shape) < len(want) or (want and shape[len(shape) - len(want):] != want):
+            raise ValueError(f"VecNorm: key {self.in_keys[i]!r} has shape {shape}, which does not end with "
+                             f"shapes[{i}] = {want}")
+        return want
+
+    def _known_shape(self, i):
+        return None if self.shapes is None else self.shapes[i]
+
+    def _eps_std(self) -> float:
+        return math.sqrt(self.eps)
+
+    def _updating(self) -> bool:
+        return self.training
+
+    @staticmethod
+    def build_td_for_shared_vecnorm(env, keys=None, memmap: bool = False) -> TensorDictBase:
+        """A TensorDict in shared memory (or memory-mapped) to hold the statistics of ``keys`` of ``env``.
+
+        Pass it as ``shared_td`` to a VecNorm with the same ``in_keys`` in each
+        process (with a shared ``lock``). It holds ``loc``, ``m2``,
+        ``weight`` and ``count`` per key, the feature shape taken from the env
+        specs (without the env batch dims).
+
+        Args:
+            env: an env whose observation or reward spec holds every key.
+            keys: the keys. Default ``["observation", "reward"]``.
+            memmap: memory-map the tensors instead of placing them in shared memory.
+
+        Raises:
+            KeyError: a key is in no observation or reward spec of ``env``.
+
+        Examples:
+            >>> from numbarl.torch_api import GymEnv
+            >>> td = VecNorm.build_td_for_shared_vecnorm(GymEnv("Pendulum-v1"), ["observation", "reward"])
+            >>> td.is_shared(), td["loc", "observation"].shape, td["count", "reward"].dtype
+            (True, torch.Size([3]), torch.int64)
+        """
+        keys = check_keys("VecNorm.build_td_for_shared_vecnorm", list(_DEFAULT_KEYS) if keys is None else keys,
+                          None)[0]
+        specs = (env.full_observation_spec, env.full_reward_spec)
+        bnd = len(env.batch_size)
+        td = TensorDict(batch_size=[])
+        for key in keys:
+            spec = next((c.get(key) for c in specs if c.get(key) is not None), None)
+            if spec is None:
+                raise KeyError(f"VecNorm.build_td_for_shared_vecnorm: key {key!r} is in no observation or reward "
+                               f"spec; observation keys: {sorted(map(str, specs[0].keys(True, True)))}")
+            shape = tuple(spec.shape[bnd:])
+            parts = key_parts(key)
+            td.set(("loc",) + parts, torch.zeros(shape, dtype=torch.float64))
+            td.set(("m2",) + parts, torch.zeros(shape, dtype=torch.float64))
+            td.set(("weight",) + parts, torch.zeros(1, dtype=torch.float64))
+            td.set(("count",) + parts, torch.zeros(1, dtype=torch.int64))
+        return td.memmap_() if memmap else td.share_memory_()
+
+    def to_observation_norm(self):
+        """An ``ObservationNorm`` (a ``Compose`` of one per key if several) with the current mean and scale.
+
+        Raises:
+            ValueError: no data seen yet for a key.
+
+        Examples:
+            >>> import torch
+            >>> from tensordict import TensorDict
+            >>> t = VecNorm(in_keys=["x"], decay=1.0)
+            >>> _ = t(TensorDict({"x": torch.tensor([[1.0], [3.0]])}, [2]))
+            >>> on = t.to_observation_norm()
+            >>> on.loc, on.scale
+            (tensor([2.]), tensor([1.]))
+        """
+        return self._observation_norms()
+
+    def to_torchrl_state_dict(self, dtype: torch.dtype = torch.float32) -> OrderedDict:
+        """A state dict that TorchRL 0.14.1's legacy VecNorm (same keys) loads: ``{key}_sum``, ``_ssq``, ``_count``.
+
+        Args:
+            dtype: floating dtype of the exported sums.
+
+        Raises:
+            ValueError: no data seen yet for a key.
+
+        Examples:
+            >>> import torch
+            >>> from tensordict import TensorDict
+            >>> t = VecNorm(in_keys=["x"], decay=1.0)
+            >>> _ = t(TensorDict({"x": torch.tensor([[1.0], [3.0]])}, [2]))
+            >>> t.to_torchrl_state_dict()["_extra_state"]
+            {'x_sum': tensor([4.]), 'x_ssq': tensor([10.]), 'x_count': tensor([2.])}
+        """
+        extra = {}
+        for i, (key, s) in enumerate(zip(self.in_keys, self._stats.states)):
+            if s is None:
+                raise ValueError(f"VecNorm.to_torchrl_state_dict: no statistics for {key!r} yet")
+            with self._stats.locked():
+                arrays = state_to_torchrl_legacy(self._stats.host_copy(i))
+            for field, a in zip(("sum", "ssq", "count"), arrays):
+                extra[field_name(field, key, "legacy")] = torch.from_numpy(a).to(dtype)
+        return OrderedDict(_extra_state=extra)
+
+    def __repr__(self) -> str:
+        return (f"VecNorm(decay={self.decay:4.4f},eps={self.eps:4.4f}, in_keys={self.in_keys}, "
+                f"out_keys={self.out_keys})")
+
+
+def _check_shapes(owner, shapes, n):
+    if shapes is None:
+        return None
+    if not isinstance(shapes, (list, tuple)):
+        raise TypeError(f"{owner} requires shapes as a list of torch.Size (one per in_key), "
+                        f"got {type(shapes).__name__}")
+    if len(shapes) != n:
+        raise ValueError(f"{owner} requires shapes of the same length as in_keys ({n}), got {len(shapes)}")
+    out = []
+    for s in shapes:
+        if isinstance(s, int) and not isinstance(s, bool):
+            s = (s,)
+        if not isinstance(s, (tuple, list, torch.Size)) or not all(isinstance(d, int) and d > 0 for d in s):
+            raise TypeError(f"{owner} requires each of shapes as a torch.Size of positive ints, got {s!r}")
+        out.append(tuple(int(d) for d in s))
+    return out
+
 
 _FIELDS = ("loc", "m2", "weight", "count")
 
@@ -130,13 +386,12 @@ class VecNormV2(_VecNormBase):
         in_keys, out_keys = check_keys(owner, in_keys, out_keys)
         if not in_keys:
             raise ValueError(f"{owner} requires at least one in_key, got {in_keys}")
-        decay = check_number(owner, "decay", decay, 0.0, 1.0)
-        eps = check_number(owner, "eps", eps, 0.0, float("inf"))
-        nonfinite = check_choice(owner, "nonfinite", nonfinite, ("raise", "skip"))
-        lock = check_lock(owner, lock)
-        for name, flag in (("stateful", stateful), ("reduce_batch_dims", reduce_batch_dims)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{owner} requires {name} as a bool, got {type(flag).__name__}: {flag!r}")
+        decay = check_number(decay, owner, "decay", 0.0, 1.0)
+        eps = check_number(eps, owner, "eps", 0.0, float("inf"))
+        nonfinite = check_choice(nonfinite, owner, "nonfinite", ("raise", "skip"))
+        lock = check_lock(lock, owner)
+        stateful = check_bool(stateful, owner, "stateful")
+        reduce_batch_dims = check_bool(reduce_batch_dims, owner, "reduce_batch_dims")
         if reduce_batch_dims and not stateful:
             raise ValueError(f"{owner} supports reduce_batch_dims=True only with stateful=True")
         if shared_data is not None:
@@ -149,11 +404,10 @@ class VecNormV2(_VecNormBase):
                 raise ValueError(f"{owner} takes shared_data only with stateful=True")
         super().__init__(in_keys=in_keys, out_keys=out_keys)
         self._init_stats_state(decay, eps, nonfinite, lock)
-        d = self.__dict__
-        d["stateful"] = stateful
-        d["reduce_batch_dims"] = reduce_batch_dims
-        d["frozen"] = False
-        d["prefix"] = "_vecnorm_" + secrets.token_hex(4)
+        set_plain(self, "stateful", stateful)
+        set_plain(self, "reduce_batch_dims", reduce_batch_dims)
+        set_plain(self, "frozen", False)
+        set_plain(self, "prefix", "_vecnorm_" + secrets.token_hex(4))
         if shared_data is not None:
             self._stats.use_td(shared_data, owner)
 
@@ -179,7 +433,7 @@ class VecNormV2(_VecNormBase):
             >>> VecNormV2(in_keys=["x"]).freeze().frozen
             True
         """
-        self.__dict__["frozen"] = True
+        set_plain(self, "frozen", True)
         return self
 
     def unfreeze(self) -> "VecNormV2":
@@ -189,7 +443,7 @@ class VecNormV2(_VecNormBase):
             >>> VecNormV2(in_keys=["x"]).freeze().unfreeze().frozen
             False
         """
-        self.__dict__["frozen"] = False
+        set_plain(self, "frozen", False)
         return self
 
     def frozen_copy(self) -> "VecNormV2":
@@ -399,10 +653,9 @@ class VecNormV2(_VecNormBase):
         """The env spec shape of ``key`` (batch dims included), or None outside an env."""
         shapes = self.__dict__.setdefault("_spec_shapes", {})
         if key not in shapes:
-            from ._vecnorm_base import env_of
 
             shape = None
-            if env_of(self) is not None:
+            if container_env(self) is not None:
                 parent = self.parent
                 for comp in (parent.full_observation_spec, parent.full_reward_spec):
                     spec = comp.get(key)

@@ -59,6 +59,7 @@ from numbarl.core.moments import MomentState, moments_init
 from numbarl.core.shared import SharedArrays
 
 from .._arrays import as_array
+from .._device import launch
 
 __all__ = []
 _NAN_STATUS = -1  # status of a batch rejected for NaN / inf (numbarl.core.cuda.moments.STATUS_NONFINITE)
@@ -216,6 +217,32 @@ class TensorMoments:
         w = self.weight.reshape(())
         var = torch.where(w > 0, self.m2 / w, torch.ones_like(self.m2))
         return self.loc.clone(), var.sqrt().clamp_min(eps)
+
+    def accumulate(self, rows: torch.Tensor) -> None:
+        """Merge ``rows`` (``[n, *feature]``) with equal weights (decay 1); the outcome goes to ``worst``, unread.
+
+        What ``ObservationNorm.init_stats`` does with CUDA rollouts: nothing is
+        read back, and a rejected batch (NaN or inf) makes
+        :meth:`affine_loc_scale` NaN.
+        """
+        launch(rows, "moments", "moments_update", rows, self.loc, self.m2, self.weight, self.count, decay=1.0,
+               status=self.status, check=False)
+        torch.minimum(self.worst, self.status, out=self.worst)
+
+    def affine_loc_scale(self, eps: float, standard_normal: bool):
+        """``ObservationNorm``'s (loc, scale) on the device: mean and unbiased std floored at ``eps``.
+
+        With ``standard_normal=False``, the inverse map ``(-mean / std, 1 / std)``.
+        Both are NaN after a rejected batch.
+        """
+        count = self.count.reshape(())
+        unbiased = (self.m2 / (count - 1).clamp_min(1).to(torch.float64)).sqrt()
+        std = torch.where(count > 1, unbiased, torch.zeros_like(self.m2)).clamp_min(eps)
+        loc = self.loc
+        if not standard_normal:
+            loc, std = -loc / std, std.reciprocal()
+        bad = self.worst.reshape(()).lt(0)
+        return loc.masked_fill(bad, float("nan")), std.masked_fill(bad, float("nan"))
 
     def record(self, out: torch.Tensor, rejected=None) -> None:
         """Note the outcome of the last update, on the device.
