@@ -211,16 +211,30 @@ def _run_rows(subs: SubEnvs, req, ready) -> None:
     if steps:
         subs.step(steps)
     resets = [j for j, c in zip(pending, codes) if c == REQ_RESET]
+    if resets:
+        subs.reset(use_mask=False, which=resets)
     maybe = [j for j, c in zip(pending, codes) if c == REQ_STEP_RESET]
     if maybe:
-        done = dict(subs.next)["done"] if "done" in dict(subs.next) else None
-        if done is not None:
-            resets += [j for j in maybe if done[lo + j].any()]
-    if resets:
-        subs.reset(use_mask=False, which=sorted(resets))
+        maybe_reset_rows(subs, maybe)
     for j in pending:
         req[lo + j] = 0
         ready[lo + j] = 1
+
+
+def maybe_reset_rows(subs: SubEnvs, which) -> None:
+    """Reset the members of the sub-envs ``which`` (local indices) whose ``next`` done flag is set."""
+    done = dict(subs.next).get("done")
+    if done is None:
+        return
+    mask, lo = subs.mask, subs.lo
+    flagged = []
+    for j in which:
+        row = done[lo + j]
+        mask[lo + j] = row.reshape(*row.shape[:len(subs.sub_batch)], -1).any(-1) if subs.sub_batch else row.any()
+        if mask[lo + j].any():
+            flagged.append(j)
+    if flagged:
+        subs.reset(use_mask=True, which=flagged)
 
 
 def _serve_flags(conn, subs: SubEnvs, shared, index: int, parent_pid: int, spin: float) -> None:
@@ -356,6 +370,7 @@ class WorkerPool:
         self.owing = set()  # workers whose reply to an earlier command has not been read (interrupted wait)
         self.closed = False
         self.words = None
+        self.posted_at = {}  # worker -> when its last per-env requests were posted
         if flags:
             from ...core.flags import Words
 
@@ -422,6 +437,42 @@ class WorkerPool:
             self.collect(sorted(self.owing), self.timeout)
         for w in workers:
             self._bump(w, op)
+
+    def post_rows(self, w: int) -> None:
+        """Wake worker ``w`` to serve the per-env requests flagged in ``req`` (``OP_ROWS``), without waiting.
+
+        A worker busy with earlier requests rescans them once done, so
+        nothing waits here unless it is running another kind of command.
+        """
+        import time
+
+        words = self.words[w]
+        if words[DONE] != words[SEQ] and words[CMD] != OP_ROWS:
+            self.wait([w])
+        self.posted_at[w] = time.monotonic()
+        words[CMD] = OP_ROWS
+        words[SEQ] = (words[SEQ] + 1) & 0x3FFFFFFF
+        words.wake(SEQ)
+
+    def wait_some(self, workers, timeout: float) -> None:
+        """Sleep until the first of ``workers`` finishes a command (or ``timeout``); raise faults and hangs."""
+        import time
+
+        w = workers[0]
+        words = self.words[w]
+        cur = words[DONE]
+        if cur == words[SEQ] or words.wait_change(DONE, cur, timeout, self.spin):
+            if words[STATUS]:
+                self._read_error(w)
+            return
+        for v in workers:
+            if not self.procs[v].is_alive():
+                self._died(v)
+        if self.timeout is not None:
+            now = time.monotonic()
+            late = [v for v in workers if self.busy(v) and now - self.posted_at.get(v, now) >= self.timeout]
+            if late:
+                self._hang(late, self.timeout)
 
     def busy(self, w: int) -> bool:
         """Whether worker ``w`` has not finished its last command word."""
