@@ -205,3 +205,18 @@ def make_trl_serial_pendulums(k: int = 3):
 def make_pendulum_batch3():
     """A GymEnv-based env of batch size [3] through a SerialEnv, as in ``SerialEnv(2, lambda: Env(batch_size=[3]))``."""
     return make_serial_pendulums(3)
+
+
+def seeded_pendulum(seed: int = 0):
+    """A Pendulum GymEnv seeded with ``seed`` (AsyncEnvPool makers: TorchRL's pool has no set_seed)."""
+    env = GymEnv("Pendulum-v1")
+    env.set_seed(seed)
+    return env
+
+
+def trl_seeded_pendulum(seed: int = 0):
+    import torchrl.envs as trl
+
+    env = trl.GymEnv("Pendulum-v1")
+    env.set_seed(seed)
+    return env

@@ -45,6 +45,13 @@ def _env_indices(cls_name: str, tensordict, env_index, num_envs: int) -> np.ndar
     return idx
 
 
+def _single(td, env_index):
+    """One env's result without the pool dim when one env was asked for by an int index (as TorchRL)."""
+    if isinstance(env_index, (int, np.integer)) and not isinstance(env_index, bool):
+        return td[0]
+    return td
+
+
 class AsyncIO:
     """Mixin of ``AsyncEnvPool``: the asynchronous API over ``self._runner`` and the batch arrays."""
 
@@ -152,12 +159,13 @@ class AsyncIO:
                         timeout: float | None = None) -> TensorDict:
         """Results of steps in flight: at least ``min_get`` (default ``min_get`` attribute, 1), sorted by env.
 
-        ``env_index``: wait for exactly these envs. ``max_get``: at most that
+        ``env_index``: wait for exactly these envs (an int: that env's result,
+        without the pool dim, as TorchRL returns it). ``max_get``: at most that
         many. ``timeout``: seconds for the whole call; TimeoutError if fewer
         than ``min_get`` are ready by then (those stay available).
         """
         ready, nxt = self._recv(REQ_STEP, min_get, env_index, max_get, timeout)
-        return self._step_result(ready, nxt)
+        return _single(self._step_result(ready, nxt), env_index)
 
     def async_step_and_maybe_reset_send(self, tensordict, env_index=None) -> None:
         """As :meth:`async_step_send`; envs that are done after the step are reset in the worker."""
@@ -179,7 +187,7 @@ class AsyncIO:
                 m = reset_rows.reshape(*reset_rows.shape, *(1,) * (fresh.dim() - nb))
                 root.set(key, torch.where(m, fresh, root.get(key)))
         root.set("env_index", torch.from_numpy(ready))
-        return out, root
+        return _single(out, env_index), _single(root, env_index)
 
     def async_reset_send(self, tensordict=None, env_index=None) -> None:
         """Start a reset of the envs named (every env when neither ``tensordict`` nor ``env_index`` names some)."""
@@ -190,4 +198,4 @@ class AsyncIO:
         """Results of resets in flight (as :meth:`async_step_recv`), with ``"env_index"``."""
         ready, root = self._recv(REQ_RESET, min_get, env_index, max_get, timeout)
         root.set("env_index", torch.from_numpy(ready))
-        return root
+        return _single(root, env_index)
