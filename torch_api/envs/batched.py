@@ -20,11 +20,22 @@ as in TorchRL: ``serial.attr`` is the list of the sub-envs' values (methods
 give a :class:`SubEnvMethod` returning one result per sub-env), and
 ``parallel.attr(...)`` runs in the workers and returns that list.
 
+State inputs: every key of the sub-envs' ``full_state_spec`` (RNN hidden
+states, ``action_mask``...) that the tensordict holds is handed to each
+sub-env with its action, and with a ``reset(td)`` that carries it (not with
+the resets of ``step_and_maybe_reset`` / ``rollout``, as TorchRL).
+
+Sub-envs that are themselves batched (``SerialEnv(k, ...)``, an env of
+batch size ``[k]``) give the batch ``[num_workers, k]``, as in TorchRL:
+``ParallelEnv(n, lambda: SerialEnv(k, make))`` runs ``k`` envs in each of
+``n`` worker processes, on the array path, and a ``"_reset"`` mask of shape
+``[n, k, 1]`` resets single members.
+
 Where numbarl differs from TorchRL: after a partial reset, the sub-envs that
 were not reset report their current observations and done flags (TorchRL
 returns zeros there), so ``reset(td)`` can be used as is; ``close()`` twice
-does nothing (TorchRL raises); sub-envs must share one set of specs (TorchRL
-stacks differing specs lazily) and have an empty batch_size; a name the
+does nothing (TorchRL raises); sub-envs must share one set of specs and one
+batch size (TorchRL stacks differing specs lazily); a name the
 sub-envs lack raises AttributeError at once and an error inside a forwarded
 call leaves the workers up (TorchRL's workers die); names starting with
 ``_`` are not forwarded.
@@ -491,8 +502,11 @@ class ParallelEnv(_BatchedEnv):
 
     Observations, rewards, done flags, actions and reset masks live in one
     shared-memory block (``numbarl.core.shared.SharedArrays``): workers write
-    their rows, the parent reads zero-copy views; the pipes carry one command
-    byte per step. Sub-envs are spread over ``num_processes`` processes
+    their rows, the parent reads zero-copy views. Steps and resets are
+    commanded through words in that block (the parent bumps a sequence word
+    and wakes each worker with a futex; a worker spins briefly, then sleeps
+    on it), so a batch step costs one wake-up per worker and no pipe
+    message; seeding, attribute queries and close use the pipes. Sub-envs are spread over ``num_processes`` processes
     (default: one per CPU core, at most ``num_workers``), each stepping its
     contiguous share in turn, which is faster than one process per sub-env
     when there are more sub-envs than cores; the batch and its semantics are
@@ -509,7 +523,7 @@ class ParallelEnv(_BatchedEnv):
     ``if __name__ == "__main__":``, as for any such multiprocessing program.
 
     Faults: an exception in a worker, a worker that dies (e.g. SIGKILL) or one
-    that gives no reply within ``timeout`` seconds makes the call raise
+    that gives no reply within ``timeout`` seconds (300 by default) makes the call raise
     :class:`EnvWorkerError` (with the worker's traceback where there is one)
     after every worker has been ended and the shared block unlinked. Waits
     watch the process sentinels, so a dead worker is seen at once.
