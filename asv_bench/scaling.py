@@ -1,6 +1,7 @@
 """How close collection comes to what the cores can do: one table, in one run.
 
-Rows: layout x number of Pendulum-v1 envs (with observation normalization);
+Rows: layout (see ``benchmarks/bench_scaling.py``; ``numbarl`` is the nested
+``ParallelEnv(cores, SerialEnv(n / cores))``) x number of Pendulum-v1 envs (with observation normalization);
 columns: env steps/s (median of ``--repeat`` timed rollouts), the ratio to
 one core's bare gymnasium rate, and the fraction of the limit (cores x one
 core's bare gymnasium rate, measured at the start of the same run). Layouts
@@ -10,7 +11,7 @@ Runs with numbarl on ``PYTHONPATH`` (no install needed).
 Usage::
 
     python asv_bench/scaling.py                  # 8, 64, 256 envs, every layout
-    python asv_bench/scaling.py --envs 64 --impl numbarl_nested numbarl_pool gymnasium
+    python asv_bench/scaling.py --envs 64 --impl numbarl numbarl_pool gymnasium
 """
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
 ``impl`` is the layout:
 
-- ``numbarl_parallel``: ``ParallelEnv(n, ..., num_processes=n)``, one env per worker process;
-- ``numbarl_nested``: ``ParallelEnv(w, lambda: SerialEnv(n // w, ...))`` with ``w`` = cores;
+- ``numbarl`` (the base of the ratios): ``ParallelEnv(w, lambda: SerialEnv(n // w, ...))``, nested,
+  with ``w`` = cores;
+- ``numbarl_one_per_worker``: ``ParallelEnv(n, ..., num_processes=n)``, one env per worker process;
 - ``numbarl_pool``: ``AsyncEnvPool`` (multiprocessing, ``envs_per_worker = n / cores``);
 - ``gymnasium``: ``AsyncVectorEnv`` (one process per env) with the vector ``NormalizeObservation``;
 - ``torchrl_parallel`` / ``torchrl_pool``: TorchRL 0.14.1's ``ParallelEnv`` (one env per worker)
@@ -32,7 +33,7 @@ import numpy as np
 
 ENV_ID = "Pendulum-v1"
 NUM_ENVS = (8, 64, 256)
-IMPLS = ("numbarl_parallel", "numbarl_nested", "numbarl_pool", "gymnasium", "torchrl_parallel", "torchrl_pool",
+IMPLS = ("numbarl", "numbarl_pool", "numbarl_one_per_worker", "gymnasium", "torchrl_parallel", "torchrl_pool",
          "envpool")
 MAX_PROCESS_PER_ENV = 64
 TARGET_STEPS = 40_000  # env steps per timed rollout (fewer batch steps for more envs)
@@ -78,11 +79,11 @@ def _numbarl(impl: str, n: int):
     import numbarl.torch_api as lib
 
     make = functools.partial(lib.GymEnv, ENV_ID)
-    if impl == "numbarl_parallel":
+    if impl == "numbarl_one_per_worker":
         if n > MAX_PROCESS_PER_ENV:
             raise NotImplementedError(f"one process per env: {n} processes (more than {MAX_PROCESS_PER_ENV})")
         env = lib.ParallelEnv(n, make, num_processes=n)
-    elif impl == "numbarl_nested":
+    elif impl == "numbarl":
         w, k = _split(n)
         env = lib.ParallelEnv(w, functools.partial(lib.SerialEnv, k, make))
     else:
@@ -201,3 +202,27 @@ class BareGymnasium:
         return bare_gymnasium_rate()
 
     track_steps_per_second.unit = "steps/s"
+
+
+class CommandRoundTrip:
+    """The parent commands a step of every worker and waits until all are done (one Pendulum step each).
+
+    The cost of one batch step beyond the envs' own work: before the command
+    words it was a pipe message and reply per worker.
+    """
+
+    params = [2, 4]
+    param_names = ["workers"]
+    timeout = 120
+
+    def setup(self, workers):
+        import numbarl.torch_api as lib
+
+        self.env = lib.ParallelEnv(workers, functools.partial(lib.GymEnv, ENV_ID), num_processes=workers)
+        self.env.reset()
+
+    def time_round_trip(self, workers):
+        self.env._run_step()
+
+    def teardown(self, workers):
+        self.env.close()

@@ -13,6 +13,7 @@ import pytest
 import torch
 from compare import assert_td_equal
 from numbarl.torch_api import AsyncEnvPool, EnvWorkerError
+from tensordict import TensorDict
 
 BACKENDS = [("multiprocessing", {"envs_per_worker": 2}), ("threading", {})]
 
@@ -291,3 +292,13 @@ def test_garbage_collected_pool_releases_everything():
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(p) for p in pids)
+
+
+@pytest.mark.parametrize("backend, kw", BACKENDS)
+def test_partial_reset_resets_only_the_flagged_envs(backend, kw):
+    with AsyncEnvPool(makers(), backend=backend, **kw) as pool:
+        before = pool.rand_step(pool.reset())["next", "observation"].clone()
+        mask = torch.tensor([True, False, False, True])
+        out = pool.reset(TensorDict({"_reset": mask.unsqueeze(-1)}, [4]))
+        torch.testing.assert_close(out["observation"][~mask], before[~mask], rtol=0, atol=0)
+        assert (out["observation"][mask] != before[mask]).all()

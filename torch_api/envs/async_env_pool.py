@@ -43,6 +43,7 @@ from ._worker import (OP_RESET, OP_RESET_ALL, OP_STEP, REQ_RESET, REQ_STEP, REQ_
 __all__ = ["AsyncEnvPool"]
 
 _BACKENDS = ("threading", "multiprocessing")
+_MASKED_RESET = 100  # threading backend: reset the members flagged in ``mask`` (a synchronous partial reset)
 
 
 class _Threads:
@@ -64,7 +65,7 @@ class _Threads:
                 maybe_reset_rows(sub, [0])
         elif code == REQ_RESET:
             sub.reset(use_mask=False)
-        elif code == OP_RESET:
+        elif code == _MASKED_RESET:
             sub.reset()
 
     def post(self, idx, code: int) -> None:
@@ -72,8 +73,10 @@ class _Threads:
             self.futures[i] = self.executor.submit(self._job, i, code)
 
     def run_all(self, code: int) -> None:
-        self.post(np.arange(len(self.subs)), code)
-        self.wait_ready(np.arange(len(self.subs)), len(self.subs), None)
+        every = np.arange(len(self.subs))
+        self.post(every, code)
+        self.wait_ready(every, every.size, None)
+        self.release(every)
 
     def wait_ready(self, idx, min_get: int, deadline) -> np.ndarray:
         """Indices among ``idx`` whose task finished, after waiting for ``min_get`` of them."""
@@ -379,7 +382,7 @@ class AsyncEnvPool(AsyncIO, _BatchedEnv):
         if self.backend == "multiprocessing":
             self._runner.run_all(OP_RESET_ALL if every else OP_RESET)
         else:
-            self._runner.run_all(REQ_RESET if every else OP_RESET)
+            self._runner.run_all(REQ_RESET if every else _MASKED_RESET)
 
     def _with_index(self, td):
         td.set("env_index", torch.arange(self.num_envs))
