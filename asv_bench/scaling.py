@@ -51,6 +51,12 @@ def main(argv=None) -> None:
             except NotImplementedError as err:
                 print(f"{impl:18s} {n:5d}   skipped: {err}", flush=True)
                 continue
+            except Exception as err:  # noqa: BLE001 - a peer's failure must not end the table
+                if impl.startswith("numbarl"):
+                    raise
+                print(f"{impl:18s} {n:5d}   failed in the peer library: {type(err).__name__}: "
+                      f"{str(err).splitlines()[0][:120]}", flush=True)
+                continue
             try:
                 run()  # warm-up
                 rates = []
