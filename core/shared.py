@@ -32,6 +32,7 @@ created with permissions 0o600 (owner only).
 """
 import fcntl
 import json
+import math
 import mmap
 import os
 import secrets
@@ -202,6 +203,8 @@ class SharedArrays:
         ValueError: a bad layout value, a block that does not match its
             header or the expected layout, or use after close.
         FileNotFoundError: attaching a name that does not exist.
+        PermissionError: attaching a block owned by another user, or readable or
+            writable by group or others.
 
     Examples:
         >>> import pickle
@@ -293,7 +296,9 @@ class SharedArrays:
         except FileNotFoundError:
             raise FileNotFoundError(f"SharedArrays.attach found no block named {name!r}") from None
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            _check_owner(name, st)
+            size = st.st_size
             if size < _HEAD.size:
                 raise ValueError(f"SharedArrays.attach: block {name!r} has {size} bytes, too small for a header")
             mm = mmap.mmap(fd, size)
@@ -307,11 +312,11 @@ class SharedArrays:
                 found = {n: (s, dt) for n, dt, s, _ in entries}
                 if expected != found:
                     raise ValueError(f"SharedArrays.attach: block {name!r} holds {found}, expected {expected}")
+            return cls(_TOKEN, _Block(name, mm, fd, 0), entries, data_start)
         except BaseException:
             mm.close()
             os.close(fd)
             raise
-        return cls(_TOKEN, _Block(name, mm, fd, 0), entries, data_start)
 
     @property
     def name(self):
@@ -378,6 +383,22 @@ class SharedArrays:
         return f"SharedArrays({self.name!r}, {state}, arrays={list(self._layout)})"
 
 
+def _check_owner(name, st):
+    """Refuse a block that another user owns or that others may read or write.
+
+    After the owner unlinks a block, another local user could create one
+    with the same name (names travel in pickles and are listed in
+    /dev/shm); checking the owner and the mode of the open file refuses it.
+    """
+    euid = os.geteuid()
+    if st.st_uid != euid:
+        raise PermissionError(f"SharedArrays.attach: block {name!r} belongs to uid {st.st_uid}, not to this "
+                              f"process's uid {euid}; refusing a block made by another user")
+    if st.st_mode & 0o077:
+        raise PermissionError(f"SharedArrays.attach: block {name!r} has mode {oct(st.st_mode & 0o777)}, which "
+                              "gives access to group or others; numbarl blocks are owner-only (0o600)")
+
+
 def _read_header(name, mm, size):
     """Parse and check a block header; return the entries and the data start."""
     magic, version, text_len, total = _HEAD.unpack_from(mm, 0)
@@ -396,7 +417,9 @@ def _read_header(name, mm, size):
     data_start = _align(_HEAD.size + text_len)
     end = data_start
     for n, dt, shape, off in entries:
-        nbytes = dt.itemsize * int(np.prod(shape, dtype=np.int64))
+        if min(shape, default=0) < 0:
+            raise ValueError(f"{where} has an inconsistent layout entry {n!r} ({dt}, {shape}, offset {off})")
+        nbytes = dt.itemsize * math.prod(shape)  # Python ints: a crafted shape cannot overflow
         if (
             dt.hasobject
             or min(shape, default=0) < 0

@@ -128,3 +128,95 @@ def make_counted_pendulum():
     from numbarl.torch_api import TransformedEnv
 
     return TransformedEnv(GymEnv("Pendulum-v1"), SharedCounter())
+
+
+def _state_env_class(base, Composite, Unbounded, Categorical):
+    """An env whose step reads a state input ``hidden`` and an ``action_mask`` (as an RNN policy's env does).
+
+    The same logic on numbarl's and on TorchRL's ``EnvBase``, for differential tests.
+    """
+
+    class StateEnv(base):
+        def __init__(self, horizon: int = 4, offset: float = 0.0):
+            super().__init__()
+            self.horizon, self.offset, self.t = horizon, offset, 0
+            self.observation_spec = Composite(observation=Unbounded((2,)), hidden=Unbounded((2,)),
+                                              action_mask=Categorical(2, (3,), dtype=torch.bool))
+            self.state_spec = Composite(hidden=Unbounded((2,)), action_mask=Categorical(2, (3,), dtype=torch.bool))
+            self.action_spec = Unbounded((1,))
+            self.reward_spec = Unbounded((1,))
+
+        def _reset(self, td, **kwargs):
+            self.t = 0
+            hidden = torch.full((2,), self.offset)
+            if td is not None and "hidden" in td.keys():
+                hidden = hidden + td.get("hidden")  # a state input given at reset is used
+            return TensorDict({"observation": hidden.clone(), "hidden": hidden,
+                               "action_mask": torch.tensor([True, False, True]),
+                               "done": torch.tensor([False]), "terminated": torch.tensor([False])}, [])
+
+        def _step(self, td):
+            self.t += 1
+            hidden = td.get("hidden") * 0.5 + td.get("action")  # KeyError if the state input was dropped
+            mask = td.get("action_mask")
+            obs = hidden * 2 + mask.float()[:2]
+            done = torch.tensor([self.t >= self.horizon])
+            return TensorDict({"observation": obs, "hidden": hidden, "action_mask": mask.roll(1),
+                               "reward": hidden.sum(-1, keepdim=True), "done": done, "terminated": done.clone()}, [])
+
+        def _set_seed(self, seed):
+            self.offset = float(seed % 7) if seed is not None else 0.0
+
+    return StateEnv
+
+
+from numbarl.torch_api import Categorical as _Categorical  # noqa: E402
+
+StateEnv = _state_env_class(EnvBase, Composite, Unbounded, _Categorical)
+try:  # the same env on TorchRL, for the differential tests
+    import warnings as _warnings
+
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        from torchrl.data import Categorical as _TCategorical
+        from torchrl.data import Composite as _TComposite
+        from torchrl.data import Unbounded as _TUnbounded
+        from torchrl.envs import EnvBase as _TEnvBase
+    TorchRLStateEnv = _state_env_class(_TEnvBase, _TComposite, _TUnbounded, _TCategorical)
+    TorchRLStateEnv.__name__ = TorchRLStateEnv.__qualname__ = "TorchRLStateEnv"
+except ImportError:
+    TorchRLStateEnv = None
+StateEnv.__qualname__ = "StateEnv"
+
+
+def make_serial_pendulums(k: int = 3):
+    """``SerialEnv(k, Pendulum)``: a batched sub-env (batch size ``[k]``) for nesting tests."""
+    from numbarl.torch_api import SerialEnv
+
+    return SerialEnv(k, make_pendulum)
+
+
+def make_trl_serial_pendulums(k: int = 3):
+    import torchrl.envs as trl
+
+    return trl.SerialEnv(k, functools.partial(trl.GymEnv, "Pendulum-v1"))
+
+
+def make_pendulum_batch3():
+    """A GymEnv-based env of batch size [3] through a SerialEnv, as in ``SerialEnv(2, lambda: Env(batch_size=[3]))``."""
+    return make_serial_pendulums(3)
+
+
+def seeded_pendulum(seed: int = 0):
+    """A Pendulum GymEnv seeded with ``seed`` (AsyncEnvPool makers: TorchRL's pool has no set_seed)."""
+    env = GymEnv("Pendulum-v1")
+    env.set_seed(seed)
+    return env
+
+
+def trl_seeded_pendulum(seed: int = 0):
+    import torchrl.envs as trl
+
+    env = trl.GymEnv("Pendulum-v1")
+    env.set_seed(seed)
+    return env

@@ -176,6 +176,72 @@ def test_attach_accepts_a_valid_raw_block_and_checks_expected_layout():
         shm.unlink()
 
 
+def open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def mapped_blocks(name):
+    with open("/proc/self/maps") as f:
+        return sum(name in line for line in f)
+
+
+@pytest.mark.parametrize("shape", [[2**62, 2**62], [2**40, 2**40, 2**40], [-1, 4]])
+def test_attach_refuses_an_overflowing_shape_and_leaks_nothing(shape):
+    text = json.dumps([{"name": "a", "dtype": "<f8", "shape": shape, "offset": 0}]).encode()
+    shm = raw_block(header(text, 4096), 4096)
+    try:
+        before = open_fds()
+        with pytest.raises(ValueError, match="inconsistent layout entry 'a'"):
+            SharedArrays.attach(shm.name)
+        gc.collect()
+        assert open_fds() == before
+        assert mapped_blocks(shm.name) == 1  # only the test's own mapping
+    finally:
+        shm.close()
+        shm.unlink()
+
+
+def test_attach_refuses_a_block_open_to_group_or_others():
+    shm = raw_block(header(ENTRY, 4096), 4096)
+    try:
+        os.chmod(os.path.join(SHM, shm.name), 0o644)
+        before = open_fds()
+        with pytest.raises(PermissionError, match=r"mode 0o644, which gives access to group or others"):
+            SharedArrays.attach(shm.name)
+        assert open_fds() == before
+    finally:
+        shm.close()
+        shm.unlink()
+
+
+def _make_block_as(uid, conn):
+    """In a child: become ``uid`` (effective), create a valid block, send its name."""
+    os.setegid(uid)
+    os.seteuid(uid)
+    shm = raw_block(header(ENTRY, 4096), 4096)
+    conn.send(shm.name)
+    shm.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="simulating another user's block needs root to switch the effective uid")
+def test_attach_refuses_a_block_made_by_another_user():
+    ctx = multiprocessing.get_context("fork")
+    mine, theirs = ctx.Pipe()
+    proc = ctx.Process(target=_make_block_as, args=(65534, theirs))
+    proc.start()
+    name = mine.recv()
+    proc.join(30)
+    assert proc.exitcode == 0
+    try:
+        assert os.stat(os.path.join(SHM, name)).st_uid == 65534
+        before = open_fds()
+        with pytest.raises(PermissionError, match=r"belongs to uid 65534, not to this process's uid 0"):
+            SharedArrays.attach(name)
+        assert open_fds() == before
+    finally:
+        os.unlink(os.path.join(SHM, name))
+
+
 def test_attach_name_errors():
     with pytest.raises(TypeError, match="name as a str, got int"):
         SharedArrays.attach(3)

@@ -121,7 +121,7 @@ def test_parallel_bad_arguments():
         ParallelEnv(2, H.make_pendulum, num_processes=3)
     with pytest.raises(ValueError, match="mp_start_method to be one of .*, got 'thread'"):
         ParallelEnv(2, H.make_pendulum, mp_start_method="thread")
-    with pytest.raises(ValueError, match="timeout to be a positive number of seconds, got -1"):
+    with pytest.raises(ValueError, match=r"timeout to be a positive number of seconds \(inf or None: no limit\), got -1"):
         ParallelEnv(2, H.make_pendulum, timeout=-1)
     assert isinstance(ParallelEnv(1, H.make_pendulum, serial_for_single=True), SerialEnv)
 

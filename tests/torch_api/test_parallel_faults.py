@@ -142,3 +142,83 @@ def test_interrupted_wait_does_not_desynchronize():
         ref.set_seed(1)
         expected = ref.rollout(20, actions=actions)
     torch.testing.assert_close(out["next", "observation"], expected["next", "observation"], rtol=0, atol=0)
+
+
+def test_hang_message_names_sub_envs_default_and_fix():
+    env = ParallelEnv(2, [H.make_pendulum, functools.partial(H.SlowStep, 30.0)], num_processes=2, timeout=0.5)
+    block, pids = env._pool.shared.name, env.worker_pids
+    env.reset()
+    with pytest.raises(EnvWorkerError) as info:
+        env.rand_step()
+    text = str(info.value)
+    assert f"worker 1 (pid {pids[1]}, sub-envs 1..1) gave no reply within 0.5 s" in text
+    assert "default timeout is 300 s" in text and "timeout=seconds" in text and "timeout=None" in text
+    assert_released(env, block, pids)
+
+
+@pytest.mark.parametrize("value, error, match", [
+    (float("nan"), ValueError, r"timeout to be a positive number of seconds \(inf or None: no limit\), got nan"),
+    (-2.0, ValueError, "got -2.0"),
+    (0, ValueError, "got 0.0"),
+    ("10", TypeError, "timeout to be a positive number of seconds, inf or None, got str"),
+])
+def test_bad_timeout_is_refused_before_starting_anything(value, error, match):
+    before = set(leaks.python_children())
+    with leaks.track_blocks() as blocks, pytest.raises(error, match=match):
+        ParallelEnv(2, H.make_pendulum, timeout=value)
+    assert not blocks.names and set(leaks.python_children()) == before
+
+
+def test_infinite_timeout_means_no_limit():
+    with ParallelEnv(2, H.make_pendulum, timeout=float("inf")) as env:
+        assert env._pool.timeout is None
+        assert env.rollout(3).batch_size == torch.Size([2, 3])
+
+
+def _mapped(name: str) -> int:
+    with open("/proc/self/maps") as f:
+        return sum(name in line for line in f)
+
+
+def _fds_on(name: str) -> int:
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += name in os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass
+    return n
+
+
+def test_closed_env_drops_its_descriptor_and_mapping():
+    env = ParallelEnv(2, H.make_pendulum)
+    name = env._pool.shared.name
+    env.rollout(3)
+    held = _mapped(name), _fds_on(name)  # (mmap keeps a duplicate descriptor of its own)
+    env.close()
+    assert held[0] >= 1 and held[1] >= 1
+    assert _mapped(name) == 0 and _fds_on(name) == 0  # env still referenced, nothing of the block held
+    assert name not in leaks.numbarl_blocks()
+
+
+def test_env_creator_close_unlinks_its_block():
+    from numbarl.torch_api import EnvCreator
+
+    creator = EnvCreator(H.make_counted_pendulum)
+    with ParallelEnv(2, creator) as env:
+        env.rollout(3)
+    block = creator._handles[next(iter(creator._handles))]
+    assert block in leaks.numbarl_blocks()
+    creator.close()
+    assert block not in leaks.numbarl_blocks()  # at close(), not at garbage collection
+    creator.close()  # harmless
+
+
+def test_worker_affinity_pins_the_workers():
+    cpus = sorted(os.sched_getaffinity(0))
+    with ParallelEnv(2, H.make_pendulum, worker_affinity=[[cpus[0]], [cpus[-1]]]) as env:
+        assert [os.sched_getaffinity(p) for p in env.worker_pids] == [{cpus[0]}, {cpus[-1]}]
+    with pytest.raises(ValueError, match="one CPU set per worker process"):
+        ParallelEnv(2, H.make_pendulum, worker_affinity=[[cpus[0]]])
+    with pytest.raises(ValueError, match="names CPU 100000, which this process may not use"):
+        ParallelEnv(2, H.make_pendulum, worker_affinity=lambda w: [100000])

@@ -1,22 +1,24 @@
-"""Sub-env stepping shared by ``SerialEnv`` and ``ParallelEnv``, and the worker process of ``ParallelEnv``.
+"""The worker process of ``ParallelEnv`` / ``AsyncEnvPool`` and the parent's side of it (:class:`WorkerPool`).
 
-Batch arrays: every key a sub-env reads or writes has one array of shape
-``[num_workers, *leaf_shape]`` (the *layout*, built from the first sub-env's
-specs): ``"action"`` entries (written by the parent), ``"root"`` entries
-(observations and done flags after a reset), ``"next"`` entries
-(observations, rewards and done flags after a step) and a ``"mask"`` array
-of shape ``[num_workers]`` flagging the sub-envs to reset. ``SerialEnv``
-keeps them in process memory; ``ParallelEnv`` keeps them in one
-``numbarl.core.shared.SharedArrays`` block that the workers attach by name.
+The batch layout and the stepping of a slice of sub-envs (:class:`SubEnvs`)
+live in ``_sub_envs``; their names stay importable from here.
 
-:class:`SubEnvs` steps a contiguous slice of sub-envs and writes their rows:
-through the array protocol (``_np_step`` / ``_np_reset``) when a sub-env has
-it, else through the TensorDict API.
+Flag protocol (steps and resets, no pipe message per step): the block holds
+a ``"ctl"`` array of ``CTL_WORDS`` int32 words per worker (two 64-byte
+lines, one written by each side). The parent writes the command word
+``CMD`` (``OP_STEP``, ``OP_RESET`` for the sub-envs flagged in ``mask``,
+``OP_RESET_ALL``, ``OP_ROWS`` for the per-env requests of an
+``AsyncEnvPool``, ``OP_PIPE`` for "read a message from the pipe"), bumps
+``SEQ`` and wakes the worker (futex). The worker, sleeping on ``SEQ`` after
+a short spin, runs the command, stores ``STATUS`` (0, or 1 after sending
+its traceback on the pipe) and ``DONE = SEQ``, and wakes the parent. A
+batch step is one wake-up per worker each way.
 
-Worker protocol (one ``multiprocessing`` pipe per worker process): the
-parent sends a one-byte command, optionally followed by a pickled payload;
-the worker answers ``b"k"`` (and a pickled payload where there is one) or
-``b"E"`` followed by the formatted traceback of the exception it caught.
+Pipe protocol (seeding, attribute queries, close, and every command of a
+pool made without flags): the parent sends a one-byte command, optionally
+followed by a pickled payload; the worker answers ``b"k"`` (and a pickled
+payload where there is one) or ``b"E"`` followed by the formatted
+traceback of the exception it caught.
 
 ======  =========================================  ===================
 byte    meaning                                    reply payload
@@ -24,12 +26,14 @@ byte    meaning                                    reply payload
 ``s``   step every sub-env on the ``action`` rows  none
 ``r``   reset the sub-envs flagged in ``mask``     none
 ``d``   seed: payload ``(seed, static_seed)``      the next seed
+``a``   attribute query of the sub-envs            the pickled list
 ``c``   close the sub-envs and exit                none
 ======  =========================================  ===================
 
-The worker reports ``b"k"`` once its sub-envs are built (or ``b"E"``), keeps
-torch to one thread, ignores SIGINT (the parent handles interrupts) and
-exits when its pipe closes or the parent process disappears.
+The worker reports ``b"k"`` once its sub-envs are built (or ``b"E"``),
+pins itself to its CPUs when given some, keeps torch to one thread,
+ignores SIGINT (the parent handles interrupts) and exits when its pipe
+closes or the parent process disappears.
 """
 from __future__ import annotations
 
@@ -40,177 +44,28 @@ import traceback
 
 import numpy as np
 import torch
-from tensordict import TensorDict
-
-from .._arrays import numpy_dtype
 
 __all__ = []
 
-GROUPS = ("action", "root", "next")
+# The layout and the sub-env stepping live in ``_sub_envs``; these names stay importable from here.
+from ._sub_envs import GROUPS, SubEnvs, _array_ready, allocate, check_env_layout, make_layout  # noqa: E402,F401
+
+# Command words (see "Flag protocol" in the module docstring).
+CTL_WORDS = 32  # int32 words per worker: two 64-byte lines, one written by each side
+SEQ, CMD, ARG = 0, 1, 2  # written by the parent (first line)
+DONE, STATUS = 16, 17  # written by the worker (second line)
+OP_STEP, OP_RESET, OP_RESET_ALL, OP_PIPE, OP_ROWS = 1, 2, 3, 4, 5
+# per-env request codes (``AsyncEnvPool``): the "req" array of the block
+REQ_STEP, REQ_RESET, REQ_STEP_RESET = 1, 2, 3
 
 
-def _array_ready(env) -> bool:
-    ready = getattr(env, "_array_path_ready", None)
-    return bool(ready is not None and ready() and hasattr(env, "_np_step") and hasattr(env, "_np_reset"))
-
-
-def make_layout(env, num_workers: int) -> dict:
-    """The batch layout for ``num_workers`` copies of ``env`` (an env with an empty batch_size).
-
-    Returns a dict with, for each group, a list of ``(name, key, shape, numpy dtype)``
-    and ``"shm"``, the ``SharedArrays`` layout (name -> (shape, dtype)) of every array.
-    """
-    obs = list(env.full_observation_spec.keys(True, True))
-    done = list(env.full_done_spec.keys(True, True))
-    reward = list(env.full_reward_spec.keys(True, True))
-    specs = {
-        "action": [(k, env.full_action_spec[k]) for k in env.full_action_spec.keys(True, True)],
-        "root": [(k, env.full_observation_spec[k]) for k in obs] + [(k, env.full_done_spec[k]) for k in done],
-        "next": ([(k, env.full_observation_spec[k]) for k in obs] + [(k, env.full_reward_spec[k]) for k in reward]
-                 + [(k, env.full_done_spec[k]) for k in done]),
-    }
-    layout = {"num_workers": num_workers, "shm": {"mask": ((num_workers,), np.bool_)}}
-    for group in GROUPS:
-        entries = []
-        for i, (key, spec) in enumerate(specs[group]):
-            name = f"{group}{i}"
-            shape, dtype = tuple(spec.shape), numpy_dtype(spec.dtype)
-            entries.append((name, key, shape, dtype))
-            layout["shm"][name] = ((num_workers, *shape), dtype)
-        layout[group] = entries
-    return layout
-
-
-def check_env_layout(env, layout: dict, where: str) -> None:
-    """Raise ValueError unless ``env`` reads and writes exactly the keys, shapes and dtypes of ``layout``."""
-    if tuple(env.batch_size) != ():
-        raise ValueError(f"{where}: batched envs require sub-envs with an empty batch_size, "
-                         f"got {tuple(env.batch_size)}")
-    other = make_layout(env, layout["num_workers"])
-    for group in GROUPS:
-        mine = [(k, s, np.dtype(d)) for _, k, s, d in layout[group]]
-        theirs = [(k, s, np.dtype(d)) for _, k, s, d in other[group]]
-        if mine != theirs:
-            raise ValueError(f"{where}: every sub-env must have the specs of the first one; {group} keys "
-                             f"(key, shape, dtype) differ: first env {mine}, this env {theirs}")
-
-
-def allocate(layout: dict) -> dict:
-    """Process-local zero-filled batch arrays for ``layout`` (the ``SerialEnv`` storage)."""
-    return {name: np.zeros(shape, dtype=dtype) for name, (shape, dtype) in layout["shm"].items()}
-
-
-class SubEnvs:
-    """Sub-envs ``lo .. lo + len(envs) - 1`` of a batch, stepping into the rows of the batch arrays.
-
-    Args:
-        envs: the sub-env objects.
-        arrays: mapping from layout names to batch arrays (a dict or a ``SharedArrays``).
-        layout: from :func:`make_layout`.
-        lo: the batch index of ``envs[0]``.
-    """
-
-    def __init__(self, envs, arrays, layout: dict, lo: int = 0):
-        self.envs = list(envs)
-        self.lo = lo
-        self.rows = range(lo, lo + len(self.envs))
-        self.action = [(key, arrays[name]) for name, key, _, _ in layout["action"]]
-        self.root = [(key, arrays[name]) for name, key, _, _ in layout["root"]]
-        self.next = [(key, arrays[name]) for name, key, _, _ in layout["next"]]
-        hi = lo + len(self.envs)
-        # (key, batch array, its rows lo..hi with the first two dims merged): one concatenate fills them
-        self.next_flat = [(key, dst, dst[lo:hi].reshape(-1, *dst.shape[2:]) if dst.ndim > 1 else None)
-                          for key, dst in self.next]
-        self.mask = arrays["mask"]
-        single_action = len(self.action) == 1
-        self.fast = [single_action and _array_ready(env) for env in self.envs]
-        self.all_fast = all(self.fast)
-
-    def step(self) -> None:
-        """Step every sub-env with its ``action`` row; write its ``next`` rows."""
-        if self.all_fast:
-            act = self.action[0][1]
-            outs = [env._np_step(act[i]) for i, env in zip(self.rows, self.envs)]
-            self._gather(outs, self.next_flat)
-            return
-        nxt = self.next
-        for i, env, fast in zip(self.rows, self.envs, self.fast):
-            if fast:
-                out = env._np_step(self.action[0][1][i])
-                for key, dst in nxt:
-                    dst[i] = out[key]
-                continue
-            td = TensorDict(batch_size=())
-            for key, src in self.action:
-                td.set(key, torch.from_numpy(np.array(src[i])))  # np.array: 0-d rows become arrays too
-            out = env.step(td).get("next")
-            for key, dst in nxt:
-                dst[i] = out.get(key).numpy()
-
-    def _gather(self, outs: list, triples: list) -> None:
-        """Write ``outs[j][key]`` into row ``lo + j`` of each batch array: one concatenate per key."""
-        for key, dst, flat in triples:
-            parts = [out[key] for out in outs]
-            if flat is not None:
-                try:
-                    np.concatenate(parts, out=flat)
-                    continue
-                except (ValueError, TypeError):  # 0-d or oddly shaped leaves: one row at a time
-                    pass
-            for i, part in zip(self.rows, parts):
-                dst[i] = part
-
-    def reset(self, use_mask: bool = True) -> None:
-        """Reset the sub-envs flagged in ``mask`` (all of them when not ``use_mask``); write their ``root`` rows."""
-        mask = self.mask
-        root = self.root
-        for i, env, fast in zip(self.rows, self.envs, self.fast):
-            if use_mask and not mask[i]:
-                continue
-            if fast:
-                out = env._np_reset()
-                for key, dst in root:
-                    dst[i] = out[key]
-            else:
-                out = env.reset()
-                for key, dst in root:
-                    dst[i] = out.get(key).numpy()
-
-    def query(self, name: str, call: bool, args: tuple = (), kwargs: dict | None = None) -> list:
-        """``getattr(env, name)`` of every sub-env, called with ``args`` / ``kwargs`` when ``call``, as a list.
-
-        Calling a non-callable attribute reads it (TorchRL's
-        ``ParallelEnv.attr()`` convention) and takes no arguments.
-        """
-        kwargs = kwargs or {}
-        out = []
-        for env in self.envs:
-            value = getattr(env, name)
-            if call:
-                if callable(value):
-                    value = value(*args, **kwargs)
-                elif args or kwargs:
-                    raise TypeError(f"attribute {name!r} of the sub-envs is a {type(value).__name__}, not callable; "
-                                    f"call it without arguments to read it")
-            out.append(value)
-        return out
-
-    def set_seed(self, seed, static_seed: bool):
-        """Seed the sub-envs in order, each with the seed the previous one returned; return the last."""
-        for env in self.envs:
-            seed = env.set_seed(seed, static_seed=static_seed)
-        return seed
-
-    def close(self) -> None:
-        """Close every sub-env (errors of one do not stop the others; the first is raised)."""
-        first = None
-        for env in self.envs:
-            try:
-                env.close()
-            except Exception as err:  # noqa: BLE001 - re-raised below
-                first = first or err
-        if first is not None:
-            raise first
+def control_layout(num_processes: int, num_envs: int | None = None) -> dict:
+    """The extra arrays of a flag-stepped block: command words, and per-env request/ready flags for a pool."""
+    out = {"ctl": ((num_processes, CTL_WORDS), np.int32)}
+    if num_envs is not None:
+        out["req"] = ((num_envs,), np.int8)
+        out["ready"] = ((num_envs,), np.int8)
+    return out
 
 
 def _error(text: str) -> bytes:
@@ -245,13 +100,23 @@ def _parent_alive(pid: int) -> bool:
     return True
 
 
-def worker_main(conn, payload, shared, lo: int, layout: dict, parent_pid: int, threads: int = 1) -> None:
+def _apply_affinity(cpus) -> None:
+    if cpus is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(cpus))
+
+
+def worker_main(conn, payload, shared, lo: int, layout: dict, parent_pid: int, threads: int = 1,
+                index: int | None = None, affinity=None, spin: float = 0.0) -> None:
     """Entry point of a worker process: build the sub-envs, then serve commands (see the module docstring).
 
     ``payload`` is ``(create_env_fns, create_env_kwargs)`` for this worker's
     sub-envs, pickled (or the objects themselves under the fork start method).
+    With ``index`` (this worker's number) and a ``"ctl"`` array in ``shared``,
+    commands come through the flag protocol; otherwise through the pipe.
+    ``affinity``: CPUs to pin this process to, before anything is built.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _apply_affinity(affinity)
     torch.set_num_threads(threads)
     subs = None
     fns, envs = [], []
@@ -272,7 +137,10 @@ def worker_main(conn, payload, shared, lo: int, layout: dict, parent_pid: int, t
             conn.send_bytes(_error(f"while building sub-envs {lo}..{lo + max(len(fns), 1) - 1}:\n{text}"))
             return
         conn.send_bytes(b"k")
-        _serve(conn, subs, parent_pid)
+        if index is not None and "ctl" in shared:
+            _serve_flags(conn, subs, shared, index, parent_pid, spin)
+        else:
+            _serve(conn, subs, parent_pid)
     finally:
         if subs is not None:
             try:
@@ -286,6 +154,32 @@ def worker_main(conn, payload, shared, lo: int, layout: dict, parent_pid: int, t
         conn.close()
 
 
+def _handle(conn, subs: SubEnvs, msg: bytes):
+    """The reply to a pipe command, and whether the worker must stop."""
+    cmd = msg[:1]
+    try:
+        if cmd == b"s":
+            subs.step()
+            return b"k", False
+        if cmd == b"r":
+            subs.reset()
+            return b"k", False
+        if cmd == b"d":
+            seed, static = pickle.loads(msg[1:])
+            return b"k" + pickle.dumps(subs.set_seed(seed, static)), False
+        if cmd == b"a":
+            return _answer_query(subs, msg[1:]), False
+        if cmd == b"c":
+            try:
+                subs.close()
+            finally:
+                subs.envs = []
+            return b"k", True
+        return _error(f"unknown command {cmd!r}"), False
+    except Exception:  # noqa: BLE001 - every error goes back to the parent
+        return _error(f"in sub-envs {subs.lo}..{subs.lo + len(subs.envs) - 1}:\n" + traceback.format_exc()), False
+
+
 def _serve(conn, subs: SubEnvs, parent_pid: int) -> None:
     while True:
         if not conn.poll(1.0):
@@ -296,34 +190,102 @@ def _serve(conn, subs: SubEnvs, parent_pid: int) -> None:
             msg = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        cmd = msg[:1]
-        try:
-            if cmd == b"s":
-                subs.step()
-                reply = b"k"
-            elif cmd == b"r":
-                subs.reset()
-                reply = b"k"
-            elif cmd == b"d":
-                seed, static = pickle.loads(msg[1:])
-                reply = b"k" + pickle.dumps(subs.set_seed(seed, static))
-            elif cmd == b"a":
-                reply = _answer_query(subs, msg[1:])
-            elif cmd == b"c":
-                try:
-                    subs.close()
-                    reply = b"k"
-                finally:
-                    subs.envs = []
-                conn.send_bytes(reply)
-                return
-            else:
-                reply = _error(f"unknown command {cmd!r}")
-        except Exception:  # noqa: BLE001 - every error goes back to the parent
-            reply = _error(f"in sub-envs {subs.lo}..{subs.lo + len(subs.envs) - 1}:\n" + traceback.format_exc())
+        reply, stop = _handle(conn, subs, msg)
         try:
             conn.send_bytes(reply)
         except (BrokenPipeError, OSError):
+            return
+        if stop:
+            return
+
+
+def _run_rows(subs: SubEnvs, req, ready) -> None:
+    """Serve the per-env requests of this worker's rows (``AsyncEnvPool``): step, reset, or step then maybe reset."""
+    lo = subs.lo
+    n = len(subs.envs)
+    pending = [j for j in range(n) if req[lo + j]]
+    if not pending:
+        return
+    codes = [int(req[lo + j]) for j in pending]
+    steps = [j for j, c in zip(pending, codes) if c in (REQ_STEP, REQ_STEP_RESET)]
+    if steps:
+        subs.step(steps)
+    resets = [j for j, c in zip(pending, codes) if c == REQ_RESET]
+    if resets:
+        subs.reset(use_mask=False, which=resets)
+    maybe = [j for j, c in zip(pending, codes) if c == REQ_STEP_RESET]
+    if maybe:
+        maybe_reset_rows(subs, maybe)
+    for j in pending:
+        req[lo + j] = 0
+        ready[lo + j] = 1
+
+
+def maybe_reset_rows(subs: SubEnvs, which) -> None:
+    """Reset the members of the sub-envs ``which`` (local indices) whose ``next`` done flag is set."""
+    done = dict(subs.next).get("done")
+    if done is None:
+        return
+    mask, lo = subs.mask, subs.lo
+    flagged = []
+    for j in which:
+        row = done[lo + j]
+        mask[lo + j] = row.reshape(*row.shape[:len(subs.sub_batch)], -1).any(-1) if subs.sub_batch else row.any()
+        if mask[lo + j].any():
+            flagged.append(j)
+    if flagged:
+        subs.reset(use_mask=True, which=flagged)
+
+
+def _serve_flags(conn, subs: SubEnvs, shared, index: int, parent_pid: int, spin: float) -> None:
+    """Serve commands given through the command words of worker ``index`` (see the module docstring)."""
+    from ...core.flags import Words
+
+    words = Words(shared["ctl"][index])
+    req = shared["req"] if "req" in shared else None
+    ready = shared["ready"] if "ready" in shared else None
+    last = 0  # the block starts zero-filled and the parent commands only after this worker said it was ready
+    while True:
+        if not words.wait_change(SEQ, last, 1.0, spin):
+            if not _parent_alive(parent_pid):
+                return
+            continue
+        last = words[SEQ]
+        op = words[CMD]
+        stop = False
+        error = None
+        try:
+            if op == OP_STEP:
+                subs.step()
+            elif op == OP_RESET:
+                subs.reset()
+            elif op == OP_RESET_ALL:
+                subs.reset(use_mask=False)
+            elif op == OP_ROWS:
+                _run_rows(subs, req, ready)
+            elif op == OP_PIPE:
+                try:
+                    msg = conn.recv_bytes()
+                except (EOFError, OSError):
+                    return
+                reply, stop = _handle(conn, subs, msg)
+                try:
+                    conn.send_bytes(reply)
+                except (BrokenPipeError, OSError):
+                    return
+            else:
+                raise ValueError(f"unknown command word {op}")
+        except Exception:  # noqa: BLE001 - every error goes back to the parent
+            error = _error(f"in sub-envs {subs.lo}..{subs.lo + len(subs.envs) - 1}:\n" + traceback.format_exc())
+        if error is not None:
+            try:
+                conn.send_bytes(error)
+            except (BrokenPipeError, OSError):
+                return
+        words[STATUS] = 0 if error is None else 1
+        words[DONE] = last
+        words.wake(DONE)
+        if stop:
             return
 
 
@@ -374,34 +336,53 @@ def _exit_text(code) -> str:
 
 
 class WorkerPool:
-    """The worker processes of one ``ParallelEnv``, their pipes and the batch's shared block.
+    """The worker processes of one batched env, their pipes and the batch's shared block.
 
     The pool owns all three: :meth:`shutdown` (also run by the env's
     finalizer) ends every process and closes (unlinks) the block; any fault
     seen by :meth:`command` does the same before raising
-    :class:`EnvWorkerError`. Every wait polls the pipes together with the
-    process sentinels, so a worker that dies is seen at once, and gives up
-    after ``timeout`` seconds.
+    :class:`EnvWorkerError`. Every wait watches the process sentinels (or
+    polls liveness between futex sleeps), so a worker that dies is seen at
+    once, and gives up after ``timeout`` seconds.
+
+    With ``flags`` (the block holds a ``"ctl"`` array from
+    :func:`control_layout`), steps and resets go through the command words:
+    no pipe message per step. Other commands (seeding, attribute queries,
+    close) still travel through the pipes.
     """
 
+    WAIT_SLICE = 0.05  # seconds between liveness checks while sleeping on a completion word
+
     def __init__(self, ctx, slices, payloads, shared, layout: dict, *, daemon: bool, timeout: float | None,
-                 startup_timeout: float | None, shutdown_timeout: float, threads: int = 1):
+                 startup_timeout: float | None, shutdown_timeout: float, threads: int = 1, flags: bool = False,
+                 affinity=None, spin: float = 0.0, name: str = "ParallelEnv"):
         import select
 
         self.shared = shared
         self.timeout = timeout
         self.shutdown_timeout = shutdown_timeout
+        self.name = name
+        self.spin = spin
         self.procs, self.conns, self.slices = [], [], list(slices)
         self.poller = select.poll()
         self.events = select.POLLIN | select.POLLHUP | select.POLLERR
         self.fds = {}
         self.owing = set()  # workers whose reply to an earlier command has not been read (interrupted wait)
         self.closed = False
+        self.words = None
+        self.posted_at = {}  # worker -> when its last per-env requests were posted
+        if flags:
+            from ...core.flags import Words
+
+            self.words = [Words(row) for row in shared["ctl"]]
         try:
             for w, ((lo, hi), payload) in enumerate(zip(self.slices, payloads)):
                 mine, theirs = ctx.Pipe(duplex=True)
-                proc = ctx.Process(target=worker_main, args=(theirs, payload, shared, lo, layout, os.getpid(), threads),
-                                   daemon=daemon, name=f"numbarl-ParallelEnv-worker-{w}")
+                cpus = None if affinity is None else affinity[w]
+                proc = ctx.Process(target=worker_main,
+                                   args=(theirs, payload, shared, lo, layout, os.getpid(), threads,
+                                         w if flags else None, cpus, spin),
+                                   daemon=daemon, name=f"numbarl-{name}-worker-{w}")
                 proc.start()
                 theirs.close()
                 self.procs.append(proc)
@@ -425,24 +406,139 @@ class WorkerPool:
         self.shutdown(graceful=False)
         raise EnvWorkerError(message, worker_traceback)
 
-    def send(self, workers, message: bytes) -> None:
+    def _who(self, w: int) -> str:
+        lo, hi = self.slices[w]
+        return f"worker {w} (pid {self.procs[w].pid}, sub-envs {lo}..{hi - 1})"
+
+    def _check_open(self) -> None:
         if self.closed:
-            raise EnvWorkerError("the ParallelEnv is closed: its workers have been shut down")
+            raise EnvWorkerError(f"the {self.name} is closed: its workers have been shut down")
+
+    def _hang(self, workers, timeout) -> None:
+        who = ", ".join(self._who(w) for w in sorted(workers))
+        self.fault(f"{self.name} {who} gave no reply within {timeout} s; every worker has been shut down. "
+                   f"The default timeout is 300 s; for slow envs pass {self.name}(..., timeout=seconds), "
+                   "or timeout=None (or float('inf')) to wait without a limit")
+
+    # ------------------------------------------------------------ flag protocol
+    def _bump(self, w: int, op: int) -> None:
+        """Give worker ``w`` the command word ``op`` and wake it (after its previous command is done)."""
+        words = self.words[w]
+        if words[DONE] != words[SEQ]:  # an earlier wait was interrupted: finish it first
+            self.wait([w])
+        words[CMD] = op
+        words[SEQ] = (words[SEQ] + 1) & 0x3FFFFFFF
+        words.wake(SEQ)
+
+    def signal(self, workers, op: int) -> None:
+        """Start command ``op`` in ``workers`` without waiting (the send half of :meth:`run`)."""
+        self._check_open()
+        if self.owing:
+            self.collect(sorted(self.owing), self.timeout)
+        for w in workers:
+            self._bump(w, op)
+
+    def post_rows(self, w: int) -> None:
+        """Wake worker ``w`` to serve the per-env requests flagged in ``req`` (``OP_ROWS``), without waiting.
+
+        A worker busy with earlier requests rescans them once done, so
+        nothing waits here unless it is running another kind of command.
+        """
+        import time
+
+        words = self.words[w]
+        if words[DONE] != words[SEQ] and words[CMD] != OP_ROWS:
+            self.wait([w])
+        self.posted_at[w] = time.monotonic()
+        words[CMD] = OP_ROWS
+        words[SEQ] = (words[SEQ] + 1) & 0x3FFFFFFF
+        words.wake(SEQ)
+
+    def wait_some(self, workers, timeout: float) -> None:
+        """Sleep until the first of ``workers`` finishes a command (or ``timeout``); raise faults and hangs."""
+        import time
+
+        w = workers[0]
+        words = self.words[w]
+        cur = words[DONE]
+        if cur == words[SEQ] or words.wait_change(DONE, cur, timeout, self.spin):
+            if words[STATUS]:
+                self._read_error(w)
+            return
+        for v in workers:
+            if not self.procs[v].is_alive():
+                self._died(v)
+        if self.timeout is not None:
+            now = time.monotonic()
+            late = [v for v in workers if self.busy(v) and now - self.posted_at.get(v, now) >= self.timeout]
+            if late:
+                self._hang(late, self.timeout)
+
+    def busy(self, w: int) -> bool:
+        """Whether worker ``w`` has not finished its last command word."""
+        words = self.words[w]
+        return words[DONE] != words[SEQ]
+
+    def wait(self, workers, timeout="default") -> None:
+        """Wait until ``workers`` have finished their last command word; raise their errors."""
+        import time
+
+        timeout = self.timeout if timeout == "default" else timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        spin = self.spin
+        for w in workers:
+            words = self.words[w]
+            target = words[SEQ]
+            while True:
+                cur = words[DONE]
+                if cur == target:
+                    break
+                if words.wait_change(DONE, cur, self.WAIT_SLICE, spin):
+                    continue
+                spin = 0.0
+                if not self.procs[w].is_alive():
+                    self._died(w)
+                if deadline is not None and time.monotonic() >= deadline:
+                    self._hang([v for v in workers if self.words[v][DONE] != self.words[v][SEQ]], timeout)
+            if words[STATUS]:
+                self._read_error(w)
+
+    def _read_error(self, w: int) -> None:
+        conn = self.conns[w]
+        text = ""
+        try:
+            if conn.poll(5.0):
+                msg = conn.recv_bytes()
+                text = msg[1:].decode("utf-8", "replace")
+        except (EOFError, OSError):
+            pass
+        self.fault(f"{self.name} {self._who(w)} raised; every worker has been shut down", text)
+
+    def run(self, workers, op: int) -> None:
+        """Command word ``op`` in ``workers``, then wait for all of them: one wake-up per worker."""
+        self.signal(workers, op)
+        self.wait(workers)
+
+    # ------------------------------------------------------------ pipe protocol
+    def send(self, workers, message: bytes) -> None:
+        self._check_open()
         if self.owing:  # a wait was interrupted (e.g. KeyboardInterrupt): read those replies first
             self.collect(sorted(self.owing), self.timeout)
         for w in workers:
+            if self.words is not None and self.busy(w):
+                self.wait([w])
             try:
                 self.conns[w].send_bytes(message)
             except OSError:
                 self._died(w)
             self.owing.add(w)
+            if self.words is not None:
+                self._bump(w, OP_PIPE)
 
     def _died(self, w: int):
         proc = self.procs[w]
         proc.join(1.0)
-        lo, hi = self.slices[w]
-        self.fault(f"ParallelEnv worker {w} (pid {proc.pid}, sub-envs {lo}..{hi - 1}) "
-                   f"{_exit_text(proc.exitcode)}; every worker has been shut down")
+        self.fault(f"{self.name} {self._who(w)} {_exit_text(proc.exitcode)}; every worker has been shut down")
 
     def collect(self, workers, timeout) -> dict:
         """Wait for one reply from each of ``workers``; return ``{worker: payload}``."""
@@ -459,8 +555,7 @@ class WorkerPool:
                     if not proc.is_alive():
                         self._died(w)
                 if deadline is not None and time.monotonic() >= deadline:
-                    self.fault(f"ParallelEnv workers {sorted(pending)} gave no reply within {timeout} s; "
-                               "every worker has been shut down (raise the env's timeout for slow envs)")
+                    self._hang(pending, timeout)
                 continue
             for fd, _ in events:
                 is_sentinel, w = self.fds[fd]
@@ -471,16 +566,18 @@ class WorkerPool:
                 except (EOFError, OSError):
                     self._died(w)
                 if msg[:1] == b"E":
-                    lo, hi = self.slices[w]
-                    self.fault(f"ParallelEnv worker {w} (pid {self.procs[w].pid}, sub-envs {lo}..{hi - 1}) raised; "
-                               "every worker has been shut down", msg[1:].decode("utf-8", "replace"))
+                    self.fault(f"{self.name} {self._who(w)} raised; every worker has been shut down",
+                               msg[1:].decode("utf-8", "replace"))
                 replies[w] = msg[1:] if msg[:1] == b"k" else msg  # other replies keep their tag (``x``)
                 pending.discard(w)
                 self.owing.discard(w)
         return replies
 
     def command(self, workers, message: bytes) -> dict:
-        """Send ``message`` to ``workers`` and wait for their replies."""
+        """Send ``message`` to ``workers`` and wait for their replies (steps and resets use the words when set)."""
+        if self.words is not None and message in (b"s", b"r"):
+            self.run(workers, OP_STEP if message == b"s" else OP_RESET)
+            return {w: b"" for w in workers}
         self.send(workers, message)
         return self.collect(workers, self.timeout)
 
@@ -491,15 +588,22 @@ class WorkerPool:
         if self.closed:
             return
         self.closed = True
-        alive = [(c, p) for c, p in zip(self.conns, self.procs) if p.is_alive()]
+        alive = [(w, c, p) for w, (c, p) in enumerate(zip(self.conns, self.procs)) if p.is_alive()]
         if graceful:
-            for conn, _ in alive:
+            for w, conn, _ in alive:
+                if self.words is not None and self.busy(w):
+                    continue  # still working (or hung): ended below
                 try:
                     conn.send_bytes(b"c")
                 except OSError:
-                    pass
+                    continue
+                if self.words is not None:
+                    words = self.words[w]
+                    words[CMD] = OP_PIPE
+                    words[SEQ] = (words[SEQ] + 1) & 0x3FFFFFFF
+                    words.wake(SEQ)
             deadline = time.monotonic() + self.shutdown_timeout
-            for _, proc in alive:
+            for _, _, proc in alive:
                 proc.join(max(0.0, deadline - time.monotonic()))
         for proc in self.procs:
             if proc.is_alive():
@@ -518,4 +622,5 @@ class WorkerPool:
         for proc in self.procs:
             if proc.exitcode is not None:
                 proc.close()
+        self.words = None
         self.shared.close()

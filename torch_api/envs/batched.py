@@ -20,11 +20,22 @@ as in TorchRL: ``serial.attr`` is the list of the sub-envs' values (methods
 give a :class:`SubEnvMethod` returning one result per sub-env), and
 ``parallel.attr(...)`` runs in the workers and returns that list.
 
+State inputs: every key of the sub-envs' ``full_state_spec`` (RNN hidden
+states, ``action_mask``...) that the tensordict holds is handed to each
+sub-env with its action, and with a ``reset(td)`` that carries it (not with
+the resets of ``step_and_maybe_reset`` / ``rollout``, as TorchRL).
+
+Sub-envs that are themselves batched (``SerialEnv(k, ...)``, an env of
+batch size ``[k]``) give the batch ``[num_workers, k]``, as in TorchRL:
+``ParallelEnv(n, lambda: SerialEnv(k, make))`` runs ``k`` envs in each of
+``n`` worker processes, on the array path, and a ``"_reset"`` mask of shape
+``[n, k, 1]`` resets single members.
+
 Where numbarl differs from TorchRL: after a partial reset, the sub-envs that
 were not reset report their current observations and done flags (TorchRL
 returns zeros there), so ``reset(td)`` can be used as is; ``close()`` twice
-does nothing (TorchRL raises); sub-envs must share one set of specs (TorchRL
-stacks differing specs lazily) and have an empty batch_size; a name the
+does nothing (TorchRL raises); sub-envs must share one set of specs and one
+batch size (TorchRL stacks differing specs lazily); a name the
 sub-envs lack raises AttributeError at once and an error inside a forwarded
 call leaves the workers up (TorchRL's workers die); names starting with
 ``_`` are not forwarded.
@@ -43,7 +54,8 @@ import torch
 
 from .._arrays import as_array
 from ._array_env import ArrayEnvBase
-from ._worker import EnvWorkerError, SubEnvs, WorkerPool, allocate, check_env_layout, make_layout
+from ._worker import (OP_RESET, OP_RESET_ALL, OP_STEP, EnvWorkerError, SubEnvs, WorkerPool, allocate,
+                      check_env_layout, control_layout, make_layout)
 
 __all__ = ["EnvWorkerError", "ParallelEnv", "SerialEnv"]
 
@@ -132,12 +144,12 @@ class _BatchedEnv(ArrayEnvBase):
     """Common logic of ``SerialEnv`` and ``ParallelEnv``: specs, batch arrays, the array protocol."""
 
     def _set_specs(self, meta) -> None:
-        n = self.num_workers
-        self.full_observation_spec = meta.full_observation_spec.expand(n)
-        self.full_reward_spec = meta.full_reward_spec.expand(n)
-        self.full_done_spec = meta.full_done_spec.expand(n)
-        self.full_action_spec = meta.full_action_spec.expand(n)
-        self.full_state_spec = meta.full_state_spec.expand(n)
+        shape = tuple(self.batch_size)
+        self.full_observation_spec = meta.full_observation_spec.expand(*shape)
+        self.full_reward_spec = meta.full_reward_spec.expand(*shape)
+        self.full_done_spec = meta.full_done_spec.expand(*shape)
+        self.full_action_spec = meta.full_action_spec.expand(*shape)
+        self.full_state_spec = meta.full_state_spec.expand(*shape)
         self.__dict__["_meta_repr"] = repr(meta)
 
     def _set_arrays(self, layout: dict, arrays) -> None:
@@ -149,8 +161,17 @@ class _BatchedEnv(ArrayEnvBase):
         d["_current_views"] = {key: d["_next_views"][key] for key in d["_root_views"]}
         d["_carry"] = [(d["_root_views"][key], d["_next_views"][key]) for key in d["_root_views"]]
         d["_action_arrays"] = [(key, arrays[name]) for name, key, _, _ in layout["action"]]
+        d["_state_arrays"] = [(key, arrays[name]) for name, key, _, _ in layout["state"]]
+        d["_state_at_reset"] = arrays["state_at_reset"]
         d["_mask"] = arrays["mask"]
         d["_after_step"] = False
+
+    def _drop_arrays(self) -> None:
+        """Forget every view of the batch arrays (so that a closed env holds no mapping of its block)."""
+        d = self.__dict__
+        for name in ("_arrays", "_root_views", "_next_views", "_current_views", "_carry", "_action_arrays",
+                     "_state_arrays", "_state_at_reset", "_mask"):
+            d.pop(name, None)
 
     @property
     def num_workers(self) -> int:
@@ -158,7 +179,9 @@ class _BatchedEnv(ArrayEnvBase):
 
     # ------------------------------------------------------------ array path
     def _array_path_ready(self) -> bool:
-        return len(self._action_arrays) == 1 and super()._array_path_ready()
+        if self.is_closed:
+            return False
+        return len(self._action_arrays) == 1 and not self._state_arrays and super()._array_path_ready()
 
     def _check_open(self) -> None:
         if self.is_closed:
@@ -178,7 +201,7 @@ class _BatchedEnv(ArrayEnvBase):
         if mask is None:
             self._mask[...] = True
         else:
-            mask = np.asarray(mask, dtype=bool).reshape(self.num_workers)
+            mask = np.asarray(mask, dtype=bool).reshape(tuple(self.batch_size))
             if self._after_step:  # sub-envs not reset keep their current values
                 keep = ~mask
                 for root, nxt in self._carry:
@@ -191,13 +214,46 @@ class _BatchedEnv(ArrayEnvBase):
     def _np_current(self) -> dict:
         return self._current_views if self._after_step else self._root_views
 
+    def _write_inputs(self, tensordict, entries) -> bool:
+        """Copy the ``entries`` keys that ``tensordict`` holds into their batch arrays; whether any was there."""
+        found = False
+        for key, dst in entries:
+            value = tensordict.get(key, None)
+            if value is not None:
+                dst[...] = as_array(value).reshape(dst.shape)
+                found = True
+        return found
+
     def _step(self, tensordict):
         self._check_open()
         for key, dst in self._action_arrays:
             dst[...] = as_array(tensordict.get(key))
+        self._write_inputs(tensordict, self._state_arrays)  # state inputs (RNN states, masks...) go with the action
         self._run_step()
         self.__dict__["_after_step"] = True
         return self._to_td(self._next_views)
+
+    def maybe_reset(self, tensordict):
+        """As ``EnvBase.maybe_reset``; the sub-envs' resets see only the reset keys (TorchRL's ``select_reset_only``).
+
+        A state input left in the tensordict by the step (an RNN state, say)
+        is not handed to the reset, so a done sub-env starts afresh.
+        """
+        self.__dict__["_reset_only"] = True
+        try:
+            return super().maybe_reset(tensordict)
+        finally:
+            self.__dict__["_reset_only"] = False
+
+    def _reset(self, tensordict=None, **kwargs):
+        self._check_open()
+        flag = self._state_at_reset
+        flag[0] = (tensordict is not None and not self.__dict__.get("_reset_only", False)
+                   and self._write_inputs(tensordict, self._state_arrays))
+        try:
+            return super()._reset(tensordict, **kwargs)
+        finally:
+            flag[0] = False
 
     def _set_seed(self, seed):
         self.set_seed(seed)
@@ -258,7 +314,6 @@ class SerialEnv(_BatchedEnv):
         name = type(self).__name__
         num_workers, fns, kwargs = _check_args(name, num_workers, create_env_fn, create_env_kwargs)
         device = _check_device(name, device)
-        super().__init__(device=device, batch_size=[num_workers])
         envs = []
         try:
             for fn, kw in zip(fns, kwargs):
@@ -270,6 +325,7 @@ class SerialEnv(_BatchedEnv):
             for env in envs:
                 env.close()
             raise
+        super().__init__(device=device, batch_size=[num_workers, *layout["sub_batch"]])
         arrays = allocate(layout)
         self._set_specs(envs[0])
         self._set_arrays(layout, arrays)
@@ -387,13 +443,70 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def _check_seconds(cls_name: str, arg: str, value, allow_none: bool):
+    """A positive number of seconds; ``inf`` (and ``None`` where allowed) means no limit, given back as ``None``."""
+    import math
+
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        allowed = "a positive number of seconds" + (", inf or None" if allow_none else "")
+        raise TypeError(f"{cls_name} requires {arg} to be {allowed}, got {type(value).__name__}")
+    value = float(value)
+    if math.isnan(value) or value <= 0:
+        raise ValueError(f"{cls_name} requires {arg} to be a positive number of seconds"
+                         f"{' (inf or None: no limit)' if allow_none else ''}, got {value!r}")
+    if math.isinf(value):
+        if not allow_none:
+            raise ValueError(f"{cls_name} requires {arg} to be a finite number of seconds, got {value!r}")
+        return None
+    return value
+
+
+def _check_affinity(cls_name: str, worker_affinity, num_processes: int):
+    """One set of CPU ids per worker process (or None), from a list of masks or a callable of the worker index."""
+    if worker_affinity is None:
+        return None
+    if callable(worker_affinity):
+        masks = [worker_affinity(w) for w in range(num_processes)]
+    elif isinstance(worker_affinity, Sequence) and not isinstance(worker_affinity, (str, bytes)):
+        masks = list(worker_affinity)
+        if len(masks) != num_processes:
+            raise ValueError(f"{cls_name} requires worker_affinity to hold one CPU set per worker process "
+                             f"({num_processes}), got {len(masks)}")
+    else:
+        raise TypeError(f"{cls_name} requires worker_affinity to be a list of CPU sets or a callable, "
+                        f"got {type(worker_affinity).__name__}")
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    out = []
+    for w, mask in enumerate(masks):
+        if isinstance(mask, (int, np.integer)) and not isinstance(mask, bool):
+            mask = [mask]
+        if not isinstance(mask, (Sequence, set, frozenset)) or isinstance(mask, (str, bytes)) or not mask:
+            raise ValueError(f"{cls_name} requires worker_affinity[{w}] to be a non-empty set of CPU ids, "
+                             f"got {mask!r}")
+        cpus = set()
+        for c in mask:
+            if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
+                raise TypeError(f"{cls_name} requires worker_affinity[{w}] to hold int CPU ids, got {c!r}")
+            if int(c) not in allowed:
+                raise ValueError(f"{cls_name}: worker_affinity[{w}] names CPU {int(c)}, which this process "
+                                 f"may not use; allowed CPUs: {sorted(allowed)}")
+            cpus.add(int(c))
+        out.append(sorted(cpus))
+    return out
+
+
 class ParallelEnv(_BatchedEnv):
     """``num_workers`` envs stepped in worker processes, as one env of batch size ``[num_workers]``.
 
     Observations, rewards, done flags, actions and reset masks live in one
     shared-memory block (``numbarl.core.shared.SharedArrays``): workers write
-    their rows, the parent reads zero-copy views; the pipes carry one command
-    byte per step. Sub-envs are spread over ``num_processes`` processes
+    their rows, the parent reads zero-copy views. Steps and resets are
+    commanded through words in that block (the parent bumps a sequence word
+    and wakes each worker with a futex; a worker spins briefly, then sleeps
+    on it), so a batch step costs one wake-up per worker and no pipe
+    message; seeding, attribute queries and close use the pipes. Sub-envs are spread over ``num_processes`` processes
     (default: one per CPU core, at most ``num_workers``), each stepping its
     contiguous share in turn, which is faster than one process per sub-env
     when there are more sub-envs than cores; the batch and its semantics are
@@ -410,7 +523,7 @@ class ParallelEnv(_BatchedEnv):
     ``if __name__ == "__main__":``, as for any such multiprocessing program.
 
     Faults: an exception in a worker, a worker that dies (e.g. SIGKILL) or one
-    that gives no reply within ``timeout`` seconds makes the call raise
+    that gives no reply within ``timeout`` seconds (300 by default) makes the call raise
     :class:`EnvWorkerError` (with the worker's traceback where there is one)
     after every worker has been ended and the shared block unlinked. Waits
     watch the process sentinels, so a dead worker is seen at once.
@@ -426,8 +539,11 @@ class ParallelEnv(_BatchedEnv):
         daemon: make the workers daemon processes.
         shutdown_timeout: seconds ``close()`` waits for workers to exit before ending them.
         num_processes: worker processes (numbarl; default ``min(num_workers, cpu count)``).
-        timeout: seconds to wait for a reply to one command (numbarl; default 300, ``None``:
-            no limit, liveness only). Startup waits up to ten times as long.
+        timeout: seconds to wait for a reply to one command (numbarl; default 300, ``None`` or
+            ``float("inf")``: no limit, liveness only). Startup waits up to ten times as long.
+        worker_affinity: CPUs to pin each worker process to (``os.sched_setaffinity``): a list of
+            one CPU set per process, or a callable of the process index (as TorchRL's
+            ``AsyncEnvPool``); default None (the scheduler places them).
         pin_memory, share_individual_td, shared_memory, memmap, policy_proof, allow_step_when_done,
             num_threads, non_blocking, use_buffers, metadata_from_workers, consolidate, auto_wrap_envs:
             accepted for compatibility with TorchRL; no effect here.
@@ -460,7 +576,7 @@ class ParallelEnv(_BatchedEnv):
                  create_env_kwargs: dict | Sequence[dict] | None = None, *, device=None,
                  num_sub_threads: int = 1, serial_for_single: bool = False, mp_start_method: str | None = None,
                  daemon: bool = False, shutdown_timeout: float = 10.0, num_processes: int | None = None,
-                 timeout: float | None = 300.0, **compat):
+                 timeout: float | None = 300.0, worker_affinity=None, **compat):
         from ...core.shared import SharedArrays
 
         name = type(self).__name__
@@ -471,13 +587,12 @@ class ParallelEnv(_BatchedEnv):
         if (not isinstance(num_processes, int) or isinstance(num_processes, bool)
                 or not 1 <= num_processes <= num_workers):
             raise ValueError(f"{name} requires num_processes in 1..num_workers={num_workers}, got {num_processes!r}")
-        for arg, value in (("timeout", timeout), ("shutdown_timeout", shutdown_timeout)):
-            if value is not None and (not isinstance(value, (int, float)) or value <= 0):
-                raise ValueError(f"{name} requires {arg} to be a positive number of seconds, got {value!r}")
+        timeout = _check_seconds(name, "timeout", timeout, allow_none=True)
+        shutdown_timeout = _check_seconds(name, "shutdown_timeout", shutdown_timeout, allow_none=False)
+        affinity = _check_affinity(name, worker_affinity, num_processes)
         if not isinstance(num_sub_threads, int) or num_sub_threads < 1:
             raise ValueError(f"{name} requires num_sub_threads >= 1, got {num_sub_threads!r}")
         method, ctx = _start_method(name, mp_start_method)
-        super().__init__(device=device, batch_size=[num_workers])
 
         meta = getattr(fns[0], "_template_env", None)
         made = meta is None
@@ -486,6 +601,7 @@ class ParallelEnv(_BatchedEnv):
         try:
             layout = make_layout(meta, num_workers)
             check_env_layout(meta, layout, f"{name}: the env of create_env_fn")
+            super().__init__(device=device, batch_size=[num_workers, *layout["sub_batch"]])
             bounds = np.linspace(0, num_workers, num_processes + 1).round().astype(int)
             slices = [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
             payloads = [_payload(name, (fns[lo:hi], kwargs[lo:hi]), method) for lo, hi in slices]
@@ -494,11 +610,13 @@ class ParallelEnv(_BatchedEnv):
         finally:
             if made:
                 meta.close()
-        shared = SharedArrays.create(layout["shm"])
+        shared = SharedArrays.create({**layout["shm"], **control_layout(num_processes)})
+        spin = 50e-6 if num_processes < _cpu_count() else 0.0  # spinning only pays with a core to spare
         try:
             pool = WorkerPool(ctx, slices, payloads, shared, layout, daemon=daemon, timeout=timeout,
                               startup_timeout=None if timeout is None else 10 * timeout,
-                              shutdown_timeout=shutdown_timeout, threads=num_sub_threads)
+                              shutdown_timeout=shutdown_timeout, threads=num_sub_threads, flags=True,
+                              affinity=affinity, spin=spin, name=name)
         except BaseException:
             shared.close()
             raise
@@ -559,14 +677,15 @@ class ParallelEnv(_BatchedEnv):
         return self._pool.pids
 
     def _run_step(self) -> None:
-        self._pool.command(self._every, b"s")
+        self._pool.run(self._every, OP_STEP)
 
     def _run_reset(self, every: bool) -> None:
         if every:
-            workers = self._every
-        else:
-            workers = np.flatnonzero(np.logical_or.reduceat(self._mask, self._starts)).tolist()
-        self._pool.command(workers, b"r")
+            self._pool.run(self._every, OP_RESET_ALL)
+            return
+        flagged = self._mask.reshape(self.num_workers, -1).any(1)
+        workers = np.flatnonzero(np.logical_or.reduceat(flagged, self._starts)).tolist()
+        self._pool.run(workers, OP_RESET)
 
     def _check_open(self) -> None:
         if self.is_closed or self._pool.closed:
@@ -588,4 +707,5 @@ class ParallelEnv(_BatchedEnv):
         finalizer = self.__dict__.get("_finalizer")
         if finalizer is not None:
             finalizer()
+        self._drop_arrays()  # the block is unlinked; holding views would keep its mapping alive
         super().close()

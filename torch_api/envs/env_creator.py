@@ -42,12 +42,22 @@ def _dump_fn(fn):
         return cloudpickle.dumps(fn), True
 
 
+def _owned_blocks(module, handle) -> list:
+    """The ``SharedArrays`` blocks ``module`` made and owns: its handle itself, or those among its attributes."""
+    from ...core.shared import SharedArrays
+
+    found = [handle] if isinstance(handle, SharedArrays) else []
+    found += [v for v in vars(module).values() if isinstance(v, SharedArrays) and v is not handle]
+    return [b for b in found if b.owner]
+
+
 def _rebuild(fn, packed: bool, kwargs: dict, handles: dict) -> EnvCreator:
     creator = EnvCreator.__new__(EnvCreator)
     creator.create_env_fn = pickle.loads(fn) if packed else fn
     creator.create_env_kwargs = kwargs
     creator._handles = handles
     creator._template_env = None
+    creator._blocks = []
     return creator
 
 
@@ -86,6 +96,7 @@ class EnvCreator:
         env = create_env_fn(**self.create_env_kwargs)
         self._template_env = env
         self._handles = {}
+        self._blocks = []
         if share_memory and hasattr(env, "named_modules"):
             for name, module in env.named_modules():
                 if _shareable(module):
@@ -93,6 +104,7 @@ class EnvCreator:
                     handle = module._shared_handle()
                     if handle is not None:
                         self._handles[name] = handle
+                        self._blocks += _owned_blocks(module, handle)
 
     @property
     def shared_modules(self) -> list:
@@ -116,10 +128,20 @@ class EnvCreator:
         return env
 
     def close(self) -> None:
-        """Close the template env, releasing the blocks it owns (in the process that made the creator)."""
+        """Close the template env and unlink the shared blocks it owns (in the process that made the creator).
+
+        Envs made earlier keep working on their mappings; envs made after
+        ``close()`` (or workers started after it) cannot attach. Calling it
+        again does nothing.
+        """
         env, self._template_env = self._template_env, None
-        if env is not None:
-            env.close()
+        blocks, self._blocks = self._blocks, []
+        try:
+            if env is not None:
+                env.close()
+        finally:
+            for block in blocks:
+                block.close()
 
     def __reduce__(self):
         fn, packed = _dump_fn(self.create_env_fn)
