@@ -87,13 +87,13 @@ class EnvBase(nn.Module):
         d = self.__dict__
         d["_device"] = device
         d["_batch_size"] = batch_size
-        d["_output_spec"] = Composite(
+        d["_output_spec"] = d.pop("_class_output_spec", None) or Composite(
             full_observation_spec=Composite(shape=batch_size, device=device),
             full_reward_spec=Composite(shape=batch_size, device=device),
             full_done_spec=Composite(shape=batch_size, device=device),
             shape=batch_size, device=device,
         )
-        d["_input_spec"] = Composite(
+        d["_input_spec"] = d.pop("_class_input_spec", None) or Composite(
             full_state_spec=Composite(shape=batch_size, device=device),
             full_action_spec=Composite(shape=batch_size, device=device),
             shape=batch_size, device=device,
@@ -101,6 +101,64 @@ class EnvBase(nn.Module):
         d["run_type_checks"] = bool(run_type_checks)
         d["_allow_done_after_reset"] = bool(allow_done_after_reset)
         d["is_closed"] = False
+
+    # ------------------------------------------------- TorchRL env-level API
+    def __new__(cls, *args, _inplace_update: bool = False, _batch_locked: bool = True, **kwargs):
+        """Accept TorchRL's construction protocol.
+
+        As in TorchRL, a subclass may set ``_input_spec`` / ``_output_spec`` on
+        the class (in its own ``__new__``) before calling ``super().__new__``:
+        they are moved onto the instance (cloned), and ``__init__`` keeps them.
+        """
+        env = super().__new__(cls)
+        d = env.__dict__
+        d["_batch_locked"] = bool(_batch_locked)
+        for name in ("_input_spec", "_output_spec"):
+            if name in cls.__dict__:
+                d["_class" + name] = cls.__dict__[name].clone()
+                delattr(cls, name)
+        return env
+
+    @property
+    def batch_locked(self) -> bool:
+        """Whether the env only accepts inputs of its own ``batch_size`` (TorchRL's flag).
+
+        A transformed env reports its base env's flag.
+
+        >>> from numbarl.torch_api import GymEnv
+        >>> GymEnv("CartPole-v1").batch_locked
+        True
+        """
+        base = self.__dict__.get("_modules", {}).get("base_env")
+        if base is not None:
+            return base.batch_locked
+        return self.__dict__.get("_batch_locked", True)
+
+    @batch_locked.setter
+    def batch_locked(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"batch_locked must be a bool, got {type(value).__name__}")
+        self.__dict__["_batch_locked"] = value
+
+    @property
+    def specs(self) -> Composite:
+        """All specs in one locked ``Composite``: ``output_spec`` and ``input_spec``, as TorchRL's ``env.specs``.
+
+        >>> from numbarl.torch_api import GymEnv
+        >>> sorted(GymEnv("CartPole-v1").specs.keys())
+        ['input_spec', 'output_spec']
+        """
+        return Composite(output_spec=self.output_spec.clone(), input_spec=self.input_spec.clone(),
+                         shape=self.batch_size, device=self.device).lock_()
+
+    def check_env_specs(self, *args, **kwargs) -> None:
+        """``check_env_specs(self, ...)``: a short rollout checked against the specs (see ``envs.utils``).
+
+        >>> from numbarl.torch_api import GymEnv
+        >>> GymEnv("CartPole-v1").check_env_specs()
+        """
+        from .utils import check_env_specs
+        check_env_specs(self, *args, **kwargs)
 
     # ------------------------------------------------------------------ sizes
     @property
