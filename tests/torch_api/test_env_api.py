@@ -88,3 +88,45 @@ def test_specs_match_torchrl(torchrl):
     assert ours.batch_locked == theirs.batch_locked
     assert_spec_matches_torchrl(ours.specs["output_spec"], theirs.specs["output_spec"])
     assert_spec_matches_torchrl(ours.specs["input_spec"], theirs.specs["input_spec"])
+
+
+class BatchedEnv(EnvBase):
+    def __init__(self):
+        super().__init__(batch_size=(2,))
+
+
+def test_unbatched_specs_read_and_assign():
+    env = BatchedEnv()
+    env.observation_spec_unbatched = Composite(obs=Unbounded((3,)), extra=Unbounded((1,)))
+    assert env.observation_spec["obs"].shape == (2, 3)
+    assert env.observation_spec["extra"].shape == (2, 1)
+    assert env.observation_spec_unbatched["obs"].shape == (3,)
+    env.action_spec_unbatched = Unbounded((4,))
+    assert env.action_spec.shape == (2, 4)
+    assert env.action_spec_unbatched.shape == (4,)
+    env.reward_spec_unbatched = Unbounded((1,))
+    assert env.reward_spec.shape == (2, 1)
+    env.full_done_spec_unbatched = Composite(done=Unbounded((1,), dtype=torch.bool))
+    assert env.full_done_spec["done"].shape == (2, 1)
+    env.state_spec_unbatched = Composite(hidden=Unbounded((5,)))
+    assert env.state_spec["hidden"].shape == (2, 5)
+    assert env.output_spec_unbatched.shape == ()
+    assert env.input_spec_unbatched["full_action_spec", "action"].shape == (4,)
+    with pytest.raises(AttributeError):
+        env.output_spec_unbatched = env.output_spec_unbatched
+
+
+@pytest.mark.torchrl
+def test_unbatched_specs_match_torchrl(torchrl):
+    from torchrl.envs import GymEnv as TGymEnv, SerialEnv as TSerialEnv
+    from numbarl.torch_api import SerialEnv
+
+    ours = SerialEnv(2, lambda: GymEnv("Pendulum-v1"))
+    theirs = TSerialEnv(2, lambda: TGymEnv("Pendulum-v1"))
+    try:
+        assert_spec_matches_torchrl(ours.observation_spec_unbatched, theirs.observation_spec_unbatched)
+        assert_spec_matches_torchrl(ours.action_spec_unbatched, theirs.action_spec_unbatched)
+        assert_spec_matches_torchrl(ours.full_done_spec_unbatched, theirs.full_done_spec_unbatched)
+    finally:
+        ours.close()
+        theirs.close(raise_if_closed=False)

@@ -160,6 +160,32 @@ class EnvBase(nn.Module):
         from .utils import check_env_specs
         check_env_specs(self, *args, **kwargs)
 
+    def _unbatched_property(name, settable=True):  # noqa: N805 - a class-body helper, deleted below
+        def fget(self):
+            spec = getattr(self, name)
+            return spec[(0,) * self.batch_dims] if self.batch_dims else spec
+
+        def fset(self, spec):
+            setattr(self, name, spec.expand(self.batch_size + spec.shape))
+
+        doc = (f"``{name}`` without the env's batch dims (as TorchRL); setting it expands the value to the "
+               f"batch size and sets ``{name}``.")
+        return property(fget, fset if settable else None, doc=doc)
+
+    full_action_spec_unbatched = _unbatched_property("full_action_spec")
+    action_spec_unbatched = _unbatched_property("action_spec")
+    full_observation_spec_unbatched = _unbatched_property("full_observation_spec")
+    observation_spec_unbatched = _unbatched_property("observation_spec")
+    full_reward_spec_unbatched = _unbatched_property("full_reward_spec")
+    reward_spec_unbatched = _unbatched_property("reward_spec")
+    full_done_spec_unbatched = _unbatched_property("full_done_spec")
+    done_spec_unbatched = _unbatched_property("done_spec")
+    full_state_spec_unbatched = _unbatched_property("full_state_spec")
+    state_spec_unbatched = _unbatched_property("state_spec")
+    output_spec_unbatched = _unbatched_property("output_spec", settable=False)
+    input_spec_unbatched = _unbatched_property("input_spec", settable=False)
+    del _unbatched_property
+
     # ------------------------------------------------------------------ sizes
     @property
     def batch_size(self) -> torch.Size:
