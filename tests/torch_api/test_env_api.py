@@ -51,12 +51,25 @@ def test_class_level_specs_move_to_the_instance():
 def test_batch_locked_default_setter_and_transformed():
     env = GymEnv("CartPole-v1")
     assert env.batch_locked is True
-    env.batch_locked = False
+    with pytest.raises(RuntimeError, match="batch_locked is a read-only property"):
+        env.batch_locked = False
+    env._batch_locked = False  # what an env class does in its __init__
     assert env.batch_locked is False
-    assert TransformedEnv(env, StepCounter()).batch_locked is False
-    with pytest.raises(TypeError, match="batch_locked must be a bool"):
-        env.batch_locked = "no"
+    transformed = TransformedEnv(env, StepCounter())
+    assert transformed.batch_locked is False
+    with pytest.raises(RuntimeError, match="batch_locked is a read-only property"):
+        transformed.batch_locked = True
     assert ClassSpecEnv(_batch_locked=False).batch_locked is False
+
+
+@pytest.mark.torchrl
+def test_batch_locked_read_only_as_torchrl(torchrl):
+    from torchrl.envs import GymEnv as TGymEnv
+
+    for env in (GymEnv("CartPole-v1"), TGymEnv("CartPole-v1")):
+        assert env.batch_locked is True
+        with pytest.raises(RuntimeError, match="batch_locked is a read-only property"):
+            env.batch_locked = False
 
 
 def test_specs_holds_input_and_output_and_is_locked():

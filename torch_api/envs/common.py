@@ -136,9 +136,8 @@ class EnvBase(nn.Module):
 
     @batch_locked.setter
     def batch_locked(self, value: bool) -> None:
-        if not isinstance(value, bool):
-            raise TypeError(f"batch_locked must be a bool, got {type(value).__name__}")
-        self.__dict__["_batch_locked"] = value
+        raise RuntimeError("batch_locked is a read-only property: an env class sets self._batch_locked in its "
+                           "__init__, or passes _batch_locked=False to EnvBase.__new__, as in TorchRL")
 
     @property
     def specs(self) -> Composite:
