@@ -50,6 +50,7 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -221,14 +222,42 @@ def run_side(workdir: Path, side: str, tests: list[str], per_test: int,
             cmd.append(f"--timeout={per_test}")
         t0 = time.monotonic()
         log(f"[{side}] {name} ...")
+        if xml.exists():
+            xml.unlink()
         with open(xml_dir / (name[:-3] + ".log"), "w") as out:
-            try:
-                rc = subprocess.run(cmd, cwd=root, stdout=out,
-                                    stderr=subprocess.STDOUT,
-                                    timeout=per_file).returncode
-            except subprocess.TimeoutExpired:
-                rc = "timeout"
+            rc = _run_pytest(cmd, root, out, xml, per_file)
         log(f"[{side}] {name}: rc={rc} in {time.monotonic() - t0:.0f}s")
+
+
+def _run_pytest(cmd, cwd, out, xml: Path, limit: float, grace: float = 20.0):
+    """Run pytest in its own process group; end the group once done.
+
+    A test that leaves worker processes or threads behind can keep pytest
+    from exiting after it has written its report: once the XML is there,
+    the run gets ``grace`` seconds to exit, then its process group is ended
+    (and always at ``limit`` seconds).
+    """
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    t0, seen = time.monotonic(), None
+    rc = None
+    while rc is None:
+        try:
+            rc = proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            now = time.monotonic()
+            if seen is None and xml.exists():
+                seen = now
+            if now - t0 > limit:
+                rc = "timeout"
+            elif seen is not None and now - seen > grace:
+                rc = "hung after its report"
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    return rc
 
 
 # ----------------------------------------------------------------------- report
