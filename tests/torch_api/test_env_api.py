@@ -143,3 +143,27 @@ def test_unbatched_specs_match_torchrl(torchrl):
     finally:
         ours.close()
         theirs.close(raise_if_closed=False)
+
+
+class SpecsBeforeInitEnv(ClassSpecEnv.__base__):
+    """Sets its specs before calling EnvBase.__init__, as TorchRL allows."""
+
+    def __init__(self):
+        self.observation_spec = Composite(obs=Unbounded((3,)))
+        self.action_spec = Unbounded((3,))
+        self.reward_spec = Unbounded((1,))
+        super().__init__()
+
+    _reset = ClassSpecEnv._reset
+    _step = ClassSpecEnv._step
+    _set_seed = ClassSpecEnv._set_seed
+
+
+def test_specs_set_before_init_are_kept():
+    env = SpecsBeforeInitEnv()
+    assert list(env.observation_spec.keys()) == ["obs"]
+    assert env.action_spec.shape == (3,)
+    env.check_env_specs()
+    assert env._supports_set_state is False
+    # a plain env still starts from empty specs
+    assert list(BatchedEnv().observation_spec.keys()) == []

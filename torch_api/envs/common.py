@@ -61,6 +61,19 @@ def _as_batch_size(batch_size) -> torch.Size:
     return size
 
 
+def _empty_output_spec(batch_size, device) -> Composite:
+    return Composite(full_observation_spec=Composite(shape=batch_size, device=device),
+                     full_reward_spec=Composite(shape=batch_size, device=device),
+                     full_done_spec=Composite(shape=batch_size, device=device),
+                     shape=batch_size, device=device)
+
+
+def _empty_input_spec(batch_size, device) -> Composite:
+    return Composite(full_state_spec=Composite(shape=batch_size, device=device),
+                     full_action_spec=Composite(shape=batch_size, device=device),
+                     shape=batch_size, device=device)
+
+
 def _done_leaf(batch_size, device) -> Categorical:
     return Categorical(2, shape=(*batch_size, 1), dtype=torch.bool, device=device)
 
@@ -87,17 +100,8 @@ class EnvBase(nn.Module):
         d = self.__dict__
         d["_device"] = device
         d["_batch_size"] = batch_size
-        d["_output_spec"] = d.pop("_class_output_spec", None) or Composite(
-            full_observation_spec=Composite(shape=batch_size, device=device),
-            full_reward_spec=Composite(shape=batch_size, device=device),
-            full_done_spec=Composite(shape=batch_size, device=device),
-            shape=batch_size, device=device,
-        )
-        d["_input_spec"] = d.pop("_class_input_spec", None) or Composite(
-            full_state_spec=Composite(shape=batch_size, device=device),
-            full_action_spec=Composite(shape=batch_size, device=device),
-            shape=batch_size, device=device,
-        )
+        d["_output_spec"] = self._initial_spec("_output_spec", _empty_output_spec(batch_size, device))
+        d["_input_spec"] = self._initial_spec("_input_spec", _empty_input_spec(batch_size, device))
         d["run_type_checks"] = bool(run_type_checks)
         d["_allow_done_after_reset"] = bool(allow_done_after_reset)
         d["is_closed"] = False
@@ -113,11 +117,32 @@ class EnvBase(nn.Module):
         env = super().__new__(cls)
         d = env.__dict__
         d["_batch_locked"] = bool(_batch_locked)
-        for name in ("_input_spec", "_output_spec"):
+        # specs may be set before __init__ (as TorchRL allows): start with empty ones of batch size ()
+        d["_batch_size"], d["_device"] = torch.Size([]), None
+        for name, empty in (("_input_spec", _empty_input_spec), ("_output_spec", _empty_output_spec)):
             if name in cls.__dict__:
-                d["_class" + name] = cls.__dict__[name].clone()
+                d[name] = d["_class" + name] = cls.__dict__[name].clone()
                 delattr(cls, name)
+            else:
+                d[name] = d["_preinit" + name] = empty(torch.Size([]), None)
         return env
+
+    _supports_set_state = False  # TorchRL's flag: reset(set_state=True) is not honoured by default
+
+    def _initial_spec(self, name: str, fresh: Composite) -> Composite:
+        """The spec ``__init__`` starts from: class-level specs, else specs set before ``__init__``, else ``fresh``."""
+        d = self.__dict__
+        given = d.pop("_class" + name, None)
+        if given is not None:
+            return given
+        early = d.pop("_preinit" + name, None)
+        if early is None or not list(early.keys(True, True, is_leaf=lambda s: not isinstance(s, Composite))):
+            return fresh
+        if early.shape != fresh.shape:
+            early.shape = fresh.shape
+        if fresh.device is not None:
+            early.device = fresh.device
+        return early
 
     @property
     def batch_locked(self) -> bool:
@@ -148,7 +173,7 @@ class EnvBase(nn.Module):
         ['input_spec', 'output_spec']
         """
         return Composite(output_spec=self.output_spec.clone(), input_spec=self.input_spec.clone(),
-                         shape=self.batch_size, device=self.device).lock_()
+                         shape=self.batch_size).lock_()
 
     def check_env_specs(self, *args, **kwargs) -> None:
         """``check_env_specs(self, ...)``: a short rollout checked against the specs (see ``envs.utils``).
