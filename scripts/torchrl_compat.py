@@ -288,12 +288,17 @@ def read_xml(path: Path) -> dict[str, tuple[str, str]] | None:
 
 
 _ADDR = re.compile(r"0x[0-9a-f]+")
+# run-specific numbers that would split one cause into many groups
+_NOISE = [(re.compile(r"\b(pid|worker|position) \d+"), r"\1 N"),
+          (re.compile(r"sub-envs \d+\.\.\d+"), "sub-envs N..M")]
 
 
 def cause(msg: str, width: int = 110) -> str:
     """Group key of a failure: exception type and the start of its message."""
     first = next((ln for ln in msg.splitlines() if ln.strip()), "(no message)")
     first = _ADDR.sub("0x..", first.strip())
+    for pattern, repl in _NOISE:
+        first = pattern.sub(repl, first)
     return first[:width]
 
 

@@ -38,6 +38,8 @@ def test_rewrite_splits_exported_and_torchrl_only_names():
 def test_cause_groups_by_first_line_without_addresses():
     assert compat.cause("KeyError: 'x'\nmore") == "KeyError: 'x'"
     assert compat.cause("at 0x7f00ab") == "at 0x.."
+    assert compat.cause("worker 1 (pid 2071, sub-envs 1..1) raised") == "worker N (pid N, sub-envs N..M) raised"
+    assert compat.cause("got Foo at position 3") == "got Foo at position N"
 
 
 def test_read_xml_outcomes(tmp_path):
