@@ -5,8 +5,8 @@ the behaviour TorchRL's users rely on holds when their imports point at
 ``numbarl.torch_api``:
 
 1. It extracts ``test/transforms/`` (test modules, ``_transforms_common.py``,
-   ``conftest.py``), ``test/conftest.py`` (command-line options the tests use)
-   and ``torchrl/testing/mocking_classes.py`` from a TorchRL git directory at a
+   ``conftest.py``), ``test/conftest.py`` (command-line options and fixtures
+   such as ``maybe_fork_ParallelEnv``, whose imports are rewritten too) and ``torchrl/testing/mocking_classes.py`` from a TorchRL git directory at a
    given commit into a work directory, twice: ``<workdir>/torchrl`` is left as
    it is; ``<workdir>/numbarl`` is rewritten.
 2. In the rewritten copy, every ``from torchrl... import a, b`` statement (at
@@ -190,8 +190,10 @@ def extract(git_dir: str, commit: str, workdir: Path, files: list[str] | None):
     for side in ("torchrl", "numbarl"):
         base = workdir / side / TEST_DIR
         base.mkdir(parents=True, exist_ok=True)
-        (workdir / side / "test" / "conftest.py").write_text(
-            git_show(git_dir, commit, "test/conftest.py"))
+        conftest = git_show(git_dir, commit, "test/conftest.py")
+        if side == "numbarl":  # its fixtures (maybe_fork_ParallelEnv...) import torchrl's envs too
+            conftest, _ = rewrite_imports(conftest, resolver)
+        (workdir / side / "test" / "conftest.py").write_text(conftest)
         for p in helpers:
             (base / Path(p).name).write_text(git_show(git_dir, commit, p))
         for name in tests:
