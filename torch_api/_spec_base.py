@@ -102,18 +102,32 @@ def _expand_arg(shape):
 
 
 def _expanded_shape(spec, shape):
-    """Check and resolve the argument of ``expand`` against ``spec.shape``."""
+    """Check and resolve the argument of ``expand`` against ``spec.shape``; returns the new full shape.
+
+    torch's rule: the new shape has at least as many dims as the spec; each of
+    the spec's dims is kept (equal size, or ``-1``) or, when it is 1,
+    broadcast to the new size; new leading dims must be non-negative.
+    """
     shape = _expand_arg(shape)
     own = tuple(spec.shape)
     nd = len(own)
-    tail = shape[len(shape) - nd:] if nd else ()
-    tail = tuple(o if t == -1 else t for t, o in zip(tail, own))
-    lead = shape[:len(shape) - nd]
-    if len(shape) < nd or tail != own or any(s < 0 for s in lead):
+    if len(shape) < nd:
         raise ValueError(
-            f"{type(spec).__name__}.expand requires a shape that ends with the spec shape {own} "
-            f"and has no negative leading dims, got {shape}")
-    return torch.Size(lead)
+            f"{type(spec).__name__}.expand requires at least {nd} dims (the spec shape {own}), got {shape}")
+    lead, tail = shape[:len(shape) - nd], shape[len(shape) - nd:]
+    resolved = []
+    for t, o in zip(tail, own):
+        if t == -1 or t == o:
+            resolved.append(o)
+        elif o == 1 and t >= 0:
+            resolved.append(t)
+        else:
+            raise ValueError(
+                f"{type(spec).__name__}.expand requires a shape whose last {nd} dims match the spec shape "
+                f"{own} (or broadcast its size-1 dims), got {shape}")
+    if any(s < 0 for s in lead):
+        raise ValueError(f"{type(spec).__name__}.expand requires non-negative new leading dims, got {shape}")
+    return torch.Size(lead + tuple(resolved))
 
 
 def _norm_dim(dim, ndim, owner, what):
@@ -319,6 +333,19 @@ class TensorSpec:
         """Ones of the spec's dtype and device, with extra leading dims ``shape``."""
         return torch.ones(_lead(shape) + self.shape, dtype=self.dtype, device=self.device)
 
+    def zeros(self, shape=None):
+        """Same as ``zero`` (TorchRL's alias); a Composite gives a TensorDict.
+
+        >>> from numbarl.torch_api import Composite, Unbounded
+        >>> Composite(a=Unbounded(3)).zeros()["a"]
+        tensor([0., 0., 0.])
+        """
+        return self.zero(shape)
+
+    def ones(self, shape=None):
+        """Same as ``one`` (TorchRL's alias)."""
+        return self.one(shape)
+
     def is_in(self, val):
         """Whether ``val`` is a tensor of the spec's dtype, shape (leading batch dims allowed) and space."""
         if not isinstance(val, torch.Tensor) or val.dtype != self.dtype:
@@ -364,9 +391,17 @@ class TensorSpec:
 
     # ---- shape algebra
     def expand(self, *shape):
-        """Spec with extra leading dims; ``shape`` (ints, tuple or Size) must end with ``self.shape``."""
-        lead = _expanded_shape(self, shape)
-        return self._derive(lead + self.shape, lambda t: t.expand(lead + t.shape))
+        """Spec with extra leading dims and/or size-1 dims broadcast, as ``torch.Tensor.expand``.
+
+        >>> from numbarl.torch_api import Unbounded
+        >>> Unbounded((1, 1)).expand(6, 1).shape
+        torch.Size([6, 1])
+        """
+        new = _expanded_shape(self, shape)
+        own = self.shape
+        lead = new[:len(new) - len(own)]
+        # aux tensors shaped like the spec broadcast with it; others (e.g. a per-feature nvec) get the new lead
+        return self._derive(new, lambda t: t.expand(new) if t.shape == own else t.expand(lead + t.shape))
 
     def __getitem__(self, idx):
         """Spec of ``value[idx]``, indexing the batch dims as torch does."""

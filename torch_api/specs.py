@@ -111,6 +111,10 @@ class _CompositeView:
         return f"_CompositeView({self._what}={list(self)!r})"
 
 
+class SpecDeviceError(ValueError, RuntimeError):
+    """A child spec on another device than its Composite (TorchRL raises RuntimeError there)."""
+
+
 class Composite(TensorSpec):
     """Dict-like spec of nested specs, sampled into a ``tensordict.TensorDict``.
 
@@ -128,11 +132,13 @@ class Composite(TensorSpec):
         shape: leading batch shape, default ``()``.
         device: None (children may live anywhere) or the device of every child.
         data_cls, step_mdp_static, names: kept for compatibility.
-        **kwargs: key=spec entries; a value may be None.
+        **kwargs: key=spec entries; a value may be None, or a (nested) dict of
+            specs, which becomes a Composite of this shape and device.
 
     Raises:
         TypeError: a key that is not a str / tuple of str, a value that is not a spec.
-        ValueError: a child whose shape does not start with ``shape``, or on another device.
+        ValueError: a child whose shape does not start with ``shape``, or on another
+            device (``SpecDeviceError``, also a RuntimeError as in TorchRL).
         KeyError: a missing key (the message lists the keys that exist).
 
     >>> spec = Composite(obs=Bounded(-1.0, 1.0, shape=(2, 3)), shape=(2,))
@@ -285,8 +291,8 @@ class Composite(TensorSpec):
     def set(self, key, spec):
         """Set ``spec`` (a TensorSpec or None) at ``key``, creating nested Composites; returns self."""
         key = _key_tuple(key)
-        if spec is not None and not isinstance(spec, TensorSpec):
-            raise TypeError(f"Composite values must be TensorSpec or None, got {type(spec).__name__} "
+        if spec is not None and not isinstance(spec, (TensorSpec, Mapping)):
+            raise TypeError(f"Composite values must be TensorSpec, a mapping of specs or None, got {type(spec).__name__} "
                             f"for key {_show(key)!r}")
         self._set(key, spec, key)
         return self
@@ -297,7 +303,7 @@ class Composite(TensorSpec):
             head = key[0]
             sub = self._specs.get(head)
             if sub is None:
-                if spec is not None:
+                if isinstance(spec, TensorSpec):
                     self._check_shape(full, spec)
                 sub = Composite(shape=self.shape, device=self._device)
                 self._specs[head] = sub
@@ -306,6 +312,8 @@ class Composite(TensorSpec):
                                  f"{type(sub).__name__}, not a Composite")
             sub._set(key[1:], spec, full)
             return
+        if isinstance(spec, Mapping):  # a nested dict becomes a Composite of our shape and device
+            spec = Composite(spec, shape=self.shape, device=self._device)
         if spec is not None:
             spec = self._adopt(full, spec)
         self._specs[key[0]] = spec
@@ -320,7 +328,7 @@ class Composite(TensorSpec):
         if spec is None or isinstance(spec, Composite) and spec.device is None:
             return
         if spec.device != device:
-            raise ValueError(f"Composite key {_show(full)!r}: the spec is on device {spec.device} but the "
+            raise SpecDeviceError(f"Composite key {_show(full)!r}: the spec is on device {spec.device} but the "
                              f"Composite is on {device}; move it with spec.to({str(device)!r})")
 
     def _adopt(self, full, spec):
@@ -501,9 +509,10 @@ class Composite(TensorSpec):
         return self._map(lambda v: v._copy_tree() if isinstance(v, Composite) else v, self.shape)
 
     def expand(self, *shape):
-        """Composite with extra leading batch dims; ``shape`` must end with ``self.shape``."""
-        lead = _expanded_shape(self, shape)
-        return self._map(lambda v: v.expand(lead + v.shape), lead + self.shape)
+        """Composite with extra leading batch dims and/or size-1 batch dims broadcast (children follow)."""
+        new = _expanded_shape(self, shape)
+        nd = len(self.shape)
+        return self._map(lambda v: v.expand(new + v.shape[nd:]), new)
 
     def _index(self, idx):
         idx = _norm_index(idx, len(self.shape))

@@ -221,6 +221,17 @@ def test_atari_pixels():
     env.close()
 
 
+@pytest.mark.parametrize("pixels_only", [False, True])
+def test_atari_from_pixels_gives_one_frame_entry(pixels_only):
+    pytest.importorskip("ale_py", reason="ale-py is an optional peer for Atari frames")
+    env = GymEnv("ALE/Pong-v5", from_pixels=True, pixels_only=pixels_only)
+    assert list(env.observation_spec.keys()) == ["pixels"]
+    td = env.rollout(2)
+    assert "observation" not in td.keys() and "observation" not in td["next"].keys()
+    assert td["next", "pixels"].shape == (2, 210, 160, 3)
+    env.close()
+
+
 # ------------------------------------------------------------ differential
 def _pair(torchrl, name, **kwargs):
     from torchrl.envs import GymEnv as TGymEnv
@@ -306,7 +317,8 @@ def test_state_dict_of_gym_envs():
 
 
 @pytest.mark.torchrl
-@pytest.mark.parametrize("kwargs", [{}, {"frame_skip": 4}])
+@pytest.mark.parametrize("kwargs", [{}, {"frame_skip": 4}, {"from_pixels": True, "pixels_only": False},
+                                    {"from_pixels": True}])
 def test_atari_frames_match_torchrl(torchrl, kwargs):
     pytest.importorskip("ale_py", reason="ale-py is an optional peer for Atari frames")
     ours, theirs = _pair(torchrl, "ALE/Pong-v5", **kwargs)

@@ -11,7 +11,7 @@ import types as _types
 from .common import *  # noqa: F401,F403
 from .utils import *  # noqa: F401,F403
 
-_LAZY_MODULES = ("gym", "batched", "env_creator", "async_env_pool")
+_LAZY_MODULES = ("gym", "batched", "env_creator", "async_env_pool", "pendulum", "gym_backends")
 
 
 def _load_all():

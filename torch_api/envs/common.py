@@ -61,6 +61,19 @@ def _as_batch_size(batch_size) -> torch.Size:
     return size
 
 
+def _empty_output_spec(batch_size, device) -> Composite:
+    return Composite(full_observation_spec=Composite(shape=batch_size, device=device),
+                     full_reward_spec=Composite(shape=batch_size, device=device),
+                     full_done_spec=Composite(shape=batch_size, device=device),
+                     shape=batch_size, device=device)
+
+
+def _empty_input_spec(batch_size, device) -> Composite:
+    return Composite(full_state_spec=Composite(shape=batch_size, device=device),
+                     full_action_spec=Composite(shape=batch_size, device=device),
+                     shape=batch_size, device=device)
+
+
 def _done_leaf(batch_size, device) -> Categorical:
     return Categorical(2, shape=(*batch_size, 1), dtype=torch.bool, device=device)
 
@@ -87,20 +100,115 @@ class EnvBase(nn.Module):
         d = self.__dict__
         d["_device"] = device
         d["_batch_size"] = batch_size
-        d["_output_spec"] = Composite(
-            full_observation_spec=Composite(shape=batch_size, device=device),
-            full_reward_spec=Composite(shape=batch_size, device=device),
-            full_done_spec=Composite(shape=batch_size, device=device),
-            shape=batch_size, device=device,
-        )
-        d["_input_spec"] = Composite(
-            full_state_spec=Composite(shape=batch_size, device=device),
-            full_action_spec=Composite(shape=batch_size, device=device),
-            shape=batch_size, device=device,
-        )
+        d["_output_spec"] = self._initial_spec("_output_spec", _empty_output_spec(batch_size, device))
+        d["_input_spec"] = self._initial_spec("_input_spec", _empty_input_spec(batch_size, device))
         d["run_type_checks"] = bool(run_type_checks)
         d["_allow_done_after_reset"] = bool(allow_done_after_reset)
         d["is_closed"] = False
+
+    # ------------------------------------------------- TorchRL env-level API
+    def __new__(cls, *args, _inplace_update: bool = False, _batch_locked: bool = True, **kwargs):
+        """Accept TorchRL's construction protocol.
+
+        As in TorchRL, a subclass may set ``_input_spec`` / ``_output_spec`` on
+        the class (in its own ``__new__``) before calling ``super().__new__``:
+        they are moved onto the instance (cloned), and ``__init__`` keeps them.
+        """
+        env = super().__new__(cls)
+        d = env.__dict__
+        d["_batch_locked"] = bool(_batch_locked)
+        # specs may be set before __init__ (as TorchRL allows): start with empty ones of batch size ()
+        d["_batch_size"], d["_device"] = torch.Size([]), None
+        for name, empty in (("_input_spec", _empty_input_spec), ("_output_spec", _empty_output_spec)):
+            if name in cls.__dict__:
+                d[name] = d["_class" + name] = cls.__dict__[name].clone()
+                delattr(cls, name)
+            else:
+                d[name] = d["_preinit" + name] = empty(torch.Size([]), None)
+        return env
+
+    _supports_set_state = False  # TorchRL's flag: reset(set_state=True) is not honoured by default
+
+    def _initial_spec(self, name: str, fresh: Composite) -> Composite:
+        """The spec ``__init__`` starts from: class-level specs, else specs set before ``__init__``, else ``fresh``."""
+        d = self.__dict__
+        given = d.pop("_class" + name, None)
+        if given is not None:
+            return given
+        early = d.pop("_preinit" + name, None)
+        if early is None or not list(early.keys(True, True, is_leaf=lambda s: not isinstance(s, Composite))):
+            return fresh
+        if early.shape != fresh.shape:
+            early.shape = fresh.shape
+        if fresh.device is not None:
+            early.device = fresh.device
+        return early
+
+    @property
+    def batch_locked(self) -> bool:
+        """Whether the env only accepts inputs of its own ``batch_size`` (TorchRL's flag).
+
+        A transformed env reports its base env's flag.
+
+        >>> from numbarl.torch_api import GymEnv
+        >>> GymEnv("CartPole-v1").batch_locked
+        True
+        """
+        base = self.__dict__.get("_modules", {}).get("base_env")
+        if base is not None:
+            return base.batch_locked
+        return self.__dict__.get("_batch_locked", True)
+
+    @batch_locked.setter
+    def batch_locked(self, value: bool) -> None:
+        raise RuntimeError("batch_locked is a read-only property: an env class sets self._batch_locked in its "
+                           "__init__, or passes _batch_locked=False to EnvBase.__new__, as in TorchRL")
+
+    @property
+    def specs(self) -> Composite:
+        """All specs in one locked ``Composite``: ``output_spec`` and ``input_spec``, as TorchRL's ``env.specs``.
+
+        >>> from numbarl.torch_api import GymEnv
+        >>> sorted(GymEnv("CartPole-v1").specs.keys())
+        ['input_spec', 'output_spec']
+        """
+        return Composite(output_spec=self.output_spec.clone(), input_spec=self.input_spec.clone(),
+                         shape=self.batch_size).lock_()
+
+    def check_env_specs(self, *args, **kwargs) -> None:
+        """``check_env_specs(self, ...)``: a short rollout checked against the specs (see ``envs.utils``).
+
+        >>> from numbarl.torch_api import GymEnv
+        >>> GymEnv("CartPole-v1").check_env_specs()
+        """
+        from .utils import check_env_specs
+        check_env_specs(self, *args, **kwargs)
+
+    def _unbatched_property(name, settable=True):  # noqa: N805 - a class-body helper, deleted below
+        def fget(self):
+            spec = getattr(self, name)
+            return spec[(0,) * self.batch_dims] if self.batch_dims else spec
+
+        def fset(self, spec):
+            setattr(self, name, spec.expand(self.batch_size + spec.shape))
+
+        doc = (f"``{name}`` without the env's batch dims (as TorchRL); setting it expands the value to the "
+               f"batch size and sets ``{name}``.")
+        return property(fget, fset if settable else None, doc=doc)
+
+    full_action_spec_unbatched = _unbatched_property("full_action_spec")
+    action_spec_unbatched = _unbatched_property("action_spec")
+    full_observation_spec_unbatched = _unbatched_property("full_observation_spec")
+    observation_spec_unbatched = _unbatched_property("observation_spec")
+    full_reward_spec_unbatched = _unbatched_property("full_reward_spec")
+    reward_spec_unbatched = _unbatched_property("reward_spec")
+    full_done_spec_unbatched = _unbatched_property("full_done_spec")
+    done_spec_unbatched = _unbatched_property("done_spec")
+    full_state_spec_unbatched = _unbatched_property("full_state_spec")
+    state_spec_unbatched = _unbatched_property("state_spec")
+    output_spec_unbatched = _unbatched_property("output_spec", settable=False)
+    input_spec_unbatched = _unbatched_property("input_spec", settable=False)
+    del _unbatched_property
 
     # ------------------------------------------------------------------ sizes
     @property

@@ -161,7 +161,8 @@ class GymWrapper(ArrayEnvBase):
             instead of one-hot vectors (the default, as in TorchRL).
         from_pixels: add a ``"pixels"`` observation from ``env.render()``; the env
             needs ``render_mode="rgb_array"``.
-        pixels_only: with ``from_pixels``, drop the env's own observation.
+        pixels_only: with ``from_pixels``, drop the env's own observation (an image observation
+            is always left out then, as in TorchRL: the frame comes once, as ``"pixels"``).
         frame_skip: repeat each action this many times, summing rewards.
         device, batch_size, allow_done_after_reset: as for ``EnvBase``.
 
@@ -197,9 +198,13 @@ class GymWrapper(ArrayEnvBase):
         obs = {}
         self._readers = []
         leaves = list(_flatten_obs(obs_space))
-        is_pixel_box = (not self.from_pixels and len(leaves) == 1 and leaves[0][0] == ()
-                        and len(obs_space.shape or ()) == 3 and np.dtype(obs_space.dtype) == np.uint8)
-        if not (self.from_pixels and self.pixels_only):
+        image_obs = (len(leaves) == 1 and leaves[0][0] == ()
+                     and len(obs_space.shape or ()) == 3 and np.dtype(obs_space.dtype) == np.uint8)
+        is_pixel_box = image_obs and not self.from_pixels
+        # an env whose observation is itself an image (Atari) gets one "pixels" entry, from_pixels or not,
+        # as in TorchRL: pixels_only=False adds no second copy of the frame under "observation"
+        keep_own = not (self.from_pixels and (self.pixels_only or image_obs))
+        if keep_own:
             for key, space in leaves:
                 name = key if key != () else ("pixels" if is_pixel_box else "observation")
                 obs[name] = gym_space_to_spec(space, self.categorical_action_encoding)

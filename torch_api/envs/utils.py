@@ -120,3 +120,107 @@ def check_env_specs(env, return_contiguous: bool = True, check_dtype: bool = Tru
                 value = step.get(where)
                 if not spec.is_in(value):
                     raise AssertionError(f"key {where!r} at step {t}: value {value} is not in its spec {spec}")
+
+
+# ------------------------------------------------------------------ TorchRL helpers users import
+__all__ += ["terminated_or_truncated", "make_composite_from_td"]
+
+
+def _eot_aggregate(data, spec, key, written, prefix) -> bool:
+    """Aggregate the done leaves of one level into ``data[key]``; recurse into sub-levels."""
+    import torch
+
+    found = False
+    aggregate = None
+    if spec is None:
+        children = [(k, data.get(k)) for k in data.keys()]
+        leaves = [k for k, _ in children if k in ("done", "terminated", "truncated")]
+        subs = [(k, v) for k, v in children if k not in leaves and isinstance(v, TensorDictBase)]
+    else:
+        leaves = [k for k, v in spec.items() if not hasattr(v, "keys")]
+        subs = [(k, data.get(k)) for k, v in spec.items() if hasattr(v, "keys")]
+    for name in leaves:
+        value = data.get(name, None)
+        if value is None:
+            value = torch.zeros((*data.shape, 1), dtype=torch.bool, device=data.device)
+        aggregate = value if aggregate is None else aggregate | value
+    for name, sub in subs:
+        sub_spec = None if spec is None else spec[name]
+        found = _eot_aggregate(sub, sub_spec, key, written, prefix + (name,)) or found
+    if aggregate is not None:
+        if key is not None:
+            data.set(key, aggregate)
+            written.append(prefix + (key,))
+        found = bool(aggregate.any()) or found
+    return found
+
+
+def terminated_or_truncated(data: TensorDictBase, full_done_spec=None, key="_reset",
+                            write_full_false: bool = False) -> bool:
+    """Whether any done leaf of ``data`` is True; writes their per-level "or" under ``key`` (TorchRL's helper).
+
+    The done leaves are those of ``full_done_spec`` when given, else the
+    ``"done"`` / ``"terminated"`` / ``"truncated"`` entries found at every
+    level. At each level holding such leaves, their element-wise "or" is
+    written to ``key`` (in place), unless ``key`` is None. When nothing is
+    True and ``write_full_false`` is False, the written entries are removed
+    again.
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> data = TensorDict({"done": torch.tensor([[True], [False]]), "truncated": torch.tensor([[False], [False]]),
+    ...                    "agent": {"done": torch.tensor([[False], [False]])}}, [2])
+    >>> terminated_or_truncated(data)
+    True
+    >>> data["_reset"].squeeze(-1).tolist(), data["agent", "_reset"].squeeze(-1).tolist()
+    ([True, False], [False, False])
+    """
+    if not isinstance(data, TensorDictBase):
+        raise TypeError(f"terminated_or_truncated requires a TensorDict, got {type(data).__name__}")
+    written = []
+    found = _eot_aggregate(data, full_done_spec, key, written, ())
+    if not found and not write_full_false and written:
+        data.exclude(*written, inplace=True)
+    return found
+
+
+def make_composite_from_td(data: TensorDictBase, *, unsqueeze_null_shapes: bool = True,
+                           dynamic_shape: bool = False):
+    """A ``Composite`` of ``Unbounded`` specs shaped like ``data`` (``NonTensor`` for non-tensor entries).
+
+    Args:
+        data: the TensorDict to describe.
+        unsqueeze_null_shapes: give scalar entries the shape ``(1,)``, as TorchRL does by default.
+        dynamic_shape: mark the last dim of every entry as dynamic (``-1``).
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> spec = make_composite_from_td(TensorDict({"obs": torch.zeros(3), "next": {"r": torch.tensor(1.0)}}, []))
+    >>> spec["obs"].shape, spec["next", "r"].shape, spec["next"].shape
+    (torch.Size([3]), torch.Size([1]), torch.Size([]))
+    """
+    from tensordict import is_non_tensor, is_tensor_collection
+
+    from ..specs import Composite, NonTensor, Unbounded
+
+    if not is_tensor_collection(data):
+        raise TypeError(f"make_composite_from_td requires a TensorDict, got {type(data).__name__}")
+
+    def shape_of(shape):
+        if not shape and unsqueeze_null_shapes:
+            return (1,)
+        if dynamic_shape and shape:
+            return tuple(shape[:-1]) + (-1,)
+        return tuple(shape)
+
+    entries = {}
+    for key, value in data.items():
+        if is_non_tensor(value):
+            entries[key] = NonTensor(shape=value.shape, example_data=value.view(-1)[0].data,
+                                     device=value.device, feature_dims=len(value.shape) - len(data.shape))
+        elif is_tensor_collection(value):
+            entries[key] = make_composite_from_td(value, unsqueeze_null_shapes=unsqueeze_null_shapes,
+                                                  dynamic_shape=dynamic_shape)
+        else:
+            entries[key] = Unbounded(shape=shape_of(value.shape), dtype=value.dtype, device=value.device)
+    return Composite(entries, shape=data.shape)
