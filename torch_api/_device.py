@@ -124,3 +124,409 @@ def as_torch(a) -> torch.Tensor:
 def np_dtype(a) -> np.dtype:
     """The NumPy dtype of an array or a tensor."""
     return np.dtype(numpy_dtype(a.dtype)) if isinstance(a, torch.Tensor) else a.dtype
+
+
+# ============================================================================
+# Per-device executors.
+#
+# Running state (step counts, episode returns, last observations), reset
+# masks and element-wise maps are written once by a transform against an
+# executor; :func:`ops_for` picks it from the data, once per call: ``HOST``
+# (NumPy views and the CPU kernels, for CPU data and any device without
+# kernels) or ``CUDA`` (torch operations on the data's device, where no
+# mask or state is read back). :func:`on_device` runs the ``<name>_cuda``
+# hook of a transform with a genuinely different CUDA algorithm.
+# ============================================================================
+import math  # noqa: E402  (kept with the block that uses it)
+
+__all__ += ["HostOps", "CudaOps", "HOST", "CUDA", "ops_for", "on_device", "cuda_device"]
+
+
+def _batch_view(mask, ndim: int):
+    """``mask`` (of the batch shape) with size-1 dims appended up to ``ndim`` dims."""
+    extra = ndim - mask.ndim
+    return mask if extra <= 0 else mask.reshape(tuple(mask.shape) + (1,) * extra)
+
+
+class HostOps:
+    """The executor of data off CUDA: states and masks are NumPy arrays, work runs in NumPy and the CPU kernels.
+
+    Examples:
+        >>> import numpy as np
+        >>> state = np.arange(3.0)
+        >>> HOST.zero_where(state, np.array([True, False, True]))
+        >>> state
+        array([0., 1., 0.])
+    """
+
+    cuda = False
+
+    # ------------------------------------------------------------ arrays
+    @staticmethod
+    def view(value):
+        """The working form of a tensor: a NumPy view (tensors on other devices are copied to the host)."""
+        if isinstance(value, torch.Tensor):
+            return as_array(value if value.device.type == "cpu" else value.cpu())
+        return value
+
+    @staticmethod
+    def tensor(a):
+        """A working-form array (or None) as a CPU tensor sharing its memory."""
+        return None if a is None else torch.from_numpy(np.asarray(a))
+
+    @staticmethod
+    def snapshot(state) -> torch.Tensor:
+        """A copy of a kept state, as a tensor."""
+        return torch.from_numpy(state.copy())
+
+    @staticmethod
+    def empty(shape, dtype, like=None) -> torch.Tensor:
+        """A new (CPU) tensor of ``shape`` and torch ``dtype``, for results."""
+        return torch.empty(tuple(shape), dtype=dtype)
+
+    @staticmethod
+    def zeros(shape, dtype, like=None):
+        """Zeros of ``shape`` and (torch or NumPy) ``dtype``."""
+        return np.zeros(tuple(shape), dtype=np.dtype(numpy_dtype(dtype)) if isinstance(dtype, torch.dtype) else dtype)
+
+    # ------------------------------------------------------------- masks
+    @staticmethod
+    def mask_of(request, batch_shape, like=None, collapse=True):
+        """A reset request tensor as a bool array of ``batch_shape``; None when ``collapse`` and every entry is set."""
+        mask = as_array(request.cpu()).astype(np.bool_, copy=False).reshape(tuple(batch_shape))
+        return None if collapse and mask.all() else mask
+
+    @staticmethod
+    def reset_mask(tensordict, key, batch_shape, like=None):
+        """The reset request at ``key`` in ``tensordict`` as a bool array of ``batch_shape``, or None (reset all).
+
+        A request of shape ``[*batch, 1]`` or ``[*batch]`` is accepted.
+
+        Raises:
+            ValueError: a request whose size does not fit ``batch_shape``.
+        """
+        if tensordict is None:
+            return None
+        request = tensordict.get(key, None)
+        if request is None:
+            return None
+        mask = as_array(request).astype(bool, copy=False)
+        size = int(np.prod(batch_shape)) if batch_shape else 1
+        if mask.size != size:
+            raise ValueError(f"the reset request {key!r} has shape {tuple(mask.shape)}, which does not fit the "
+                             f"batch shape {tuple(batch_shape)}")
+        mask = mask.reshape(tuple(batch_shape))
+        if mask.all():
+            return None
+        return mask
+
+    # ------------------------------------------------------------- state
+    @staticmethod
+    def held(store: dict, key, like=None):
+        """``store[key]`` as a NumPy array (a state kept on a device is copied back once and replaced), or None."""
+        state = store.get(key)
+        if state is not None and type(state) is not np.ndarray:
+            state = store[key] = state.detach().cpu().numpy()
+        return state
+
+    def state(self, store: dict, key, like, dtype):
+        """``store[key]`` shaped like ``like``; zeros of ``dtype`` replace a missing state or one of another shape."""
+        state = store.get(key)
+        if state is None or type(state) is not np.ndarray or state.shape != tuple(like.shape):
+            state = self.held(store, key)
+            if state is None or state.shape != tuple(like.shape):
+                state = store[key] = self.zeros(like.shape, dtype)
+        return state
+
+    @staticmethod
+    def keep(store: dict, key, value, mask) -> None:
+        """Keep a copy of ``value`` in ``store[key]``: where ``mask`` holds (None: everywhere)."""
+        last = HostOps.held(store, key)
+        if last is None or last.shape != value.shape or last.dtype != value.dtype:
+            store[key] = np.array(value, copy=True)
+        elif mask is None:
+            last[...] = value
+        else:
+            last[mask] = value[mask]
+
+    @staticmethod
+    def copy_into(state, value) -> None:
+        """``state[...] = value`` (a tensor)."""
+        state[...] = as_array(value)
+
+    @staticmethod
+    def zero_where(state, mask) -> None:
+        """Set ``state`` to 0 where ``mask`` (batch shape, leading dims of ``state``) holds; everywhere when None."""
+        if mask is None:
+            state[...] = 0
+        elif mask.ndim == 0:
+            if mask:
+                state[...] = 0
+        else:
+            state[mask] = 0
+
+    @staticmethod
+    def put_mask(flags, mask) -> None:
+        """``flags`` (bool, batch dims first) True where ``mask`` holds, False elsewhere; all True when None."""
+        if mask is None:
+            flags[...] = True
+        else:
+            flags[...] = mask.reshape(mask.shape + (1,) * (flags.ndim - mask.ndim))
+
+    @staticmethod
+    def add_into(total, value) -> None:
+        """``total += value`` in ``total``'s dtype (:func:`numbarl.core.episode.add_into`)."""
+        launch(total, "episode", "add_into", total, value)
+
+    @staticmethod
+    def count_steps(count, done, truncated, max_steps, update_done):
+        """One step of ``count`` (:func:`numbarl.core.episode.count_steps`); ``(done_out, trunc_out)`` tensors.
+
+        Both are None without ``max_steps``.
+        """
+        if max_steps is None:
+            launch(count, "episode", "count_steps", count)
+            return None, None
+        trunc_out = torch.empty(count.shape, dtype=torch.bool)
+        done_out = torch.empty(count.shape, dtype=torch.bool)
+        launch(count, "episode", "count_steps", count, as_array(done), None if truncated is None else as_array(truncated),
+               max_steps, update_done, done_out.numpy(), trunc_out.numpy())
+        return done_out, trunc_out
+
+    # --------------------------------------------------- element-wise maps
+    @staticmethod
+    def operand(module, name, out):
+        """Buffer ``name`` of ``module`` in ``out``'s dtype (None stays None)."""
+        buf = getattr(module, name)
+        return None if buf is None else buf.numpy().astype(out.dtype, copy=False)
+
+    @staticmethod
+    def subtract(x, y, out):
+        np.subtract(x, y, out=out, dtype=out.dtype)
+
+    @staticmethod
+    def add(x, y, out):
+        np.add(x, y, out=out, dtype=out.dtype)
+
+    @staticmethod
+    def multiply(x, y, out):
+        np.multiply(x, y, out=out, dtype=out.dtype)
+
+    @staticmethod
+    def divide(x, y, out):
+        np.divide(x, y, out=out, dtype=out.dtype)
+
+    @staticmethod
+    def maximum(x, y, out):
+        np.maximum(x, y, out=out, dtype=out.dtype)
+
+    @staticmethod
+    def minimum(x, y, out):
+        np.minimum(x, y, out=out, dtype=out.dtype)
+
+    @staticmethod
+    def positive(x, out):
+        """``out`` (int8, same shape) = 1 where ``x > 0``, else 0."""
+        np.greater(x, 0, out=out.view(np.bool_))
+
+
+class CudaOps:
+    """The executor of CUDA data: states and masks are tensors on the data's device, work is torch operations there.
+
+    Nothing is read back to the host: a reset request that resets every
+    sub-env is not told apart from a partial one (the masked updates give
+    the same result for both).
+    """
+
+    cuda = True
+
+    @staticmethod
+    def view(value):
+        return value.detach() if isinstance(value, torch.Tensor) else value
+
+    @staticmethod
+    def tensor(a):
+        return a
+
+    @staticmethod
+    def snapshot(state) -> torch.Tensor:
+        return state.clone()
+
+    @staticmethod
+    def empty(shape, dtype, like) -> torch.Tensor:
+        return torch.empty(tuple(shape), dtype=dtype, device=like.device)
+
+    @staticmethod
+    def zeros(shape, dtype, like):
+        return torch.zeros(tuple(shape), dtype=torch_dtype(dtype), device=like.device)
+
+    @staticmethod
+    def mask_of(request, batch_shape, like, collapse=True):
+        return request.detach().to(device=like.device, dtype=torch.bool).reshape(tuple(batch_shape)).contiguous()
+
+    @staticmethod
+    def reset_mask(tensordict, key, batch_shape, like):
+        if tensordict is None:
+            return None
+        request = tensordict.get(key, None)
+        if request is None:
+            return None
+        size = math.prod(batch_shape) if batch_shape else 1
+        if request.numel() != size:
+            raise ValueError(f"the reset request {key!r} has shape {tuple(request.shape)}, which does not fit the "
+                             f"batch shape {tuple(batch_shape)}")
+        return request.to(device=like.device, dtype=torch.bool).reshape(tuple(batch_shape))
+
+    @staticmethod
+    def held(store: dict, key, like):
+        """``store[key]`` as a tensor on ``like``'s device (moved there once, keeping its dtype), or None."""
+        state = store.get(key)
+        if state is None or (isinstance(state, torch.Tensor) and state.device == like.device):
+            return state
+        source = torch.from_numpy(state) if isinstance(state, np.ndarray) else state.detach()
+        state = store[key] = source.to(device=like.device, copy=True)
+        return state
+
+    def state(self, store: dict, key, like, dtype):
+        state = store.get(key)
+        if isinstance(state, torch.Tensor) and state.device == like.device and state.shape == like.shape:
+            return state
+        if state is not None and tuple(state.shape) == tuple(like.shape):
+            return self.held(store, key, like)
+        state = store[key] = self.zeros(like.shape, dtype, like)
+        return state
+
+    @staticmethod
+    def keep(store: dict, key, value, mask) -> None:
+        last = store.get(key)
+        if not (isinstance(last, torch.Tensor) and last.device == value.device and last.shape == value.shape
+                and last.dtype == value.dtype):
+            store[key] = value.detach().clone()
+        elif mask is None:
+            last.copy_(value)
+        else:
+            last.copy_(torch.where(_batch_view(mask, value.ndim), value, last))
+
+    @staticmethod
+    def copy_into(state, value) -> None:
+        state.copy_(value)
+
+    @staticmethod
+    def zero_where(state, mask) -> None:
+        if mask is None:
+            state.zero_()
+        else:
+            state.masked_fill_(_batch_view(mask, state.ndim), 0)
+
+    @staticmethod
+    def put_mask(flags, mask) -> None:
+        if mask is None:
+            flags.fill_(True)
+        else:
+            flags.copy_(_batch_view(mask, flags.ndim).expand(flags.shape))
+
+    @staticmethod
+    def add_into(total, value) -> None:
+        if value.shape != total.shape:
+            raise ValueError(f"value must have shape {tuple(total.shape)}, got {tuple(value.shape)}")
+        if value.dtype == total.dtype:
+            total.add_(value)
+        else:
+            total.copy_(total + value)
+
+    @staticmethod
+    def count_steps(count, done, truncated, max_steps, update_done):
+        if count.dtype != torch.int64:
+            raise TypeError(f"count must have dtype int64, got {count.dtype}")
+        for name, flag in (("done", done), ("truncated", truncated)):
+            if flag is None:
+                continue
+            if flag.dtype != torch.bool:
+                raise TypeError(f"{name} must have dtype bool, got {flag.dtype}")
+            if flag.shape != count.shape:
+                raise ValueError(f"{name} must have shape {tuple(count.shape)}, got {tuple(flag.shape)}")
+        count.add_(1)
+        if max_steps is None:
+            return None, None
+        cut = count >= max_steps
+        trunc_out = cut if truncated is None else cut | truncated
+        return (done | cut) if update_done else None, trunc_out
+
+    @staticmethod
+    def operand(module, name, out):
+        """Buffer ``name`` of ``module`` on ``out``'s device and dtype (copied there once, see ``BufferMirrors``)."""
+        return module._buffer_on(name, out.device, out.dtype)
+
+    @staticmethod
+    def _in(x, out):
+        return x if x.dtype == out.dtype else x.to(out.dtype)
+
+    @staticmethod
+    def subtract(x, y, out):
+        torch.sub(CudaOps._in(x, out), y, out=out)
+
+    @staticmethod
+    def add(x, y, out):
+        torch.add(CudaOps._in(x, out), y, out=out)
+
+    @staticmethod
+    def multiply(x, y, out):
+        torch.mul(CudaOps._in(x, out), y, out=out)
+
+    @staticmethod
+    def divide(x, y, out):
+        torch.div(CudaOps._in(x, out), y, out=out)
+
+    @staticmethod
+    def maximum(x, y, out):
+        torch.maximum(CudaOps._in(x, out), y, out=out)
+
+    @staticmethod
+    def minimum(x, y, out):
+        torch.minimum(CudaOps._in(x, out), y, out=out)
+
+    @staticmethod
+    def positive(x, out):
+        torch.gt(x, 0, out=out.view(torch.bool))
+
+
+HOST = HostOps()
+CUDA = CudaOps()
+
+
+def ops_for(ref):
+    """The executor of ``ref``'s device: :data:`CUDA` for CUDA data, :data:`HOST` for anything else.
+
+    Examples:
+        >>> import torch
+        >>> ops_for(torch.zeros(2)) is HOST
+        True
+    """
+    return CUDA if is_cuda(ref) else HOST
+
+
+def on_device(ref, owner, name: str, *args, **kwargs):
+    """``owner.<name>_cuda(*args, **kwargs)`` for CUDA ``ref`` when ``owner`` has that hook, else ``owner.<name>(...)``.
+
+    A transform whose CUDA path is a genuinely different algorithm (state kept
+    on the device, nothing read back) writes it as that one hook; this is
+    where the choice between the two is made.
+
+    Examples:
+        >>> import torch
+        >>> class T:
+        ...     def double(self, x): return ("host", x * 2)
+        ...     def double_cuda(self, x): return ("cuda", x * 2)
+        >>> on_device(torch.ones(1), T(), "double", 3)
+        ('host', 6)
+    """
+    if is_cuda(ref):
+        hook = getattr(owner, name + "_cuda", None)
+        if hook is not None:
+            return hook(*args, **kwargs)
+    return getattr(owner, name)(*args, **kwargs)
+
+
+def cuda_device(ref):
+    """``ref``'s device when it is CUDA data, else None (the host)."""
+    return ref.device if is_cuda(ref) else None

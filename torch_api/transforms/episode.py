@@ -32,16 +32,15 @@ from tensordict import TensorDictBase
 
 
 from .._attrs import set_plain
-from .._arrays import as_array, is_cuda
-from .._device import launch
+from .._device import HOST, launch, ops_for
 from .._keys import key_list, key_of
 from ..specs import Bounded, Categorical, Unbounded
 from ._checks import check_bool
 from .._keys import key_tuple
 from ._checks import check_int, check_str_key
 from ._env_chain import container_env, ensure_specs
-from ._reset_masks import batch_view, count_steps_tensor, device_reset_mask, reset_mask, zero_where, zero_where_tensor
-from .running_state import RunningState, host_state, state_on
+from ._reset_masks import batch_view, zero_where
+from .running_state import RunningState, host_state
 from .stepping import FrameSkipTransform, NoopResetEnv, TerminateTransform, _outside_env
 from .base import Transform
 
@@ -138,12 +137,7 @@ class StepCounter(RunningState, Transform):
         return self._groups
 
     def _count(self, key, like: np.ndarray) -> np.ndarray:
-        state = self._counts.get(key)
-        if state is not None and type(state) is not np.ndarray:  # kept on a device until now
-            state = host_state(self._counts, key)
-        if state is None or state.shape != like.shape:
-            state = self._counts[key] = np.zeros(like.shape, dtype=np.int64)
-        return state
+        return HOST.state(self._counts, key, like, np.int64)
 
     def _buf(self, name, key, like) -> np.ndarray:
         buf = self._bufs.get((name, key))
@@ -187,17 +181,13 @@ class StepCounter(RunningState, Transform):
         batch = tuple(tensordict_reset.batch_size)
         for done_key, trunc_key, count_key in self._group_list():
             done = tensordict_reset.get(done_key)
-            if is_cuda(done):
-                self._device_reset(tensordict, tensordict_reset, done, trunc_key, count_key,
-                                   device_reset_mask(tensordict, _reset_key(self, key_tuple(done_key)[:-1]), batch,
-                                                     done.device))
-                continue
-            count = self._count(count_key, as_array(done))
-            mask = reset_mask(tensordict, _reset_key(self, key_tuple(done_key)[:-1]), batch)
+            ops = ops_for(done)
+            count = ops.state(self._counts, count_key, done, torch.int64)
+            mask = ops.reset_mask(tensordict, _reset_key(self, key_tuple(done_key)[:-1]), batch, done)
             if mask is not None and tensordict is not None and tensordict.get(count_key, None) is not None:
-                count[...] = as_array(tensordict.get(count_key))
-            zero_where(count, mask)
-            tensordict_reset.set(count_key, torch.from_numpy(count.copy()))
+                ops.copy_into(count, tensordict.get(count_key))
+            ops.zero_where(count, mask)
+            tensordict_reset.set(count_key, ops.snapshot(count))
             if self.max_steps is None:
                 continue
             truncated = tensordict_reset.get(trunc_key, None)
@@ -207,8 +197,7 @@ class StepCounter(RunningState, Transform):
             if previous is not None and previous.shape == truncated.shape:
                 # Sub-envs left alone by a partial reset keep the truncation this transform set
                 # (it differs from the base env's flag when update_done is False).
-                keep = torch.from_numpy(~mask).reshape(mask.shape + (1,) * (truncated.ndim - mask.ndim))
-                truncated = torch.where(keep, previous, truncated)
+                truncated = torch.where(batch_view(ops.tensor(mask), truncated.ndim), truncated, previous)
             tensordict_reset.set(trunc_key, truncated)
         return tensordict_reset
 
@@ -218,60 +207,19 @@ class StepCounter(RunningState, Transform):
             if done is None:
                 self._missing(done_key, next_tensordict)
                 continue
-            if is_cuda(done):
-                self._device_step(tensordict, next_tensordict, done, done_key, trunc_key, count_key)
-                continue
-            d = as_array(done)
-            count = self._count(count_key, d)
+            ops = ops_for(done)
+            count = ops.state(self._counts, count_key, done, torch.int64)
             prev = tensordict.get(count_key, None) if tensordict is not None else None
             if prev is not None:
-                count[...] = as_array(prev)
-            if self.max_steps is None:
-                launch(count, "episode", "count_steps", count)
-            else:
-                trunc_out = torch.empty(done.shape, dtype=torch.bool)
-                done_out = torch.empty(done.shape, dtype=torch.bool)
-                truncated = next_tensordict.get(trunc_key, None)
-                launch(count, "episode", "count_steps", count, d, None if truncated is None else as_array(truncated), self.max_steps,
-                            self.update_done, as_array(done_out), as_array(trunc_out))
+                ops.copy_into(count, prev)
+            truncated = next_tensordict.get(trunc_key, None) if self.max_steps is not None else None
+            done_out, trunc_out = ops.count_steps(count, done, truncated, self.max_steps, self.update_done)
+            if self.max_steps is not None:
                 next_tensordict.set(trunc_key, trunc_out)
                 if self.update_done:
                     next_tensordict.set(done_key, done_out)
-            next_tensordict.set(count_key, torch.from_numpy(count.copy()))
+            next_tensordict.set(count_key, ops.snapshot(count))
         return next_tensordict
-
-    # ---------------------------------------------------------------- CUDA
-    def _device_reset(self, tensordict, tensordict_reset, done, trunc_key, count_key, mask) -> None:
-        """``_reset`` of one done group for CUDA data: the counts and flags on the device, ``mask`` a device tensor."""
-        count = state_on(self._counts, count_key, done, torch.int64)
-        prev = tensordict.get(count_key, None) if (tensordict is not None and mask is not None) else None
-        if prev is not None:
-            count.copy_(prev)
-        zero_where_tensor(count, mask)
-        tensordict_reset.set(count_key, count.clone())
-        if self.max_steps is None:
-            return
-        truncated = tensordict_reset.get(trunc_key, None)
-        if truncated is None:
-            truncated = torch.zeros_like(done)
-        previous = tensordict.get(trunc_key, None) if (tensordict is not None and mask is not None) else None
-        if previous is not None and previous.shape == truncated.shape:
-            truncated = torch.where(batch_view(mask, truncated.ndim), truncated, previous)
-        tensordict_reset.set(trunc_key, truncated)
-
-    def _device_step(self, tensordict, next_tensordict, done, done_key, trunc_key, count_key) -> None:
-        """``_step`` of one done group for CUDA data (``count_steps_tensor`` on the device)."""
-        count = state_on(self._counts, count_key, done, torch.int64)
-        prev = tensordict.get(count_key, None) if tensordict is not None else None
-        if prev is not None:
-            count.copy_(prev)
-        truncated = next_tensordict.get(trunc_key, None) if self.max_steps is not None else None
-        done_out, trunc_out = count_steps_tensor(count, done, truncated, self.max_steps, self.update_done)
-        if self.max_steps is not None:
-            next_tensordict.set(trunc_key, trunc_out)
-            if self.update_done:
-                next_tensordict.set(done_key, done_out)
-        next_tensordict.set(count_key, count.clone())
 
     def forward(self, tensordict):
         raise _outside_env("StepCounter")
@@ -353,17 +301,10 @@ class InitTracker(Transform):
             buf = self._bufs[(name, key)] = np.zeros(like.shape, dtype=np.bool_)
         return buf
 
-    @staticmethod
-    def _fill(buf: np.ndarray, mask) -> None:
-        if mask is None:
-            buf[...] = True
-        else:
-            buf[...] = mask.reshape(mask.shape + (1,) * (buf.ndim - mask.ndim))
-
     def _np_reset(self, arrays: dict, mask) -> dict:
         for done_key, init_key in self._group_list():
             buf = self._buf("init", init_key, arrays[done_key])
-            self._fill(buf, mask)
+            HOST.put_mask(buf, mask)
             arrays[init_key] = buf
         return arrays
 
@@ -376,16 +317,10 @@ class InitTracker(Transform):
         batch = tuple(tensordict_reset.batch_size)
         for done_key, init_key in self._group_list():
             done = tensordict_reset.get(done_key)
-            reset_key = _reset_key(self, key_tuple(done_key)[:-1])
-            if is_cuda(done):  # the flags are the (device) mask itself
-                mask = device_reset_mask(tensordict, reset_key, batch, done.device)
-                value = torch.ones(done.shape, dtype=torch.bool, device=done.device)
-                if mask is not None:
-                    value.copy_(batch_view(mask, done.ndim).expand(done.shape))
-                tensordict_reset.set(init_key, value)
-                continue
-            value = torch.empty(done.shape, dtype=torch.bool)
-            self._fill(as_array(value), reset_mask(tensordict, reset_key, batch))
+            ops = ops_for(done)  # the flags are the reset mask itself
+            value = ops.empty(done.shape, torch.bool, done)
+            ops.put_mask(ops.view(value), ops.reset_mask(tensordict, _reset_key(self, key_tuple(done_key)[:-1]),
+                                                         batch, done))
             tensordict_reset.set(init_key, value)
         return tensordict_reset
 
@@ -514,15 +449,6 @@ class NextObservationDelta(RunningState, Transform):
                                  "buffer): pass in_keys=[...]")
         return [(k, _key(("delta",) + key_tuple(k))) for k in self.in_keys]
 
-    def _remember(self, key, obs: np.ndarray, mask) -> None:
-        last = host_state(self._last, key)
-        if last is None or last.shape != obs.shape or last.dtype != obs.dtype:
-            self._last[key] = np.array(obs, copy=True)
-        elif mask is None:
-            last[...] = obs
-        else:
-            last[mask] = obs[mask]
-
     def _buf(self, key, shape) -> np.ndarray:
         buf = self._bufs.get(key)
         if buf is None or buf.shape != shape:
@@ -535,21 +461,10 @@ class NextObservationDelta(RunningState, Transform):
     def _np_reset(self, arrays: dict, mask) -> dict:
         for key, delta_key in self._pairs():
             obs = arrays[key]
-            self._remember(key, obs, mask)
+            HOST.keep(self._last, key, obs, mask)
             zero = self._buf(("zero", key), obs.shape)
             arrays[delta_key] = zero
         return arrays
-
-    def _remember_on_device(self, key, obs: torch.Tensor, mask) -> None:
-        """``_remember`` for CUDA data: the last observation kept on its device, ``mask`` a device tensor."""
-        last = self._last.get(key)
-        if not (isinstance(last, torch.Tensor) and last.device == obs.device and last.shape == obs.shape
-                and last.dtype == obs.dtype):
-            self._last[key] = obs.detach().clone()
-        elif mask is None:
-            last.copy_(obs)
-        else:
-            last.copy_(torch.where(batch_view(mask, obs.ndim), obs, last))
 
     def _np_step(self, arrays: dict) -> dict:
         for key, delta_key in self._pairs():
@@ -568,13 +483,10 @@ class NextObservationDelta(RunningState, Transform):
         batch = tuple(tensordict_reset.batch_size)
         for key, delta_key in self._pairs():
             obs = tensordict_reset.get(key)
-            if is_cuda(obs):
-                mask = device_reset_mask(tensordict, _reset_key(self, ()), batch, obs.device)
-                self._remember_on_device(key, obs, mask)
-            else:
-                mask = reset_mask(tensordict, _reset_key(self, ()), batch)
-                self._remember(key, as_array(obs), mask)
-                mask = None if mask is None else torch.as_tensor(mask)
+            ops = ops_for(obs)
+            mask = ops.reset_mask(tensordict, _reset_key(self, ()), batch, obs)
+            ops.keep(self._last, key, ops.view(obs), mask)
+            mask = ops.tensor(mask)
             delta = torch.zeros(obs.shape, dtype=self.delta_dtype, device=obs.device)
             prev = tensordict.get(delta_key, None) if (tensordict is not None and mask is not None) else None
             if prev is not None:
@@ -589,10 +501,8 @@ class NextObservationDelta(RunningState, Transform):
                 self._missing(key, tensordict if obs is None else next_tensordict)
                 continue
             next_tensordict.set(delta_key, (nxt - obs).to(self.delta_dtype))
-            if is_cuda(nxt):
-                self._remember_on_device(key, nxt, None)
-            else:
-                self._remember(key, as_array(nxt), None)
+            ops = ops_for(nxt)
+            ops.keep(self._last, key, ops.view(nxt), None)
         return next_tensordict
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:

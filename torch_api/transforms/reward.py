@@ -33,15 +33,15 @@ from tensordict import TensorDictBase
 
 from .._attrs import set_plain
 from .._arrays import as_array, is_cuda, numpy_dtype, torch_dtype
-from .._device import launch
+from .._device import HOST, launch, map_on_device, ops_for
 from .._keys import key_list
 from ..specs import Binary, Bounded, Unbounded
 from .returns import Reward2GoTransform
 from ._checks import check_bool
 from .._keys import key_tuple, with_leaf
 from ._env_chain import container_env, ensure_specs
-from ._reset_masks import add_into_tensor, device_reset_mask, first_leaf, reset_mask, zero_where, zero_where_tensor
-from .running_state import BufferMirrors, RunningState, host_state
+from ._reset_masks import first_leaf, zero_where
+from .running_state import BufferMirrors, RunningState
 from .base import Transform
 
 __all__ = ["RewardScaling", "RewardClipping", "BinarizeReward", "RewardSum", "Reward2GoTransform"]
@@ -74,11 +74,12 @@ def _meta(tensor):
 class _RewardMap(BufferMirrors, Transform):
     """Element-wise map of each in_key into its out_key (reward, or observation entries such as returns).
 
-    Subclasses give ``_result_dtype(torch_dtype, ndim)``, ``_compute(x, out)``
-    (NumPy, ``out`` of the result dtype) and ``_map_spec(spec)``; for CUDA
-    data ``_meta_result(probe)`` (the result of the map on a meta tensor, for
-    its dtype), ``_dtype_signature()`` (what that dtype depends on) and
-    ``_device_compute(x, out)`` (torch, on the device).
+    Subclasses give ``_result_dtype(torch_dtype, ndim)``, ``_meta_result(probe)``
+    (the result of the map on a meta tensor, for its dtype),
+    ``_dtype_signature()`` (what that dtype depends on), ``_map_spec(spec)``
+    and ``_compute(x, out)``, written once with the executor of the data's
+    device (``ops_for(out)``: NumPy ufuncs on host arrays, torch operations on
+    CUDA tensors; ``out`` of the result dtype).
     """
 
     _np_supported = True
@@ -130,21 +131,9 @@ class _RewardMap(BufferMirrors, Transform):
 
     # --------------------------------------------------------- tensordicts
     def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
-        if is_cuda(value):
-            return self._device_apply(value)
-        x = as_array(value)
-        out = torch.empty(value.shape, dtype=self._result_dtype(value.dtype, value.ndim))
-        self._compute(x, as_array(out))
-        return out
+        return map_on_device(value, lambda x: (x.shape, self._out_dtype(value.dtype, value.ndim)), self._compute)
 
-    # ---------------------------------------------------------------- CUDA
-    def _device_apply(self, value: torch.Tensor) -> torch.Tensor:
-        """The map of CUDA data, on its device."""
-        out = torch.empty(value.shape, dtype=self._device_dtype(value.dtype, value.ndim), device=value.device)
-        self._device_compute(value.detach(), out)
-        return out
-
-    def _device_dtype(self, dtype, ndim):
+    def _out_dtype(self, dtype, ndim):
         """``_result_dtype`` worked out on meta tensors (no data, no device), cached."""
         key = ("torch", dtype, ndim) + self._dtype_signature()
         out = self._dtypes.get(key)
@@ -256,28 +245,15 @@ class RewardScaling(_RewardMap):
         loc, scale = _meta(self.loc), _meta(self.scale)
         return (probe - loc) / scale if self._host_value("standard_normal") else probe * scale + loc
 
-    def _device_compute(self, x, out):
-        dtype = out.dtype
-        x = x if x.dtype == dtype else x.to(dtype)
-        loc = self._buffer_on("loc", out.device, dtype)
-        scale = self._buffer_on("scale", out.device, dtype)
-        if self._host_value("standard_normal"):
-            torch.sub(x, loc, out=out)
-            torch.div(out, scale, out=out)
-        else:
-            torch.mul(x, scale, out=out)
-            torch.add(out, loc, out=out)
-
     def _compute(self, x, out):
-        dtype = out.dtype
-        loc = self.loc.numpy().astype(dtype, copy=False)
-        scale = self.scale.numpy().astype(dtype, copy=False)
-        if self.standard_normal:
-            np.subtract(x, loc, out=out, dtype=dtype)
-            np.divide(out, scale, out=out)
+        ops = ops_for(out)
+        loc, scale = ops.operand(self, "loc", out), ops.operand(self, "scale", out)
+        if self._host_value("standard_normal"):
+            ops.subtract(x, loc, out)
+            ops.divide(out, scale, out)
         else:
-            np.multiply(x, scale, out=out, dtype=dtype)
-            np.add(out, loc, out=out)
+            ops.multiply(x, scale, out)
+            ops.add(out, loc, out)
 
     def _map_spec(self, in_key, spec):
         self._check_spec(in_key, spec)
@@ -349,25 +325,15 @@ class RewardClipping(_RewardMap):
     def _meta_result(self, probe):
         return torch.clamp(probe, _meta(self.clamp_min), _meta(self.clamp_max))
 
-    def _device_compute(self, x, out):
-        dtype = out.dtype
-        src = x if x.dtype == dtype else x.to(dtype)
-        lo = self._buffer_on("clamp_min", out.device, dtype)
-        hi = self._buffer_on("clamp_max", out.device, dtype)
+    def _compute(self, x, out):
+        ops = ops_for(out)
+        lo, hi = ops.operand(self, "clamp_min", out), ops.operand(self, "clamp_max", out)
+        src = x
         if lo is not None:
-            torch.maximum(src, lo, out=out)
+            ops.maximum(src, lo, out)
             src = out
         if hi is not None:
-            torch.minimum(src, hi, out=out)
-
-    def _compute(self, x, out):
-        dtype = out.dtype
-        src = x
-        if self.clamp_min is not None:
-            np.maximum(src, self.clamp_min.numpy().astype(dtype), out=out, dtype=dtype)
-            src = out
-        if self.clamp_max is not None:
-            np.minimum(src, self.clamp_max.numpy().astype(dtype), out=out, dtype=dtype)
+            ops.minimum(src, hi, out)
 
     def _map_spec(self, in_key, spec):
         self._check_spec(in_key, spec)
@@ -419,13 +385,10 @@ class BinarizeReward(_RewardMap):
         return torch.int8
 
     def _compute(self, x, out):
-        np.greater(x, 0, out=out.view(np.bool_))
+        ops_for(out).positive(x, out)
 
     def _meta_result(self, probe):
         return probe.to(torch.int8)
-
-    def _device_compute(self, x, out):
-        torch.gt(x, 0, out=out.view(torch.bool))
 
     def _map_spec(self, in_key, spec):
         return Binary(shape=spec.shape, device=spec.device, dtype=torch.int8)
@@ -516,19 +479,24 @@ class RewardSum(RunningState, Transform):
         return keys[0]
 
     # --------------------------------------------------------------- state
-    def _state(self, out_key, like=None) -> np.ndarray:
-        """The kept sums of ``out_key`` (allocated as zeros, shaped like the spec or ``like``)."""
+    def _state(self, out_key, like=None, ops=HOST, where=None):
+        """The kept sums of ``out_key`` for ``ops`` (allocated as zeros, shaped like the spec or ``like``).
+
+        ``where`` (default ``like``) is data on the device of a CUDA state.
+        Sums kept elsewhere (NumPy, another device) are carried over.
+        """
+        where = like if where is None else where
         state = self._sums.get(out_key)
-        if state is not None and type(state) is not np.ndarray:  # kept on a device until now
-            state = host_state(self._sums, out_key)
-        if state is not None and (like is None or state.shape == like.shape):
+        if state is None or type(state) is not np.ndarray or ops.cuda:
+            state = ops.held(self._sums, out_key, where)
+        if state is not None and (like is None or tuple(state.shape) == tuple(like.shape)):
             return state
         spec = self._spec_of(out_key, like)
         if like is not None:
-            shape, dtype = like.shape, (numpy_dtype(spec.dtype) if spec is not None else like.dtype)
+            shape, dtype = like.shape, (spec.dtype if spec is not None else like.dtype)
         else:
-            shape, dtype = tuple(spec.shape), numpy_dtype(spec.dtype)
-        state = self._sums[out_key] = np.zeros(shape, dtype=dtype)
+            shape, dtype = spec.shape, spec.dtype
+        state = self._sums[out_key] = ops.zeros(shape, dtype, where)
         return state
 
     def _spec_of(self, out_key, like):
@@ -541,27 +509,6 @@ class RewardSum(RunningState, Transform):
                 raise KeyError(f"RewardSum: the shape of {out_key!r} is unknown before the first step; use the "
                                "transform inside an env or step once first")
         return spec
-
-    def _device_state(self, out_key, device, like=None) -> torch.Tensor:
-        """The twin of ``_state`` for CUDA data: the kept sums as a tensor on ``device``.
-
-        Sums kept elsewhere (NumPy, another device) are carried over; new
-        ones are zeros shaped like the spec or ``like``.
-        """
-        state = self._sums.get(out_key)
-        if state is not None and (like is None or tuple(state.shape) == tuple(like.shape)):
-            if isinstance(state, torch.Tensor) and state.device == device:
-                return state
-            source = torch.from_numpy(state) if isinstance(state, np.ndarray) else state.detach()
-            state = self._sums[out_key] = source.to(device=device, copy=True)
-            return state
-        spec = self._spec_of(out_key, like)
-        if like is not None:
-            shape, dtype = like.shape, (spec.dtype if spec is not None else like.dtype)
-        else:
-            shape, dtype = spec.shape, spec.dtype
-        state = self._sums[out_key] = torch.zeros(tuple(shape), dtype=dtype, device=device)
-        return state
 
     # -------------------------------------------------------------- arrays
     def _np_reset(self, arrays: dict, mask) -> dict:
@@ -589,32 +536,17 @@ class RewardSum(RunningState, Transform):
     # --------------------------------------------------------- tensordicts
     def _reset(self, tensordict, tensordict_reset):
         leaf = first_leaf(tensordict_reset)
-        if leaf is not None and is_cuda(leaf):
-            return self._device_reset(tensordict, tensordict_reset, leaf.device)
+        ops = ops_for(leaf)
         batch = tuple(tensordict_reset.batch_size)
         for out_key in self.out_keys:
-            mask = reset_mask(tensordict, self._reset_key(out_key), batch)
-            state = self._state(out_key)
+            mask = ops.reset_mask(tensordict, self._reset_key(out_key), batch, leaf)
+            state = self._state(out_key, None, ops, leaf)
             if mask is not None and tensordict is not None:
                 prev = tensordict.get(out_key, None)
                 if prev is not None:
-                    state[...] = as_array(prev)
-            zero_where(state, mask)
-            tensordict_reset.set(out_key, torch.from_numpy(state.copy()))
-        return tensordict_reset
-
-    def _device_reset(self, tensordict, tensordict_reset, device):
-        """``_reset`` for CUDA data: the kept sums on ``device``, zeroed where the (device) mask says."""
-        batch = tuple(tensordict_reset.batch_size)
-        for out_key in self.out_keys:
-            mask = device_reset_mask(tensordict, self._reset_key(out_key), batch, device)
-            state = self._device_state(out_key, device)
-            if mask is not None and tensordict is not None:
-                prev = tensordict.get(out_key, None)
-                if prev is not None:
-                    state.copy_(prev)
-            zero_where_tensor(state, mask)
-            tensordict_reset.set(out_key, state.clone())
+                    ops.copy_into(state, prev)
+            ops.zero_where(state, mask)
+            tensordict_reset.set(out_key, ops.snapshot(state))
         return tensordict_reset
 
     def _step(self, tensordict, next_tensordict):
@@ -623,26 +555,15 @@ class RewardSum(RunningState, Transform):
             if reward is None:
                 self._missing(in_key, next_tensordict)
                 continue
-            if is_cuda(reward):
-                next_tensordict.set(out_key, self._device_add(tensordict, out_key, reward))
-                continue
-            r = as_array(reward)
-            state = self._state(out_key, like=r)
+            ops = ops_for(reward)
+            r = ops.view(reward)
+            state = self._state(out_key, r, ops)
             prev = tensordict.get(out_key, None) if tensordict is not None else None
             if prev is not None:
-                state[...] = as_array(prev)
-            launch(state, "episode", "add_into", state, r)
-            next_tensordict.set(out_key, torch.from_numpy(state.copy()))
+                ops.copy_into(state, prev)
+            ops.add_into(state, r)
+            next_tensordict.set(out_key, ops.snapshot(state))
         return next_tensordict
-
-    def _device_add(self, tensordict, out_key, reward):
-        """One step of the sums for a CUDA reward, on its device; returns a copy of the new sums."""
-        state = self._device_state(out_key, reward.device, like=reward)
-        prev = tensordict.get(out_key, None) if tensordict is not None else None
-        if prev is not None:
-            state.copy_(prev)
-        add_into_tensor(state, reward.detach())
-        return state.clone()
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Episode returns of stored data: cumulative sums along the ``"time"`` dim, restarting after each done."""

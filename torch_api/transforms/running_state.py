@@ -3,8 +3,8 @@
 - ``RunningState``: per-key state (episode returns, step counts, last
   observations) kept across steps, saved in ``state_dict`` as extra state and
   restored by ``load_state_dict``. It is a NumPy array for CPU data and a
-  tensor on the data's device for CUDA data (``state_on`` moves it there,
-  ``host_state`` back, nothing lost).
+  tensor on the data's device for CUDA data (the executors of the device
+  seam move it there, ``host_state`` back, nothing lost).
 - ``BufferMirrors``: settings held in buffers (TorchRL's ``state_dict``
   keys) read once on the host, and buffers copied once to the data's device.
 
@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from .._attrs import set_plain
+from .._device import HOST
 
 
-__all__ = ["RunningState", "host_state", "state_on", "BufferMirrors"]
+__all__ = ["RunningState", "host_state", "BufferMirrors"]
 
 
 class RunningState:
@@ -79,30 +80,7 @@ def _saved(value) -> torch.Tensor:
 
 def host_state(store: dict, key):
     """``store[key]`` as a NumPy array (a state kept on a device is copied back once and replaced), or None."""
-    state = store.get(key)
-    if state is not None and type(state) is not np.ndarray:
-        state = store[key] = state.detach().cpu().numpy()
-    return state
-
-
-def state_on(store: dict, key, like: torch.Tensor, dtype=None) -> torch.Tensor:
-    """``store[key]`` as a tensor on ``like``'s device, of ``like``'s shape.
-
-    A state of that shape kept elsewhere (a NumPy array, or a tensor on another
-    device) is moved there (a host-to-device copy, once) and keeps its dtype;
-    without one, the state starts at zeros of ``dtype`` (default: ``like``'s).
-    The tensor replaces the entry, so later steps update it in place.
-    """
-    state = store.get(key)
-    if isinstance(state, torch.Tensor) and state.device == like.device and state.shape == like.shape:
-        return state
-    if state is not None and tuple(state.shape) == tuple(like.shape):
-        source = torch.from_numpy(state) if isinstance(state, np.ndarray) else state.detach()
-        state = source.to(device=like.device, copy=True)
-    else:
-        state = torch.zeros(like.shape, dtype=like.dtype if dtype is None else dtype, device=like.device)
-    store[key] = state
-    return state
+    return HOST.held(store, key)
 
 
 class BufferMirrors:

@@ -38,6 +38,7 @@ from numbarl.core.moments import NonFiniteError
 
 from .._attrs import set_plain
 from .._arrays import is_cuda
+from .._device import cuda_device
 from ..specs import Unbounded
 from ._checks import check_bool, check_choice, check_keys, check_lock, check_number
 from ._env_chain import container_env
@@ -722,7 +723,7 @@ class VecNormV2(_VecNormBase):
 def _cuda_device_of(td):
     """The device of ``td``'s data when it is CUDA data, else None (the default device)."""
     leaf = first_leaf(td)
-    return leaf.device if leaf is not None and is_cuda(leaf) else None
+    return None if leaf is None else cuda_device(leaf)
 
 
 def _stateless_step(value, stats, decay, eps, skip, update, key):
