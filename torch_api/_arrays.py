@@ -37,6 +37,7 @@ __all__ = [
     "as_tensor",
     "is_cuda",
     "cuda_stream",
+    "device_view",
     "kernels_for",
     "stream_kwargs",
     "numpy_dtype",
@@ -93,12 +94,17 @@ def kernels_for(tensor, cpu_module_name):
         >>> kernels_for(torch.zeros(3), "pixels").__name__
         'numbarl.core.pixels'
     """
-    key = (_module_key(cpu_module_name), is_cuda(tensor))
-    module = _MODULES.get(key)
+    on_cuda = is_cuda(tensor)
+    module = _MODULES.get((cpu_module_name, on_cuda)) if cpu_module_name.__class__ is str else None
     if module is None:
-        name, on_cuda = key
+        key = (_module_key(cpu_module_name), on_cuda)
+        module = _MODULES.get(key)
+    if module is None:
+        name = key[0]
         module = importlib.import_module(("numbarl.core.cuda." if on_cuda else "numbarl.core.") + name)
         _MODULES[key] = module
+        if cpu_module_name.__class__ is str:
+            _MODULES[(cpu_module_name, on_cuda)] = module  # the spelling used, for the next lookup
     return module
 
 
@@ -166,18 +172,60 @@ def as_tensor(array) -> torch.Tensor:
     return torch.as_tensor(array, device="cuda")
 
 
+# Numba wrappers of torch streams, one per stream handle (made once: ``cuda.external_stream`` costs
+# about as much as a kernel launch). A handle names one stream while it lives, and a wrapper only holds
+# the handle, so a handle reused by a later stream is served by the same, still correct, wrapper.
+_STREAMS = {}
+_MAX_STREAMS = 64
+_RAW_STREAM = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # the handle without a Stream object
+
+
+def _current_stream_handle(device) -> int:
+    if _RAW_STREAM is not None:
+        if isinstance(device, torch.device):
+            device = device.index
+        return _RAW_STREAM(torch.cuda.current_device() if device is None else device)
+    return torch.cuda.current_stream(device).cuda_stream
+
+
 def cuda_stream(device=None):
     """The Numba stream wrapping torch's current CUDA stream, so kernels are ordered with torch's work.
 
     0 (numba's default stream) when torch's current stream is the legacy
-    default stream, which has no handle to wrap.
+    default stream, which has no handle to wrap. The wrapper is made once
+    per stream handle and kept (at most 64; the oldest is dropped first),
+    so inside ``torch.cuda.stream(s)`` or a CUDA-graph capture the kernels
+    go to that stream without a new wrapper per call.
+    """
+    handle = _current_stream_handle(device)
+    if not handle:
+        return 0
+    stream = _STREAMS.get(handle)
+    if stream is None:
+        from numba import cuda
+
+        if len(_STREAMS) >= _MAX_STREAMS:
+            del _STREAMS[next(iter(_STREAMS))]
+        stream = _STREAMS[handle] = cuda.external_stream(handle)
+    return stream
+
+
+def device_view(tensor):
+    """A Numba device array over a contiguous CUDA tensor's memory that does NOT keep the tensor alive.
+
+    The view is made from the tensor's pointer, shape, strides and dtype
+    (no ``__cuda_array_interface__`` round trip, no stream synchronisation).
+    It is for the view cache of :func:`numbarl.torch_api._device.launch`,
+    which serves it only for a live tensor with that same pointer and
+    layout, so it never outlives memory it is used on; anything that keeps
+    an array past the tensor it came from uses :func:`as_array`.
     """
     from numba import cuda
 
-    handle = torch.cuda.current_stream(device).cuda_stream
-    if not handle:
-        return 0
-    return cuda.external_stream(handle)
+    itemsize = tensor.element_size()
+    desc = {"shape": tuple(tensor.shape), "strides": tuple(s * itemsize for s in tensor.stride()),
+            "typestr": np.dtype(numpy_dtype(tensor.dtype)).str, "data": (tensor.data_ptr(), False), "version": 3}
+    return cuda.from_cuda_array_interface(desc, owner=None, sync=False)
 
 
 _NP_OF_TORCH = {

@@ -39,9 +39,9 @@ import importlib
 import numpy as np
 import torch
 
-from ._arrays import as_array, is_cuda, kernels_for, numpy_dtype, stream_kwargs, torch_dtype
+from ._arrays import as_array, device_view, is_cuda, kernels_for, numpy_dtype, stream_kwargs, torch_dtype
 
-__all__ = ["launch", "kernel_module", "map_on_device", "as_torch", "np_dtype", "torch_dtype"]
+__all__ = ["launch", "device_array", "clear_view_cache", "kernel_module", "map_on_device", "as_torch", "np_dtype", "torch_dtype"]
 
 _CPU_MODULES = {}
 
@@ -61,8 +61,48 @@ def _arg(value):
     return as_array(value) if isinstance(value, torch.Tensor) else value
 
 
-def launch(ref, module: str, name: str, *args, check=None, **kwargs):
+# Device-array views of CUDA tensors, made once per (pointer, shape, strides, dtype, device): making
+# one costs about as much as a kernel launch. The key holds the whole layout, so memory freed and
+# reused with another shape or dtype gets a view of its own; a view is served only for a live tensor
+# with that pointer and layout, which is why the views need not (and do not) keep their tensors alive.
+_VIEWS = {}
+_MAX_VIEWS = 256
+
+
+def device_array(tensor: torch.Tensor):
+    """The device-array view of CUDA ``tensor`` that kernels take, from the view cache (made on a miss).
+
+    A non-contiguous tensor is copied to a contiguous one first, as
+    :func:`~._arrays.as_array` does, and its view is not cached (the copy
+    is new on every call). At most 256 views are kept; the oldest goes first.
+    """
+    if not tensor.is_contiguous():
+        return as_array(tensor)
+    key = (tensor.data_ptr(), tensor.shape, tensor.stride(), tensor.dtype, tensor.device)
+    view = _VIEWS.get(key)
+    if view is None:
+        # on a CUDA device an owner-less view; anything else that counts as CUDA (a simulated device)
+        # takes as_array's view
+        view = device_view(tensor) if tensor.device.type == "cuda" else as_array(tensor)
+        if len(_VIEWS) >= _MAX_VIEWS:
+            del _VIEWS[next(iter(_VIEWS))]
+        _VIEWS[key] = view
+    return view
+
+
+def clear_view_cache() -> None:
+    """Forget every cached device-array view (they are remade on the next launch)."""
+    _VIEWS.clear()
+
+
+def launch(ref, module, name: str, *args, check=None, **kwargs):
     """Call ``numbarl.core[.cuda].<module>.<name>`` for ``ref``'s device; tensors become array views.
+
+    CPU data takes the short path: NumPy views of the tensors (cheap) and the
+    call. CUDA data takes device-array views from a cache kept per (pointer,
+    shape, strides, dtype, device) (:func:`device_array`) and the Numba
+    wrapper of torch's current stream, made once per stream
+    (:func:`~._arrays.cuda_stream`); nothing is read back to the host here.
 
     Args:
         ref: the data that decides the device and the stream.
@@ -79,13 +119,19 @@ def launch(ref, module: str, name: str, *args, check=None, **kwargs):
     Returns:
         what the function returns.
     """
-    fn = getattr(kernel_module(ref, module) if isinstance(module, str) else module, name)
-    args = tuple(map(_arg, args))
+    if not is_cuda(ref):
+        fn = getattr(_cpu_module(module) if module.__class__ is str else module, name)
+        args = tuple(map(_arg, args))
+        for key, value in kwargs.items():
+            if isinstance(value, torch.Tensor):
+                kwargs[key] = as_array(value)
+        return fn(*args, **kwargs)
+    fn = getattr(kernels_for(ref, module) if module.__class__ is str else module, name)
+    args = tuple(device_array(a) if isinstance(a, torch.Tensor) else a for a in args)
     for key, value in kwargs.items():
         if isinstance(value, torch.Tensor):
-            kwargs[key] = as_array(value)
-    if is_cuda(ref):
-        kwargs.update(stream_kwargs(ref, check))
+            kwargs[key] = device_array(value)
+    kwargs.update(stream_kwargs(ref, check))
     return fn(*args, **kwargs)
 
 
