@@ -21,14 +21,24 @@ __all__ = ["unravel_key", "key_list", "key_tuple", "key_of", "with_leaf"]
 
 
 def unravel_key(key):
-    """A key as TorchRL spells it: a ``str`` for top-level keys, a flat tuple otherwise."""
+    """A key as TorchRL spells it: a ``str`` for top-level keys, a flat tuple otherwise.
+
+    Raises:
+        TypeError: a part is neither a str nor a tuple.
+        ValueError: an empty key (``""``, ``()`` or a tuple holding ``""``): it names no entry a
+            user could read back.
+    """
     if isinstance(key, str):
+        if not key:
+            raise ValueError("a key must not be empty, got ''")
         return key
     if isinstance(key, tuple):
         flat = []
         for part in key:
             part = unravel_key(part)
             flat.extend(part if isinstance(part, tuple) else (part,))
+        if not flat:
+            raise ValueError(f"a key must not be empty, got {key!r}")
         return flat[0] if len(flat) == 1 else tuple(flat)
     raise TypeError(f"a key must be a str or a tuple of str, got {type(key).__name__}: {key!r}")
 
@@ -39,6 +49,8 @@ def key_list(keys, name: str = "keys") -> list:
     Raises:
         TypeError: when an element is neither a str nor a tuple of str; the
             message names the argument.
+        ValueError: when an element is an empty key (``""``); the message
+            names the argument.
     """
     if keys is None:
         return []
@@ -52,6 +64,8 @@ def key_list(keys, name: str = "keys") -> list:
             out.append(unravel_key(key))
         except TypeError:
             raise TypeError(f"{name} must hold str or tuple-of-str keys, got {type(key).__name__}: {key!r}") from None
+        except ValueError:
+            raise ValueError(f"{name} must hold non-empty keys, got {key!r} in {list(keys)!r}") from None
     return out
 
 

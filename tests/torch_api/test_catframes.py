@@ -101,11 +101,29 @@ def test_step_and_partial_reset_sequence_matches_torchrl(torchrl, padding):
         assert torch.equal(torch.from_numpy(arr.copy()), theirs)
 
 
-def test_history_restarts_when_the_frame_shape_changes():
+@pytest.mark.parametrize("frame", [torch.full((2, 3), 5.0), torch.full((2, 1), 5.0, dtype=torch.float64)])
+def test_frame_shape_or_dtype_change_mid_episode_raises(frame):
     t = CatFrames(N=2, dim=-1, in_keys=["x"], padding="constant", padding_value=7)
     t._reset(None, TensorDict({"x": torch.ones(2, 1)}, [2]))
+    with pytest.raises(ValueError, match=r"CatFrames keeps the frame history of 'x'.*middle of an episode"):
+        t._call(TensorDict({"x": frame}, [2]))
+    before = t._call(TensorDict({"x": torch.full((2, 1), 2.0)}, [2]))["x"]
+    assert torch.equal(before, torch.tensor([[1.0, 2.0]] * 2))  # the history was kept
+
+
+def test_history_restarts_with_a_new_frame_shape_at_a_full_reset():
+    t = CatFrames(N=2, dim=-1, in_keys=["x"], padding="constant", padding_value=7)
+    t._reset(None, TensorDict({"x": torch.ones(2, 1)}, [2]))
+    t._reset(None, TensorDict({"x": torch.full((2, 3), 4.0)}, [2]))
     out = t._call(TensorDict({"x": torch.full((2, 3), 5.0)}, [2]))["x"]
-    assert torch.equal(out, torch.tensor([[7.0] * 3 + [5.0] * 3] * 2))
+    assert torch.equal(out, torch.tensor([[4.0] * 3 + [5.0] * 3] * 2))
+
+
+def test_duplicate_keys_rejected():
+    with pytest.raises(ValueError, match="CatFrames requires distinct in_keys, got 'x' more than once"):
+        CatFrames(N=2, dim=-1, in_keys=["x", "x"], out_keys=["a", "b"])
+    with pytest.raises(ValueError, match="CatFrames requires distinct out_keys, got 'a' more than once"):
+        CatFrames(N=2, dim=-1, in_keys=["x", "y"], out_keys=["a", "a"])
 
 
 @pytest.mark.torchrl

@@ -220,3 +220,19 @@ def test_expand_as_offline(trl):
 def test_expand_as_bad_arguments(kwargs, match):
     with pytest.raises(TypeError, match=match):
         nb.ExpandAs(**kwargs)
+
+
+def test_rename_and_cattensors_refuse_repeated_or_empty_keys():
+    import pytest as _pytest
+    from numbarl.torch_api import CatTensors, RenameTransform, VecNorm
+
+    with _pytest.raises(ValueError, match="RenameTransform requires distinct out_keys, got 'c' more than once"):
+        RenameTransform(["a", "b"], ["c", "c"])
+    with _pytest.raises(ValueError, match="CatTensors requires distinct in_keys, got 'a' more than once"):
+        CatTensors(["a", "a"], "c")
+    with _pytest.raises(ValueError, match="RenameTransform: in_keys must hold non-empty keys"):
+        RenameTransform([""], ["c"])
+    with _pytest.raises(ValueError, match="VecNorm requires at least one in_key"):
+        VecNorm(in_keys=[])
+    with _pytest.raises(ValueError, match="VecNorm requires distinct in_keys"):
+        VecNorm(in_keys=["a", "a"])

@@ -217,3 +217,41 @@ def test_observation_norm_state_dict_into_uninitialized(tmp_path):
     assert fresh.initialized and torch.equal(fresh.loc, t.loc) and torch.equal(fresh.scale, t.scale)
     td = TensorDict({"x": torch.ones(2)}, [])
     assert_td_equal(fresh(td.clone()), t(td.clone()))
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(loc=0.0, scale=0.0), "ObservationNorm requires scale with finite values > 0, got 0.0"),
+    (dict(loc=0.0, scale=torch.tensor([1.0, -2.0])), r"ObservationNorm requires scale .*> 0, got \[-2.0\]"),
+    (dict(loc=0.0, scale=float("nan")), "ObservationNorm requires scale"),
+    (dict(loc=0.0, scale=float("inf")), "ObservationNorm requires scale"),
+    (dict(loc=float("nan"), scale=1.0), "ObservationNorm requires loc with finite values"),
+])
+def test_bad_loc_scale_refused_at_construction(kw, match):
+    with pytest.raises(ValueError, match=match):
+        ObservationNorm(in_keys=["x"], **kw)
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_bad_scale_refused_on_load_naming_the_entry(fresh):
+    t = ObservationNorm(loc=torch.zeros(2), scale=torch.ones(2), in_keys=["x"])
+    sd = t.state_dict()
+    sd["scale"] = torch.tensor([1.0, 0.0])
+    dst = ObservationNorm(in_keys=["x"]) if fresh else t
+    with pytest.raises(ValueError, match="ObservationNorm.load_state_dict requires state entry 'scale'"):
+        dst.load_state_dict(sd)
+    if not fresh:
+        assert torch.equal(t.scale, torch.ones(2))
+
+
+def test_loc_shape_mismatch_names_the_key():
+    from tensordict import TensorDict
+    t = ObservationNorm(loc=torch.zeros(4), scale=torch.ones(4), in_keys=["x"])
+    with pytest.raises(ValueError, match=r"ObservationNorm: in_keys \['x'\] holds data of shape \(3,\).*loc of shape"):
+        t(TensorDict({"x": torch.ones(3)}, []))
+
+
+def test_empty_and_duplicate_keys_refused():
+    with pytest.raises(ValueError, match="ObservationNorm: in_keys must hold non-empty keys"):
+        ObservationNorm(0.0, 1.0, in_keys=[""])
+    with pytest.raises(ValueError, match="ObservationNorm requires distinct out_keys"):
+        ObservationNorm(0.0, 1.0, in_keys=["a", "b"], out_keys=["c", "c"])

@@ -506,7 +506,11 @@ class _VecNormBase(Transform):
 
         Raises:
             TypeError: ``state`` is not a mapping.
-            ValueError: entries for keys that are not in_keys, or of the wrong shape.
+            ValueError: entries for keys that are not in_keys, or of the wrong shape; loaded statistics
+                that cannot be moments (non-finite loc or m2, m2 < 0, weight or count < 0, one of weight
+                and count zero and the other not): the message names the entry.
+            RuntimeError: the state holds no entries for a key that has statistics here (e.g. the empty
+                checkpoint of an untrained instance loaded onto trained statistics), as in TorchRL.
 
         Examples:
             >>> import torch

@@ -107,17 +107,21 @@ class Transform(nn.Module):
 
     Raises:
         TypeError: a key is not a str or a tuple of str.
-        ValueError: ``out_keys`` (``out_keys_inv``) and ``in_keys`` (``in_keys_inv``) differ in length.
+        ValueError: ``out_keys`` (``out_keys_inv``) and ``in_keys`` (``in_keys_inv``) differ in length;
+            an empty key (``""``).
     """
 
     _np_supported = False
 
     def __init__(self, in_keys=None, out_keys=None, in_keys_inv=None, out_keys_inv=None):
         super().__init__()
-        in_keys = key_list(in_keys, "in_keys")
-        out_keys = key_list(out_keys, "out_keys") if out_keys is not None else list(in_keys)
-        in_keys_inv = key_list(in_keys_inv, "in_keys_inv")
-        out_keys_inv = key_list(out_keys_inv, "out_keys_inv") if out_keys_inv is not None else list(in_keys_inv)
+        try:
+            in_keys = key_list(in_keys, "in_keys")
+            out_keys = key_list(out_keys, "out_keys") if out_keys is not None else list(in_keys)
+            in_keys_inv = key_list(in_keys_inv, "in_keys_inv")
+            out_keys_inv = key_list(out_keys_inv, "out_keys_inv") if out_keys_inv is not None else list(in_keys_inv)
+        except ValueError as err:  # an empty key: name the class too
+            raise ValueError(f"{type(self).__name__}: {err}") from None
         if len(out_keys) != len(in_keys):
             raise ValueError(f"out_keys must have the same length as in_keys, got {len(out_keys)} and {len(in_keys)}")
         if len(out_keys_inv) != len(in_keys_inv):

@@ -39,6 +39,7 @@ from .._attrs import set_plain
 from .._arrays import as_array, is_cuda, numpy_dtype
 from .._device import kernel_module, launch
 from .._keys import unravel_key
+from ._checks import check_unique
 from .keyed_array import (
     KeyedArrayTransform,
     check_bool,
@@ -102,6 +103,8 @@ def _as_key(key, owner, name):
     except TypeError:
         raise TypeError(f"{owner} requires {name} to be a str or a tuple of str, got {type(key).__name__}: "
                         f"{key!r}") from None
+    except ValueError as err:
+        raise ValueError(f"{owner} requires {name} to be a non-empty key: {err}") from None
 
 
 class CatFrames(KeyedArrayTransform):
@@ -178,6 +181,8 @@ class CatFrames(KeyedArrayTransform):
         reset_key = _as_key(reset_key, owner, "reset_key")
         done_key = _as_key(done_key, owner, "done_key")
         super().__init__(in_keys=["pixels"] if in_keys is None else in_keys, out_keys=out_keys)
+        check_unique(owner, "in_keys", self.in_keys)
+        check_unique(owner, "out_keys", self.out_keys)
         self.N = N
         self.dim = dim
         self.padding = padding
@@ -230,11 +235,26 @@ class CatFrames(KeyedArrayTransform):
             ring = None
         shape = tuple(batch) + (self.N,) + tuple(frame_shape)
         if ring is None or ring[0].shape != shape or ring[1].shape != tuple(batch) or ring[0].dtype != dtype:
+            if ring is not None and not full_reset:
+                self._refuse_changed_frames(key, ring, tuple(batch), tuple(frame_shape), dtype)
             self.check_frame(frame_shape)
             buffer, pos = launch(_HOST_REF, "frames", "frames_state", tuple(batch), self.N, tuple(frame_shape), dtype)
             buffer[...] = np.array(self.padding_value).astype(dtype)
             ring = rings[key] = (buffer, pos)
         return ring
+
+    def _refuse_changed_frames(self, key, ring, batch, frame_shape, dtype) -> None:
+        """ValueError when the frames of ``key`` change batch, shape or dtype without a reset of every sub-env.
+
+        Restarting the history there would silently mix padding into an
+        episode that is still running.
+        """
+        held = ring[1].shape
+        raise ValueError(f"CatFrames keeps the frame history of {key!r} for batch {tuple(held)}, frames of shape "
+                         f"{tuple(ring[0].shape[len(held) + 1:])} and dtype {ring[0].dtype}, but got batch {batch}, "
+                         f"frames of shape {frame_shape} and dtype {np.dtype(dtype)} in the middle of an episode; "
+                         f"keep the frames' shape and dtype, or reset every sub-env (a reset without "
+                         f"{self.reset_key!r}) to restart the history")
 
     def _pad_value(self, dtype):
         """``padding_value`` in ``dtype``, as the copy kernels see it (float16 as its int16 bits)."""
@@ -270,6 +290,9 @@ class CatFrames(KeyedArrayTransform):
         batch, frame_shape = tuple(frame.shape[:nb]), tuple(frame.shape[nb:])
         if (ring is None or ring.dtype != frame.dtype or tuple(ring.pos.shape) != batch
                 or tuple(ring.buffer.shape) != batch + (self.N,) + frame_shape):
+            if ring is not None and not full_reset:
+                self._refuse_changed_frames(key, (ring.buffer, ring.pos), batch, frame_shape,
+                                            numpy_dtype(frame.dtype))
             ring = self.__dict__["_rings"][key] = self._new_device_ring(frame, nb, k)
         return ring
 

@@ -24,7 +24,7 @@ from .._attrs import set_plain
 from .._arrays import numpy_dtype
 from .._keys import key_list, unravel_key
 from ..specs import Unbounded
-from ._checks import check_bool
+from ._checks import check_bool, check_unique
 from ._env_chain import container_env
 from .base import Transform
 
@@ -56,6 +56,8 @@ def one_key(value, owner, name):
         return unravel_key(value)
     except (TypeError, IndexError):
         raise TypeError(f"{owner} requires {name} to be a key (a str or a tuple of str), got {value!r}") from None
+    except ValueError as err:
+        raise ValueError(f"{owner} requires {name} to be a non-empty key: {err}") from None
 
 
 def key_matches(key, prefixes) -> bool:
@@ -114,6 +116,12 @@ class RenameTransform(Transform):
         check_bool(create_copy, "RenameTransform", "create_copy")
         if out_keys_inv is None:
             out_keys_inv = in_keys_inv
+        for name, keys in (("in_keys", in_keys), ("out_keys", out_keys), ("in_keys_inv", in_keys_inv),
+                           ("out_keys_inv", out_keys_inv)):
+            try:
+                check_unique("RenameTransform", name, key_list(keys, name))
+            except ValueError as err:
+                raise ValueError(f"RenameTransform: {err}" if "non-empty" in str(err) else str(err)) from None
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
         set_plain(self, "create_copy", create_copy)
 
@@ -402,7 +410,7 @@ class CatTensors(_NoBuffersOnCopy, Transform):
             raise ValueError(f"CatTensors requires a negative dim (counted from the end), got {dim}")
         for name, flag in (("del_keys", del_keys), ("unsqueeze_if_oor", unsqueeze_if_oor), ("sort", sort)):
             check_bool(flag, owner, name)
-        keys = None if in_keys is None else key_list(in_keys, "in_keys")
+        keys = None if in_keys is None else check_unique(owner, "in_keys", key_list(in_keys, "in_keys"))
         if keys is not None and sort:
             keys = sorted(keys, key=str)
         super().__init__()

@@ -152,6 +152,41 @@ def state_to_torchrl_legacy(state: MomentState):
     return mean * W, state.m2 + mean * mean * W, np.array([W])
 
 
+def check_loaded_moments(state: MomentState, names, owner: str) -> None:
+    """ValueError naming the entry when loaded moments cannot be statistics.
+
+    ``names`` are the state-dict entries of (loc, m2, weight, count). Loaded
+    statistics must have a finite ``loc``, a finite ``m2 >= 0``, a finite
+    ``weight >= 0``, a ``count >= 0``, and weight and count both zero or
+    both positive; anything else would give NaN or inf scales later.
+    """
+    loc, m2, weight, count = state.arrays
+    w, c = float(weight[0]), int(count[0])
+    for name, bad, rule in ((names[0], not np.isfinite(loc).all(), "finite values"),
+                            (names[1], not np.isfinite(m2).all(), "finite values"),
+                            (names[1], bool((m2 < 0).any()), "values >= 0 (a sum of squares)"),
+                            (names[2], not (np.isfinite(w) and w >= 0.0), "a finite value >= 0"),
+                            (names[3], c < 0, "a value >= 0")):
+        if bad:
+            got = {names[0]: loc, names[1]: m2, names[2]: weight, names[3]: count}[name]
+            raise ValueError(f"{owner}: loaded state entry {name!r} requires {rule}, got {got}")
+    if (w > 0.0) != (c > 0):
+        raise ValueError(f"{owner}: loaded state entries {names[2]!r} ({w}) and {names[3]!r} ({c}) must be both "
+                         f"zero (no data) or both positive")
+
+
+def _check_torchrl_entries(arrays, names, style: str, owner: str) -> None:
+    """ValueError naming the entry when TorchRL-format statistics are not finite or have a negative count."""
+    for a, name in zip(arrays, names):
+        if not np.isfinite(a).all():
+            raise ValueError(f"{owner}: loaded state entry {name!r} requires finite values, got {a}")
+    if (arrays[2] < 0).any():
+        raise ValueError(f"{owner}: loaded state entry {names[2]!r} requires a value >= 0, got {arrays[2]}")
+    if style != "v2" and (arrays[1] < 0).any():
+        raise ValueError(f"{owner}: loaded state entry {names[1]!r} requires values >= 0 (a sum of squares), "
+                         f"got {arrays[1]}")
+
+
 # --------------------------------------------------------------- device state
 class TensorMoments:
     """Running moments of one key as torch tensors on a CUDA device.
@@ -463,17 +498,38 @@ class _Stats:
                                       arrays[2].reshape(1), count.reshape(1))
                 except (TypeError, ValueError) as err:
                     raise ValueError(f"{owner}: malformed state of key {key!r}: {err}") from None
+                check_loaded_moments(new, ours, owner)
                 used.update(ours)
             elif all(n in state for n in other):
                 a, b, c = (state[n] for n in other)
+                _check_torchrl_entries([_f64(a), _f64(b), _f64(c)], other, style, owner)
                 new = torchrl_v2_to_state(a, b, c, decay) if style == "v2" else torchrl_legacy_to_state(a, b, c)
                 used.update(other)
             else:
+                self._refuse_void(i, ours, other, owner)
                 continue
             self.load(i, new, owner)
         unknown = sorted(set(state) - used)
         if unknown:
             raise ValueError(f"{owner}: state entries {unknown} match none of the in_keys {self.keys}")
+
+    def _refuse_void(self, i: int, ours, theirs, owner: str) -> None:
+        """RuntimeError (TorchRL's type) when key ``i`` has statistics and the state holds none for it.
+
+        An untrained instance saves no entries; loading that checkpoint onto
+        trained statistics would otherwise keep them silently.
+        """
+        s = self.states[i]
+        if s is None:
+            return
+        with self.locked():
+            count = int(s.count[0])
+        if count > 0:
+            raise RuntimeError(
+                f"{owner}.set_extra_state: the state holds no statistics for key {self.keys[i]!r} (neither "
+                f"{ours} nor {list(theirs)}; an untrained checkpoint?) while this {owner} has statistics for it "
+                f"(count {count}); loading it would keep them silently. Load a checkpoint that holds them, or "
+                f"build a new {owner} to start from scratch")
 
     # ------------------------------------------------------- copy / pickle
     def __deepcopy__(self, memo):

@@ -22,7 +22,7 @@ import numbers
 import numpy as np
 import torch
 
-from numbarl.core.moments import moments_init
+from numbarl.core.moments import NonFiniteError, moments_init
 
 from .._attrs import set_plain
 from .._arrays import as_array, is_cuda
@@ -53,12 +53,36 @@ _UNINIT = ("Loc/Scale have not been initialized. Either pass in values in the co
            "init_stats method")
 
 
+class _NonFiniteStatsError(NonFiniteError, RuntimeError):
+    """init_stats data holds NaN or inf (TorchRL raises RuntimeError there; here also a ValueError)."""
+
+
 def _as_stat(owner, name, value):
-    if value is None or isinstance(value, torch.Tensor):
+    if value is None:
         return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner} requires {name} as a float, a tensor or None, got {type(value).__name__}")
-    return torch.tensor(float(value), dtype=torch.get_default_dtype())
+    if not isinstance(value, torch.Tensor):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{owner} requires {name} as a float, a tensor or None, got {type(value).__name__}")
+        value = torch.tensor(float(value), dtype=torch.get_default_dtype())
+    return _check_stat(owner, name, name, value)
+
+
+def _check_stat(owner, what, name, value):
+    """``value`` when it can be a loc (finite) or a scale (finite and > 0); ValueError naming ``what`` otherwise.
+
+    A scale of 0 would give inf outputs, a negative one flips the data (and
+    its spec bounds), NaN / inf poison every output: none is a normalization.
+    """
+    if not isinstance(value, torch.Tensor) or value.is_complex():
+        return value
+    v = value.detach()
+    bad = ~torch.isfinite(v) if name == "loc" else ~(torch.isfinite(v) & (v > 0))
+    if bool(bad.any()):
+        rule = "finite values" if name == "loc" else "finite values > 0"
+        shown = v.flatten()[bad.flatten()][:4].tolist()
+        raise ValueError(f"{owner} requires {what} with {rule}, got {shown if v.ndim else v.item()}"
+                         f"{' (first offending values)' if v.ndim else ''}")
+    return value
 
 
 def _dims(owner, name, value, ndim):
@@ -106,9 +130,16 @@ class ObservationNorm(BufferMirrors, Transform):
         standard_normal: use ``(obs - loc) / scale``.
         eps: floor of the std estimated by ``init_stats``. Default 1e-6.
 
+    ``scale`` must be finite and > 0 and ``loc`` finite, at construction and
+    in a loaded state dict (ValueError naming the argument or entry): TorchRL
+    0.14.1 clamps a float scale to ``eps`` (so 0 or -1 becomes 1e-6 and the
+    outputs explode) and takes a NaN / inf / negative tensor as is.
+
     Raises:
         TypeError: in_keys missing, wrong key/loc/scale/eps types.
-        ValueError: out_keys of another length, eps <= 0.
+        ValueError: out_keys of another length or repeated keys, eps <= 0, a scale that is not finite
+            and > 0, a loc that is not finite; data whose shape does not broadcast with loc and scale
+            (naming the key).
 
     Examples:
         >>> import torch
@@ -165,20 +196,31 @@ class ObservationNorm(BufferMirrors, Transform):
     def _inv_apply_transform(self, state):
         return self._affine(state, inverse=True)
 
-    def _affine(self, x, inverse: bool):
+    def _affine(self, x, inverse: bool, key=None):
         """The affine map (or its inverse) on ``x``'s device, loc and scale copied there once (torch operations)."""
         self._check_ready()
         loc, scale = self._buffer_on("loc", x.device), self._buffer_on("scale", x.device)
-        if self._host_value("standard_normal") != inverse:
-            return (x - loc) / scale
-        return x * scale + loc
+        try:
+            if self._host_value("standard_normal") != inverse:
+                return (x - loc) / scale
+            return x * scale + loc
+        except RuntimeError:
+            raise self._shape_error(x.shape, key) from None
+
+    def _shape_error(self, shape, key=None) -> ValueError:
+        """The error for data whose shape does not broadcast with loc and scale, naming the key(s)."""
+        where = f"key {key!r}" if key is not None else f"in_keys {self.in_keys}"
+        return ValueError(f"ObservationNorm: {where} holds data of shape {tuple(shape)}, which does not broadcast "
+                          f"with loc of shape {tuple(self.loc.shape)} and scale of shape {tuple(self.scale.shape)}; "
+                          f"give loc and scale the shape of the observation's trailing dims (or a shape that "
+                          f"broadcasts to it)")
 
     def _reset(self, tensordict, tensordict_reset):
         """Normalize the in_keys present at reset (a reward key, absent there, is skipped as in TorchRL)."""
         for ik, ok in zip(self.in_keys, self.out_keys):
             value = tensordict_reset.get(ik, None)
             if value is not None:
-                tensordict_reset.set(ok, self._apply_transform(value))
+                tensordict_reset.set(ok, self._affine(value, False, ik))
         return tensordict_reset
 
     # ------------------------------------------------------------ array path
@@ -197,7 +239,10 @@ class ObservationNorm(BufferMirrors, Transform):
     def _np_affine(self, x, buf_key, inverse):
         self._check_ready()
         rt, loc, scale = self._np_params(x.dtype)
-        shape = np.broadcast_shapes(x.shape, loc.shape, scale.shape)
+        try:
+            shape = np.broadcast_shapes(x.shape, loc.shape, scale.shape)
+        except ValueError:
+            raise self._shape_error(x.shape, buf_key[1]) from None
         buf = self._np_cache.get(buf_key)
         if buf is None or buf.shape != shape or buf.dtype != loc.dtype:
             buf = self._np_cache[buf_key] = np.empty(shape, dtype=loc.dtype)
@@ -303,7 +348,8 @@ class ObservationNorm(BufferMirrors, Transform):
             keep_dims: reduced dims kept with size 1 in loc and scale.
 
         Raises:
-            RuntimeError: loc and scale already exist.
+            RuntimeError: loc and scale already exist; the rollout data holds NaN or inf (host data;
+                the error is also a ``NonFiniteError``, a ValueError, naming the key).
             ValueError: bad num_iter, cat_dim or keep_dims; no parent env.
             TypeError: dims that are not ints.
 
@@ -353,8 +399,13 @@ class ObservationNorm(BufferMirrors, Transform):
                 x = x.float()
             rows = x.permute(*reduce, *rest).contiguous()
             if device is None:
-                launch(rows, "moments", "moments_update", as_array(rows).reshape((-1,) + state.loc.shape), *state.arrays,
-                       decay=1.0)
+                try:
+                    launch(rows, "moments", "moments_update", as_array(rows).reshape((-1,) + state.loc.shape),
+                           *state.arrays, decay=1.0)
+                except NonFiniteError:
+                    raise _NonFiniteStatsError(f"{owner}: key {key!r} holds NaN or inf in the rollout data; loc and "
+                                               f"scale stay unset. Check the env's observations, or set loc and "
+                                               f"scale by hand") from None
             else:
                 state.accumulate(rows.reshape((-1,) + feature))
             n += x.shape[cat]
@@ -372,6 +423,7 @@ class ObservationNorm(BufferMirrors, Transform):
                               error_msgs):
         for name in ("loc", "scale"):
             value = state_dict.get(prefix + name)
+            _check_stat("ObservationNorm.load_state_dict", f"state entry {prefix + name!r}", name, value)
             if getattr(self, name) is None and isinstance(value, torch.Tensor):
                 self._buffers[name] = torch.empty_like(value)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,

@@ -37,7 +37,7 @@ from .._device import HOST, launch, map_on_device, ops_for
 from .._keys import key_list
 from ..specs import Binary, Bounded, Unbounded
 from .returns import Reward2GoTransform
-from ._checks import check_bool
+from ._checks import check_bool, check_unique
 from .._keys import key_tuple, with_leaf
 from ._env_chain import container_env, ensure_specs
 from ._reset_masks import first_leaf, zero_where
@@ -183,14 +183,15 @@ class RewardScaling(_RewardMap):
     ``scale`` does not promote a float32 reward), with one rounding per
     operation, so results equal TorchRL's bit for bit. ``loc``, ``scale`` and
     ``standard_normal`` are buffers (same ``state_dict`` keys as TorchRL).
-    As in TorchRL, ``scale`` is clamped to at least 1e-6; a negative scale
-    raises here (TorchRL silently clamps it to 1e-6). A ``Bounded`` reward
+    As in TorchRL, a positive ``scale`` is clamped to at least 1e-6; a zero,
+    negative or infinite scale raises here (TorchRL silently clamps 0 and
+    negative values to 1e-6, which multiplies rewards by 1e6). A ``Bounded`` reward
     spec gets its bounds mapped (TorchRL raises NotImplementedError). CUDA
     rewards are mapped on their device (loc and scale copied there once).
 
     Args:
         loc: number or tensor broadcastable to the reward.
-        scale: number or tensor broadcastable to the reward, >= 0.
+        scale: number or tensor broadcastable to the reward, finite and > 0.
         in_keys: keys to transform (default ``["reward"]``).
         out_keys: where to write (default: ``in_keys``).
         standard_normal: compute ``(reward - loc) / scale`` instead.
@@ -199,7 +200,7 @@ class RewardScaling(_RewardMap):
         TypeError: ``loc`` / ``scale`` not real numbers or tensors, ``standard_normal``
             not a bool, a key not a str or tuple of str, or a spec that is neither
             Unbounded nor Bounded.
-        ValueError: ``scale`` negative or NaN, ``loc`` NaN, or out_keys and in_keys
+        ValueError: ``scale`` zero, negative, NaN or inf, ``loc`` NaN, or out_keys and in_keys
             of different lengths.
         KeyError: an in_key is missing from a step.
 
@@ -220,9 +221,10 @@ class RewardScaling(_RewardMap):
         scale = _real_tensor("RewardScaling", "scale", scale)
         if not scale.is_floating_point():
             scale = scale.to(torch.get_default_dtype())
-        if bool((scale < 0).any()):
-            raise ValueError(f"RewardScaling requires scale >= 0 (values below 1e-6 are clamped to 1e-6), got "
-                             f"{scale.tolist()}")
+        if not bool((torch.isfinite(scale) & (scale > 0)).all()):
+            raise ValueError(f"RewardScaling requires scale finite and > 0 (TorchRL clamps 0 to 1e-6, which "
+                             f"multiplies rewards by 1e6; positive values below 1e-6 are still clamped to 1e-6 "
+                             f"as there), got {scale.tolist()}")
         standard_normal = check_bool(standard_normal, "RewardScaling", "standard_normal")
         super().__init__(in_keys=["reward"] if in_keys is None else in_keys, out_keys=out_keys)
         self.register_buffer("standard_normal", torch.tensor(standard_normal))
@@ -453,6 +455,8 @@ class RewardSum(RunningState, Transform):
         reset_keys = None if reset_keys is None else key_list(reset_keys, "reset_keys")
         reward_spec = check_bool(reward_spec, "RewardSum", "reward_spec")
         super().__init__(in_keys=in_keys, out_keys=out_keys)
+        check_unique("RewardSum", "in_keys", self.in_keys)
+        check_unique("RewardSum", "out_keys", self.out_keys)
         set_plain(self, "_reset_keys", reset_keys)
         set_plain(self, "reward_spec", reward_spec)
         set_plain(self, "_out_specs", {})

@@ -135,6 +135,8 @@ class VecNorm(_VecNormBase):
                  eps: float = 1e-4, shapes=None, new_api=None, nonfinite: str = "raise"):
         owner = "VecNorm"
         in_keys, out_keys = check_keys(owner, list(_DEFAULT_KEYS) if in_keys is None else in_keys, out_keys)
+        if not in_keys:
+            raise ValueError(f"{owner} requires at least one in_key (None means {list(_DEFAULT_KEYS)}), got {in_keys}")
         decay = check_number(decay, owner, "decay", 0.0, 1.0)
         eps = check_number(eps, owner, "eps", 0.0, float("inf"))
         nonfinite = check_choice(nonfinite, owner, "nonfinite", ("raise", "skip"))
