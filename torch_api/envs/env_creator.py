@@ -149,3 +149,38 @@ class EnvCreator:
 
     def __repr__(self) -> str:
         return f"EnvCreator({self.create_env_fn!r}, create_env_kwargs={self.create_env_kwargs})"
+
+    def all_reduce_stats(self, group=None) -> None:
+        """Merge this node's shared statistics with those of every rank of a ``torch.distributed`` group.
+
+        Calls ``all_reduce_stats(group)`` of each shared module of the
+        template env (e.g. its ``VecNorm``), in ``named_modules()`` order,
+        under the module's cross-process lock: every env made by this creator
+        (workers of a ``ParallelEnv`` or of a multi-process collector
+        included) reads the merged statistics afterwards. A collective: every
+        rank calls it, with the same env. Only in the process that made the
+        creator (where the template env lives).
+
+        Args:
+            group: the process group, or None for the default one.
+
+        Raises:
+            RuntimeError: called in a worker (no template env) or without a process group.
+
+        Examples:
+            >>> import functools
+            >>> from numbarl.torch_api import GymEnv, TransformedEnv, VecNorm
+            >>> creator = EnvCreator(lambda: TransformedEnv(GymEnv("Pendulum-v1"), VecNorm(in_keys=["observation"])))
+            >>> creator.all_reduce_stats()  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            RuntimeError: VecNorm.all_reduce_stats needs an initialised torch.distributed process group: ...
+            >>> creator.close()
+        """
+        env = self._template_env
+        if env is None:
+            raise RuntimeError("EnvCreator.all_reduce_stats runs in the process that made the creator (it merges "
+                               "the statistics of its template env); this copy has none")
+        for name, module in env.named_modules():
+            if name in self._handles and callable(getattr(module, "all_reduce_stats", None)):
+                module.all_reduce_stats(group)

@@ -578,3 +578,36 @@ class _VecNormBase(Transform):
 
     def extra_repr(self) -> str:
         return ""
+
+    # ------------------------------------------------------------ across ranks
+    def all_reduce_stats(self, group=None) -> None:
+        """Merge the statistics of every rank of a ``torch.distributed`` group into the same statistics on all.
+
+        A collective (every rank calls it, e.g. once per collected batch):
+        Chan's formula in float64, two all-reduces of ``2F + 2`` float64
+        values per key (F: feature size) plus one small shape check. With
+        ``decay == 1`` the result is the statistics of one transform that saw
+        every rank's data, and later calls add only what each rank saw since;
+        with ``decay < 1`` the decayed weights are merged as they are (see
+        :mod:`numbarl.torch_api.distributed`). Shared statistics (EnvCreator,
+        ParallelEnv) are merged under their lock; CUDA statistics stay on
+        their device (nccl).
+
+        Args:
+            group: the process group, or None for the default one.
+
+        Raises:
+            RuntimeError: no process group is initialised.
+            ValueError: stateless mode; the ranks hold other keys or shapes, or
+                some rank has no statistics for a key (raised on every rank).
+
+        Examples:
+            >>> from numbarl.torch_api import VecNormV2
+            >>> VecNormV2(in_keys=["x"]).all_reduce_stats()  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            RuntimeError: VecNormV2.all_reduce_stats needs an initialised torch.distributed process group: ...
+        """
+        from ..distributed import all_reduce_transform
+
+        all_reduce_transform(self, group)

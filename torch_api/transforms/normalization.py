@@ -418,6 +418,7 @@ class ObservationNorm(BufferMirrors, Transform):
         self.loc = loc.reshape(shape).to(dtype)
         self.scale = std.reshape(shape).to(dtype)
         self._erase_metadata()
+        set_plain(self, "_init_moments", (key, state, tuple(shape), dtype))  # for all_reduce_stats
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
@@ -428,6 +429,35 @@ class ObservationNorm(BufferMirrors, Transform):
                 self._buffers[name] = torch.empty_like(value)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
+
+    def all_reduce_stats(self, group=None) -> None:
+        """Merge the ``init_stats`` moments of every rank of a ``torch.distributed`` group; set loc and scale from them.
+
+        A collective (every rank calls it after its own ``init_stats``):
+        Chan's formula in float64, two all-reduces of ``2F + 2`` float64
+        values (F: feature size); loc and scale become those ``init_stats``
+        would give on the data of all ranks (see
+        :mod:`numbarl.torch_api.distributed`). CUDA moments stay on their
+        device (nccl).
+
+        Args:
+            group: the process group, or None for the default one.
+
+        Raises:
+            RuntimeError: no process group is initialised.
+            ValueError: some rank has no ``init_stats`` moments (loc and scale
+                given or loaded instead), or the ranks' shapes differ (raised
+                on every rank).
+
+        Examples:
+            >>> ObservationNorm(in_keys=["x"]).all_reduce_stats()  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            RuntimeError: ObservationNorm.all_reduce_stats needs an initialised torch.distributed process group: ...
+        """
+        from ..distributed import all_reduce_observation_norm
+
+        all_reduce_observation_norm(self, group)
 
 
 def _host_loc_std(state, eps: float, standard_normal: bool):
