@@ -209,6 +209,10 @@ class CollectorPool(WorkerPool):
         self.fds = {}
         self.owing = set()
         self.closed = False
+        self.name = owner
+        self.spin = 0.0
+        self.words = None  # collector workers take their commands through the pipe, one per batch
+        self.posted_at = {}
         try:
             for w, payload in enumerate(payloads):
                 mine, theirs = ctx.Pipe(duplex=True)

@@ -235,7 +235,7 @@ class CatFrames(KeyedArrayTransform):
             ring = None
         shape = tuple(batch) + (self.N,) + tuple(frame_shape)
         if ring is None or ring[0].shape != shape or ring[1].shape != tuple(batch) or ring[0].dtype != dtype:
-            if ring is not None and not full_reset:
+            if ring is not None and not full_reset and ring[1].shape == tuple(batch):
                 self._refuse_changed_frames(key, ring, tuple(batch), tuple(frame_shape), dtype)
             self.check_frame(frame_shape)
             buffer, pos = launch(_HOST_REF, "frames", "frames_state", tuple(batch), self.N, tuple(frame_shape), dtype)
@@ -290,7 +290,7 @@ class CatFrames(KeyedArrayTransform):
         batch, frame_shape = tuple(frame.shape[:nb]), tuple(frame.shape[nb:])
         if (ring is None or ring.dtype != frame.dtype or tuple(ring.pos.shape) != batch
                 or tuple(ring.buffer.shape) != batch + (self.N,) + frame_shape):
-            if ring is not None and not full_reset:
+            if ring is not None and not full_reset and tuple(ring.pos.shape) == batch:
                 self._refuse_changed_frames(key, (ring.buffer, ring.pos), batch, frame_shape,
                                             numpy_dtype(frame.dtype))
             ring = self.__dict__["_rings"][key] = self._new_device_ring(frame, nb, k)
