@@ -162,7 +162,8 @@ def test_state_dict_round_trip_and_reset():
 
 
 def test_partial_reset_batched():
-    c = Collector(lambda: nt.SerialEnv(2, make_env), policy(), frames_per_batch=6, total_frames=-1)
+    c = Collector(lambda: nt.TransformedEnv(nt.SerialEnv(2, lambda: nt.GymEnv("Pendulum-v1")), nt.StepCounter(max_steps=10)),
+                  policy(), frames_per_batch=6, total_frames=-1)
     it = iter(c)
     next(it)
     c.reset(index=1)

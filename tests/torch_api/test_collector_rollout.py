@@ -4,7 +4,7 @@ import torch
 from tensordict.nn import TensorDictModule, NormalParamExtractor
 
 from compare import assert_td_equal
-from numbarl.torch_api import GymEnv, RewardSum, SerialEnv, StepCounter, TransformedEnv
+from numbarl.torch_api import Compose, GymEnv, RewardSum, SerialEnv, StepCounter, TransformedEnv
 
 pytestmark = pytest.mark.torchrl
 
@@ -27,20 +27,22 @@ def gauss_policy(seed=0):
 
 
 def ours_env(batched=False, steps=7):
-    def make():
-        return TransformedEnv(GymEnv("Pendulum-v1"), StepCounter(max_steps=steps))
-    env = SerialEnv(2, make) if batched else make()
-    return TransformedEnv(env, RewardSum())
+    # StepCounter sits outside the batch: sub-envs with state inputs (step_count) leave the array path
+    if batched:
+        return TransformedEnv(SerialEnv(2, lambda: GymEnv("Pendulum-v1")), Compose(StepCounter(max_steps=steps), RewardSum()))
+    return TransformedEnv(TransformedEnv(GymEnv("Pendulum-v1"), StepCounter(max_steps=steps)), RewardSum())
 
 
 def theirs_env(torchrl, batched=False, steps=7):
     from torchrl.envs import GymEnv as TGymEnv, RewardSum as TRewardSum, SerialEnv as TSerialEnv
     from torchrl.envs import StepCounter as TStepCounter, TransformedEnv as TTransformedEnv
 
-    def make():
-        return TTransformedEnv(TGymEnv("Pendulum-v1"), TStepCounter(max_steps=steps))
-    env = TSerialEnv(2, make) if batched else make()
-    return TTransformedEnv(env, TRewardSum())
+    from torchrl.envs import Compose as TCompose
+
+    if batched:
+        return TTransformedEnv(TSerialEnv(2, lambda: TGymEnv("Pendulum-v1")),
+                               TCompose(TStepCounter(max_steps=steps), TRewardSum()))
+    return TTransformedEnv(TTransformedEnv(TGymEnv("Pendulum-v1"), TStepCounter(max_steps=steps)), TRewardSum())
 
 
 @pytest.mark.parametrize("batched", [False, True])
