@@ -474,6 +474,11 @@ class WorkerPool:
             if late:
                 self._hang(late, self.timeout)
 
+    def raise_status(self, w: int) -> None:
+        """Raise worker ``w``'s error if its last finished command failed (nothing otherwise)."""
+        if self.words[w][STATUS]:
+            self._read_error(w)
+
     def busy(self, w: int) -> bool:
         """Whether worker ``w`` has not finished its last command word."""
         words = self.words[w]

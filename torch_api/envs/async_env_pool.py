@@ -155,11 +155,15 @@ class _Processes:
             done = ready[idx].astype(bool)
             if done.sum() >= min_get:
                 return idx[done]
-            busy = [w for w in np.unique(self.owner[idx[~done]]).tolist() if pool.busy(w)]
+            owners = np.unique(self.owner[idx[~done]]).tolist()
+            busy = [w for w in owners if pool.busy(w)]
+            for w in owners:
+                if w not in busy:  # finished without marking its rows ready: it raised
+                    pool.raise_status(w)
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return idx[done]
-            if not busy:  # every worker is idle: what is not ready was not asked for
+            if not busy:  # the rows were marked ready after ``done`` was read
                 continue
             pool.wait_some(busy, pool.WAIT_SLICE if left is None else min(left, pool.WAIT_SLICE))
 
