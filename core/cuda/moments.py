@@ -50,6 +50,7 @@ from numbarl.core.cuda._common import (
     scratch,
 )
 from numbarl.core.moments import MomentState, NonFiniteError
+from numbarl.core._checks import check_bool
 
 __all__ = [
     "DeviceMoments",
@@ -428,12 +429,6 @@ def _out(fn, out, x, stream):
     return prepare_out(out, x.shape, dev.dtype, fn, stream)
 
 
-def _check_bool(fn, name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{fn} (CUDA) requires {name} to be a bool, got {type(value).__name__}")
-    return bool(value)
-
-
 def _status_array(fn, status, stream, returned):
     """The status array: ``status`` checked, or a new one when it is ``returned``, else scratch."""
     if status is None:
@@ -548,7 +543,7 @@ def moments_update(x, loc, m2, weight, count, decay=1.0, batch_ndim=None, nonfin
     x = _x(fn, x, loc, batch_ndim)
     decay = _cpu._check_decay(fn, decay)
     skip = _cpu._check_skip(fn, nonfinite)
-    check = _check_bool(fn, "check", check)
+    check = check_bool(check, f"{fn} (CUDA)", "check")
     status = _status_array(fn, status, stream, returned=not check)
     f = loc.size
     n = x.size // f
@@ -633,7 +628,7 @@ def moments_update_normalize(x, loc, m2, weight, count, decay, eps, out=None, no
     decay = _cpu._check_decay(fn, decay)
     eps = _cpu._check_eps(fn, eps)
     skip = _cpu._check_skip(fn, nonfinite)
-    check = _check_bool(fn, "check", check)
+    check = check_bool(check, f"{fn} (CUDA)", "check")
     status = _status_array(fn, status, stream, returned=False)
     result, dev = _out(fn, out, x, stream)
     f = loc.size

@@ -255,3 +255,27 @@ def test_empty_and_duplicate_keys_refused():
         ObservationNorm(0.0, 1.0, in_keys=[""])
     with pytest.raises(ValueError, match="ObservationNorm requires distinct out_keys"):
         ObservationNorm(0.0, 1.0, in_keys=["a", "b"], out_keys=["c", "c"])
+
+
+class NaNAfterTwoEnv(ConstantEnv):
+    """Constant observations, then a NaN in the third step's observation."""
+
+    def _reset(self, td):
+        self._t = 0
+        return super()._reset(td)
+
+    def _step(self, td):
+        self._t += 1
+        out = super()._step(td)
+        if self._t == 3:
+            out["observation"][1] = float("nan")
+        return out
+
+
+def test_observation_norm_init_stats_on_nan_data_names_class_and_key_and_sets_nothing():
+    env = TransformedEnv(NaNAfterTwoEnv(), ObservationNorm(in_keys=["observation"]))
+    with pytest.raises(ValueError, match=r"ObservationNorm.init_stats: key 'observation' holds NaN or inf in the "
+                                         r"rollout data") as info:
+        env.transform.init_stats(5)
+    assert isinstance(info.value, RuntimeError)  # TorchRL raises RuntimeError there
+    assert env.transform.loc is None and env.transform.scale is None

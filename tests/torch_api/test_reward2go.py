@@ -127,3 +127,25 @@ def test_reward2go_refuses_envs_like_torchrl(torchrl):
     with pytest.raises(ValueError, match="only an inverse transform"):
         N.TransformedEnv(N.GymEnv("Pendulum-v1"), N.Reward2GoTransform(0.9))
     N.Compose(N.Reward2GoTransform(0.9))  # outside an env it is fine
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.float16, torch.bfloat16])
+def test_reward2go_other_reward_dtypes_computed_in_float_and_given_back(dtype):
+    reward = (torch.arange(14).view(2, 7, 1) * 3 - 10).to(dtype)
+    done = torch.zeros(2, 7, 1, dtype=torch.bool)
+    done[:, -1] = True
+    done[0, 3] = True
+    td = TensorDict({"next": {"reward": reward, "done": done}}, [2, 7])
+    out = N.Reward2GoTransform(gamma=0.9, out_keys=["rtg"]).inv(td)["rtg"]
+    assert out.dtype == dtype
+    want = naive_reward_to_go(reward.double().numpy(), done.numpy(), 0.9)
+    if dtype.is_floating_point:  # computed in float32, rounded once to the reward's dtype
+        np.testing.assert_allclose(out.double().numpy(), want, rtol=1e-2)
+    else:  # computed in float64, truncated toward zero like a cast
+        np.testing.assert_array_equal(out.numpy(), np.trunc(want).astype(out.numpy().dtype))
+
+
+def test_reward2go_key_and_dtype_errors_name_the_arguments():
+    with pytest.raises(ValueError, match=r"Reward2GoTransform requires one out_key per in_key, got in_keys=.*'r2'.*"
+                                         r"out_keys=\['x'\]"):
+        N.Reward2GoTransform(in_keys=["reward", "r2"], out_keys=["x"])

@@ -508,3 +508,12 @@ def test_v2_denorm_recovers_the_last_batch_and_matches_torchrl(trl):
         VecNormV2(**keys).denorm(normalized)
     with pytest.raises(NotImplementedError, match="denorm needs stateful=True"):
         VecNormV2(in_keys=["x"], stateful=False).denorm(normalized)
+
+
+def test_vecnormv2_first_batch_without_samples_names_class_and_key():
+    t = nt.VecNormV2(in_keys=["obs"])
+    with pytest.raises(ValueError, match=r"VecNormV2: key 'obs': the first data seen has shape \(0, 3\), which gives "
+                                         r"statistics of shape \(0, 3\) with no elements; send a non-empty batch"):
+        t(TensorDict({"obs": torch.zeros(0, 3)}, [0]))
+    out = t(TensorDict({"obs": torch.ones(2, 3)}, [2]))["obs"]  # nothing was set by the refused batch
+    assert out.shape == (2, 3) and torch.isfinite(out).all()

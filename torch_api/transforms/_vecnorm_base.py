@@ -41,8 +41,8 @@ import torch
 from numbarl.core.moments import NonFiniteError
 
 from .._attrs import set_plain
-from .._arrays import as_array, is_cuda
-from .._device import kernel_module, launch
+from .._arrays import as_array
+from .._device import cuda_device, kernel_module, launch, on_device
 from ..specs import Unbounded
 from .base import Compose, Transform
 from .normalization import ObservationNorm
@@ -101,6 +101,15 @@ class _VecNormBase(Transform):
     def _feature_shape(self, i: int, shape: tuple, batch_ndim: int) -> tuple:
         raise NotImplementedError
 
+    def _first_shape(self, i: int, shape: tuple, batch_ndim: int) -> tuple:
+        """The statistics' shape for key ``i`` from the first data it sees; an empty shape is refused."""
+        feature = self._feature_shape(i, shape, batch_ndim)
+        if 0 in feature:
+            raise ValueError(f"{type(self).__name__}: key {self.in_keys[i]!r}: the first data seen has shape {shape}, "
+                             f"which gives statistics of shape {feature} with no elements; send a non-empty batch "
+                             "first")
+        return feature
+
     def _eps_std(self) -> float:
         return self.eps
 
@@ -122,7 +131,7 @@ class _VecNormBase(Transform):
             st.place(None, owner)
             state = st.states[i]
         if state is None:
-            st.init_key(i, self._feature_shape(i, tuple(x.shape), batch_ndim))
+            st.init_key(i, self._first_shape(i, tuple(x.shape), batch_ndim))
             state = st.states[i]
         loc, m2, weight, count = state.arrays
         eps = self._eps_std()
@@ -156,8 +165,11 @@ class _VecNormBase(Transform):
             raise ValueError(f"{owner}: key {key!r}: {err}") from None
 
     def _apply_tensor(self, i: int, value: torch.Tensor, batch_ndim: int, update: bool, mask=None) -> torch.Tensor:
-        if is_cuda(value):
-            return self._apply_cuda(i, value, batch_ndim, update, mask)
+        """Update key ``i``'s statistics with ``value`` (unless not ``update``) and return it normalized.
+
+        Host data: the CPU kernels on NumPy views (data on other devices goes
+        through the host and comes back). CUDA data: :meth:`_apply_tensor_cuda`.
+        """
         x = value.detach()
         device, dtype = x.device, x.dtype
         calc = float_dtype(dtype)
@@ -174,7 +186,7 @@ class _VecNormBase(Transform):
         return out if device.type == "cpu" else out.to(device)
 
     # ------------------------------------------------------------ CUDA path
-    def _apply_cuda(self, i: int, value: torch.Tensor, batch_ndim: int, update: bool, mask) -> torch.Tensor:
+    def _apply_tensor_cuda(self, i: int, value: torch.Tensor, batch_ndim: int, update: bool, mask=None) -> torch.Tensor:
         """``_apply_tensor`` for CUDA data: the kernels of ``numbarl.core.cuda.moments``, statistics on the device."""
         x = value.detach()
         dtype = x.dtype
@@ -186,7 +198,7 @@ class _VecNormBase(Transform):
             st.dtypes[i] = calc
         st.place(x.device, type(self).__name__)
         if st.states[i] is None:
-            st.init_key(i, self._feature_shape(i, tuple(x.shape), batch_ndim))
+            st.init_key(i, self._first_shape(i, tuple(x.shape), batch_ndim))
         out = torch.empty(x.shape, dtype=calc, device=x.device)
         self._cuda_kernel(i, x, out, update, mask)
         if dtype.is_floating_point and dtype != calc:
@@ -288,7 +300,7 @@ class _VecNormBase(Transform):
         probe = fn(torch.zeros((), dtype=torch.float64, device=here))
         if not isinstance(probe, torch.Tensor):
             return
-        if is_cuda(probe):
+        if cuda_device(probe) is not None:
             st.place(probe.device, type(self).__name__)
         elif probe.device.type == "cpu":
             st.place(None, type(self).__name__)
@@ -304,7 +316,7 @@ class _VecNormBase(Transform):
                     self._missing(ik, td)
                 continue
             mask = None if request is None else self._reset_mask(request, value, td.batch_size, masks)
-            td.set(ok, self._apply_tensor(i, value, bnd, update, mask))
+            td.set(ok, on_device(value, self, "_apply_tensor", i, value, bnd, update, mask))
         return td
 
     @staticmethod
@@ -316,10 +328,9 @@ class _VecNormBase(Transform):
         back, so a full reset is not told apart: the masked update gives the
         same result).
         """
-        cuda = is_cuda(value)
-        where = value.device if cuda else None
+        where = cuda_device(value)
         if where not in masks:
-            if cuda:
+            if where is not None:
                 masks[where] = request.to(device=value.device, dtype=torch.bool).reshape(tuple(batch))
             else:
                 m = as_array(request.cpu()).reshape(tuple(batch))

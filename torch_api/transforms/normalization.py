@@ -25,8 +25,8 @@ import torch
 from numbarl.core.moments import NonFiniteError, moments_init
 
 from .._attrs import set_plain
-from .._arrays import as_array, is_cuda
-from .._device import launch
+from .._arrays import as_array
+from .._device import cuda_device, launch
 from ..specs import Bounded
 from .running_state import BufferMirrors
 from ._checks import check_keys, check_number
@@ -389,7 +389,7 @@ class ObservationNorm(BufferMirrors, Transform):
                 rest = [d for d in range(x.ndim) if d not in reduce]
                 shape = [1 if d in keep else x.shape[d] for d in range(x.ndim) if d not in reduce or d in keep]
                 feature = tuple(x.shape[d] for d in rest)
-                device = x.device if is_cuda(x) else None
+                device = cuda_device(x)
                 state = moments_init(feature) if device is None else TensorMoments.zeros(feature, device)
             if device is None:
                 x = x.cpu()

@@ -22,8 +22,8 @@ import torch
 from tensordict import TensorDictBase
 
 from .._attrs import set_plain
-from .._arrays import as_array, is_cuda
-from .._device import launch
+from .._arrays import as_array
+from .._device import cuda_device, launch, on_device
 from .._keys import key_list
 from .._keys import key_tuple
 from ._env_chain import env_above
@@ -61,6 +61,11 @@ class Reward2GoTransform(BufferMirrors, Transform):
     the data ends (``G[T-1] = r[T-1]``) but raises ValueError when the
     trajectory has no done at all (TorchRL raises RuntimeError);
     ``"truncate"`` always cuts; ``"error"`` raises for any open tail.
+
+    Rewards of another dtype than float32/float64 are computed in float32
+    (half types) or float64 (integers) and returned in the reward's dtype
+    (integers truncated toward zero). TorchRL casts gamma to an integer
+    reward's dtype, so its discount there is 0 for any gamma < 1.
 
     Args:
         gamma: discount factor in [0, 1] (default 1.0); a buffer, as in TorchRL.
@@ -110,8 +115,11 @@ class Reward2GoTransform(BufferMirrors, Transform):
             if len(truncated_key) != 1:
                 raise TypeError(f"Reward2GoTransform requires truncated_key to be one key, got {truncated_key!r}")
             truncated_key = truncated_key[0]
-        super().__init__(in_keys=in_keys, out_keys=in_keys, in_keys_inv=in_keys,
-                         out_keys_inv=in_keys if out_keys is None else out_keys)
+        out_keys = in_keys if out_keys is None else key_list(out_keys, "out_keys")
+        if len(out_keys) != len(in_keys):
+            raise ValueError(f"Reward2GoTransform requires one out_key per in_key, got in_keys={in_keys} and "
+                             f"out_keys={out_keys}")
+        super().__init__(in_keys=in_keys, out_keys=in_keys, in_keys_inv=in_keys, out_keys_inv=out_keys)
         set_plain(self, "out_keys", [])
         set_plain(self, "done_key", done_key[0])
         set_plain(self, "truncated_key", truncated_key)
@@ -147,68 +155,57 @@ class Reward2GoTransform(BufferMirrors, Transform):
         if done is None:
             raise KeyError(f"Reward2GoTransform: done entry {done_key!r} not found; keys present: "
                            f"{sorted(map(str, tensordict.keys(True, True)))}")
-        if is_cuda(done):
-            return self._scan_on_device(tensordict, done_key, done)
+        return on_device(done, self, "_scan", tensordict, done_key, done)
+
+    def _truncated(self, tensordict, done_key, done):
+        """The truncated entry that ends trajectories with ``done``, or None."""
+        if self.truncated_key is None:
+            return None
+        truncated = tensordict.get(self._under_next(self.truncated_key), None)
+        if truncated is not None and truncated.shape != done.shape:
+            raise ValueError(f"Reward2GoTransform requires {done_key!r} and its truncated entry of the same "
+                             f"shape, got {tuple(done.shape)} and {tuple(truncated.shape)}")
+        return truncated
+
+    @staticmethod
+    def _open_trajectories(count: int, total: int, first) -> ValueError:
+        return ValueError(f"Reward2GoTransform: {count} of {total} trajectories have no done at all (first at "
+                          f"index {tuple(int(i) for i in first)} of the dims other than time); pass "
+                          "open_end='truncate' to cut them where the data ends")
+
+    def _scan(self, tensordict, done_key, done):
+        """The trajectory ends (done or truncated) merged with NumPy, then one scan kernel call per key."""
         d = as_array(done).astype(bool, copy=False)
-        if self.truncated_key is not None:
-            truncated = tensordict.get(self._under_next(self.truncated_key), None)
-            if truncated is not None:
-                if truncated.shape != done.shape:
-                    raise ValueError(f"Reward2GoTransform requires {done_key!r} and its truncated entry of the same "
-                                     f"shape, got {tuple(done.shape)} and {tuple(truncated.shape)}")
-                d = d | as_array(truncated).astype(bool, copy=False)
+        truncated = self._truncated(tensordict, done_key, done)
+        if truncated is not None:
+            d = d | as_array(truncated).astype(bool, copy=False)
         axis = self._time_axis(tensordict)
         if self.open_end == "torchrl" and d.size:
             no_done = ~d.any(axis=axis)
             if no_done.any():
-                first = tuple(int(i) for i in np.argwhere(no_done)[0])
-                raise ValueError(f"Reward2GoTransform: {int(no_done.sum())} of {no_done.size} trajectories have no "
-                                 f"done at all (first at index {first} of the dims other than time); pass "
-                                 "open_end='truncate' to cut them where the data ends")
-        mode = "error" if self.open_end == "error" else "truncate"
-        gamma = float(self.gamma)
-        for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
-            reward = tensordict.get(in_key, None)
-            if reward is None:
-                self._missing(in_key, tensordict)
-                continue
-            if reward.shape != done.shape:
-                raise ValueError(f"Reward2GoTransform requires {in_key!r} and {done_key!r} of the same shape, "
-                                 f"got {tuple(reward.shape)} and {tuple(done.shape)}")
-            out = torch.empty(reward.shape, dtype=reward.dtype)
-            launch(d, "returns", "reward_to_go", reward, d, gamma, out=out, time_dim=axis, open_end=mode)
-            tensordict.set(out_key, out)
-        return tensordict
+                raise self._open_trajectories(int(no_done.sum()), no_done.size, np.argwhere(no_done)[0])
+        return self._write_returns(tensordict, done_key, done, d, axis)
 
-    @staticmethod
-    def _time_axis(tensordict) -> int:
-        names = getattr(tensordict, "names", None) or []
-        if tensordict.batch_dims < 1:
-            raise ValueError("Reward2GoTransform requires a tensordict with a time dim, got batch_size []")
-        return names.index("time") if "time" in names else tensordict.batch_dims - 1
+    def _scan_cuda(self, tensordict, done_key, done):
+        """:meth:`_scan` for CUDA data: the ends merged with torch operations on the device.
 
-    def _scan_on_device(self, tensordict, done_key, done):
-        """``_inv_call`` for CUDA data: flags merged with torch operations on the device, the scan by the kernel.
-
-        The host path merges the flags with NumPy, whose reductions over the
-        time dim are much faster on the CPU than torch's.
+        The host path merges them with NumPy, whose reductions over the time
+        dim are much faster on the CPU than torch's. With
+        ``open_end="torchrl"`` whether to raise is read back (one flag).
         """
         d = done.to(torch.bool)
-        if self.truncated_key is not None:
-            truncated = tensordict.get(self._under_next(self.truncated_key), None)
-            if truncated is not None:
-                if truncated.shape != done.shape:
-                    raise ValueError(f"Reward2GoTransform requires {done_key!r} and its truncated entry of the same "
-                                     f"shape, got {tuple(done.shape)} and {tuple(truncated.shape)}")
-                d = d | truncated.to(device=d.device, dtype=torch.bool)
+        truncated = self._truncated(tensordict, done_key, done)
+        if truncated is not None:
+            d = d | truncated.to(device=d.device, dtype=torch.bool)
         axis = self._time_axis(tensordict)
         if self.open_end == "torchrl" and d.numel():
             no_done = ~d.any(dim=axis)
             if no_done.any():  # the one read-back of this mode: whether to raise
-                first = tuple(int(i) for i in no_done.nonzero()[0].tolist())
-                raise ValueError(f"Reward2GoTransform: {int(no_done.sum())} of {no_done.numel()} trajectories have "
-                                 f"no done at all (first at index {first} of the dims other than time); pass "
-                                 "open_end='truncate' to cut them where the data ends")
+                raise self._open_trajectories(int(no_done.sum()), no_done.numel(), no_done.nonzero()[0].tolist())
+        return self._write_returns(tensordict, done_key, done, d, axis)
+
+    def _write_returns(self, tensordict, done_key, done, ends, axis: int):
+        """Write every in_key's discounted reward-to-go over ``ends`` to its out_key, on the reward's device."""
         mode = "error" if self.open_end == "error" else "truncate"
         gamma = self._host_value("gamma")
         for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
@@ -219,11 +216,23 @@ class Reward2GoTransform(BufferMirrors, Transform):
             if reward.shape != done.shape:
                 raise ValueError(f"Reward2GoTransform requires {in_key!r} and {done_key!r} of the same shape, "
                                  f"got {tuple(reward.shape)} and {tuple(done.shape)}")
-            out = torch.empty(reward.shape, dtype=reward.dtype, device=reward.device)
-            launch(reward, "returns", "reward_to_go", reward, d.to(reward.device), gamma, out=out, time_dim=axis,
-                   open_end=mode)
-            tensordict.set(out_key, out)
+            d = ends.to(reward.device) if isinstance(ends, torch.Tensor) else ends
+            # The kernels take float32/float64: other dtypes are computed in the nearest of them and the
+            # result is given back in the reward's dtype, as TorchRL does.
+            calc = reward.dtype if reward.dtype in (torch.float32, torch.float64) else (
+                torch.float32 if reward.dtype in (torch.float16, torch.bfloat16) else torch.float64)
+            r = reward if calc == reward.dtype else reward.to(calc)
+            out = torch.empty(reward.shape, dtype=calc, device=cuda_device(reward))
+            launch(r, "returns", "reward_to_go", r, d, gamma, out=out, time_dim=axis, open_end=mode)
+            tensordict.set(out_key, out if calc == reward.dtype else out.to(reward.dtype))
         return tensordict
+
+    @staticmethod
+    def _time_axis(tensordict) -> int:
+        names = getattr(tensordict, "names", None) or []
+        if tensordict.batch_dims < 1:
+            raise ValueError("Reward2GoTransform requires a tensordict with a time dim, got batch_size []")
+        return names.index("time") if "time" in names else tensordict.batch_dims - 1
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         return tensordict

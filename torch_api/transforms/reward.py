@@ -32,8 +32,8 @@ from tensordict import TensorDictBase
 
 
 from .._attrs import set_plain
-from .._arrays import as_array, is_cuda, numpy_dtype, torch_dtype
-from .._device import HOST, launch, map_on_device, ops_for
+from .._arrays import as_array, numpy_dtype, torch_dtype
+from .._device import HOST, launch, map_on_device, on_device, ops_for
 from .._keys import key_list
 from ..specs import Binary, Bounded, Unbounded
 from .returns import Reward2GoTransform
@@ -582,27 +582,52 @@ class RewardSum(RunningState, Transform):
                 self._missing(in_key, tensordict)
                 continue
             done = tensordict.get(with_leaf(in_key, "done"), None)
-            if is_cuda(reward):
-                tensordict.set(out_key, _episode_sums_on_device(reward.detach(), done, axis))
-                continue
-            r = as_array(reward)
-            starts = np.zeros(r.shape, dtype=bool)
-            if done is not None:
-                d = np.broadcast_to(as_array(done).astype(bool, copy=False), r.shape)
-                src = [slice(None)] * r.ndim
-                dst = [slice(None)] * r.ndim
-                src[axis], dst[axis] = slice(0, -1), slice(1, None)
-                starts[tuple(dst)] = d[tuple(src)]
-            first = [slice(None)] * r.ndim
-            first[axis] = 0
-            starts[tuple(first)] = True
-            out = torch.empty(reward.shape, dtype=reward.dtype)
-            # A forward cumulative sum that restarts at each start is a
-            # reward-to-go with gamma = 1 over the reversed sequence.
-            launch(r, "returns", "reward_to_go", np.flip(r, axis), np.flip(starts, axis), 1.0,
-                   out=np.flip(as_array(out), axis), time_dim=axis)
-            tensordict.set(out_key, out)
+            tensordict.set(out_key, on_device(reward, self, "_episode_sums", reward.detach(), done, axis))
         return tensordict
+
+    @staticmethod
+    def _episode_sums(reward: torch.Tensor, done, axis: int) -> torch.Tensor:
+        """Cumulative sums of ``reward`` along ``axis`` restarting after each ``done``: flags in NumPy, one scan."""
+        r = as_array(reward)
+        starts = np.zeros(r.shape, dtype=bool)
+        if done is not None:
+            d = np.broadcast_to(as_array(done).astype(bool, copy=False), r.shape)
+            src = [slice(None)] * r.ndim
+            dst = [slice(None)] * r.ndim
+            src[axis], dst[axis] = slice(0, -1), slice(1, None)
+            starts[tuple(dst)] = d[tuple(src)]
+        first = [slice(None)] * r.ndim
+        first[axis] = 0
+        starts[tuple(first)] = True
+        out = torch.empty(reward.shape, dtype=reward.dtype)
+        # A forward cumulative sum that restarts at each start is a
+        # reward-to-go with gamma = 1 over the reversed sequence.
+        launch(r, "returns", "reward_to_go", np.flip(r, axis), np.flip(starts, axis), 1.0,
+               out=np.flip(as_array(out), axis), time_dim=axis)
+        return out
+
+    @staticmethod
+    def _episode_sums_cuda(reward: torch.Tensor, done, axis: int) -> torch.Tensor:
+        """``_episode_sums`` for a CUDA reward: the restart flags (torch) and the scan (kernel) on its device.
+
+        The host path builds the flags with NumPy, much faster on the CPU than
+        torch's slicing of bool tensors.
+        """
+        starts = torch.zeros(reward.shape, dtype=torch.bool, device=reward.device)
+        if done is not None:
+            d = torch.broadcast_to(done.to(device=reward.device, dtype=torch.bool), reward.shape)
+            src = [slice(None)] * reward.ndim
+            dst = [slice(None)] * reward.ndim
+            src[axis], dst[axis] = slice(0, -1), slice(1, None)
+            starts[tuple(dst)] = d[tuple(src)]
+        first = [slice(None)] * reward.ndim
+        first[axis] = 0
+        starts[tuple(first)] = True
+        out = torch.empty(reward.shape, dtype=reward.dtype, device=reward.device)
+        # reversed in time, every trajectory ends at a start, so nothing is left open
+        launch(reward, "returns", "reward_to_go", reward.flip(axis), starts.flip(axis), 1.0, out=out, time_dim=axis,
+               open_end="truncate")
+        return out.flip(axis)
 
     # --------------------------------------------------------------- specs
     def transform_output_spec(self, output_spec):
@@ -632,26 +657,3 @@ class RewardSum(RunningState, Transform):
 
     def __repr__(self) -> str:
         return f"RewardSum(in_keys={self.in_keys}, out_keys={self.out_keys})"
-
-
-def _episode_sums_on_device(reward: torch.Tensor, done, axis: int) -> torch.Tensor:
-    """``RewardSum.forward`` on a CUDA reward: the restart flags (torch) and the scan (kernel) on its device.
-
-    The host path builds the flags with NumPy, much faster on the CPU than
-    torch's slicing of bool tensors.
-    """
-    starts = torch.zeros(reward.shape, dtype=torch.bool, device=reward.device)
-    if done is not None:
-        d = torch.broadcast_to(done.to(device=reward.device, dtype=torch.bool), reward.shape)
-        src = [slice(None)] * reward.ndim
-        dst = [slice(None)] * reward.ndim
-        src[axis], dst[axis] = slice(0, -1), slice(1, None)
-        starts[tuple(dst)] = d[tuple(src)]
-    first = [slice(None)] * reward.ndim
-    first[axis] = 0
-    starts[tuple(first)] = True
-    out = torch.empty(reward.shape, dtype=reward.dtype, device=reward.device)
-    # reversed in time, every trajectory ends at a start, so nothing is left open
-    launch(reward, "returns", "reward_to_go", reward.flip(axis), starts.flip(axis), 1.0, out=out, time_dim=axis,
-           open_end="truncate")
-    return out.flip(axis)

@@ -37,8 +37,7 @@ from tensordict import TensorDict, TensorDictBase
 from numbarl.core.moments import NonFiniteError
 
 from .._attrs import set_plain
-from .._arrays import is_cuda
-from .._device import cuda_device
+from .._device import cuda_device, ops_for
 from ..specs import Unbounded
 from ._checks import check_bool, check_choice, check_keys, check_lock, check_number
 from ._env_chain import container_env
@@ -686,7 +685,7 @@ class VecNormV2(_VecNormBase):
             request = tensordict.get("_reset", None)
             if request is not None:
                 mask = request.reshape(tensordict_reset.batch_size).to(torch.bool)
-                if not is_cuda(mask):  # on a device the masked reset also covers a full one, unread
+                if not ops_for(mask).cuda:  # on a device the masked reset also covers a full one, unread
                     mask = None if bool(mask.all()) else mask
         return self._stateless(tensordict, tensordict_reset, True, mask)
 
@@ -740,7 +739,7 @@ def _stateless_step(value, stats, decay, eps, skip, update, key):
     rejected = None
     if update:
         finite = torch.isfinite(x)
-        on_device = is_cuda(x)
+        on_device = ops_for(x).cuda  # nothing is read back from a device
         all_finite = None if on_device else bool(finite.all())
         if all_finite is False and not skip:
             raise NonFiniteError(f"VecNormV2: {key!r} holds NaN or inf; statistics left unchanged "
