@@ -457,3 +457,40 @@ def test_parallel_env_matches_serial_env():
     assert reference["next", "done"].any()
     assert_td_equal(fast, reference)
     assert_td_equal(slow, reference)
+
+
+class _NestedDoneEnv(N.EnvBase):
+    """done / terminated / reward nested under "data" (as TorchRL's NestedCountingEnv with nest_done)."""
+
+    def __init__(self):
+        super().__init__()
+        self.observation_spec = N.Composite(observation=N.Unbounded((1,)))
+        self.action_spec = N.Bounded(-1.0, 1.0, (1,))
+        self.reward_spec = N.Composite(data=N.Composite(reward=N.Unbounded((1,))))
+        self.done_spec = N.Composite(data=N.Composite(done=N.Categorical(2, (1,), dtype=torch.bool),
+                                                      terminated=N.Categorical(2, (1,), dtype=torch.bool)))
+
+    def _reset(self, td):
+        return TensorDict({"observation": torch.zeros(1), "data": {"done": torch.zeros(1, dtype=torch.bool),
+                                                                   "terminated": torch.zeros(1, dtype=torch.bool)}}, [])
+
+    def _step(self, td):
+        return TensorDict({"observation": torch.zeros(1), "data": {
+            "reward": torch.zeros(1), "done": torch.zeros(1, dtype=torch.bool),
+            "terminated": torch.zeros(1, dtype=torch.bool)}}, [])
+
+    def _set_seed(self, seed):
+        pass
+
+
+def test_step_counter_key_lists_follow_torchrl():
+    flat = N.TransformedEnv(N.GymEnv("Pendulum-v1"), N.StepCounter(10)).transform
+    assert (flat.step_count_keys, flat.truncated_keys, flat.done_keys, flat.reset_keys, flat.terminated_keys) == (
+        ["step_count"], ["truncated"], ["done"], ["_reset"], ["terminated"])
+    nested = N.TransformedEnv(_NestedDoneEnv(), N.StepCounter(10)).transform
+    # TorchRL 0.14.1 on NestedCountingEnv(nest_done=True) gives these lists
+    assert nested.step_count_keys == [("data", "step_count")]
+    assert nested.truncated_keys == nested.all_truncated_keys == [("data", "truncated")]
+    assert nested.done_keys == nested.all_done_keys == [("data", "done")]
+    assert nested.reset_keys == [("data", "_reset")]
+    assert nested.terminated_keys == [("data", "terminated")]

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDictBase, unravel_key
 
 
 from .._attrs import set_plain
@@ -36,7 +36,7 @@ from .._device import HOST, launch, ops_for
 from .._keys import key_list, key_of
 from ..specs import Bounded, Categorical, Unbounded
 from ._checks import check_bool
-from .._keys import key_tuple
+from .._keys import key_tuple, with_leaf
 from ._checks import check_int, check_str_key
 from ._env_chain import container_env, ensure_specs
 from ._reset_masks import batch_view, zero_where
@@ -138,6 +138,46 @@ class StepCounter(RunningState, Transform):
 
     def _count(self, key, like: np.ndarray) -> np.ndarray:
         return HOST.state(self._counts, key, like, np.int64)
+
+    # TorchRL's key lists, one entry per done group of the env (``("agent", "step_count")`` next to
+    # ``("agent", "done")``): top-level keys are strings, nested ones tuples.
+    def _keys_beside_done(self, leaf: str | None = None, column: int = 0) -> list:
+        out = []
+        for group in self._group_list():
+            key = group[column]
+            if leaf is not None:
+                key = with_leaf(group[0], leaf)
+            out.append(unravel_key(key))
+        return out
+
+    @property
+    def step_count_keys(self) -> list:
+        """The step count entries, one per done group (TorchRL's ``step_count_keys``)."""
+        return self._keys_beside_done(column=2)
+
+    @property
+    def truncated_keys(self) -> list:
+        """The truncated entries the counter sets, one per done group."""
+        return self._keys_beside_done(column=1)
+
+    @property
+    def done_keys(self) -> list:
+        """The done entries the counter follows, one per done group."""
+        return self._keys_beside_done()
+
+    @property
+    def terminated_keys(self) -> list:
+        """The ``terminated`` entries beside each done entry."""
+        return self._keys_beside_done("terminated")
+
+    @property
+    def reset_keys(self) -> list:
+        """The ``_reset`` entries beside each done entry (the partial-reset masks the counter reads)."""
+        return self._keys_beside_done("_reset")
+
+    all_done_keys = done_keys
+    all_truncated_keys = truncated_keys
+
 
     def _buf(self, name, key, like) -> np.ndarray:
         buf = self._bufs.get((name, key))
