@@ -66,6 +66,7 @@ def simulator_run():
 
 
 @pytest.mark.cudasim
+@pytest.mark.timeout(2400)  # the first test's setup runs the whole simulator suite (its own limit: 1800 s)
 def test_under_simulator(sim_node_id, simulator_run):
     outcomes, tail = simulator_run
     assert sim_node_id != _COLLECT_FAILED, tail
