@@ -31,7 +31,8 @@ def test_keys_validated():
         AddOne(in_keys=["a"], out_keys=["b", "c"])
     with pytest.raises(TypeError, match="in_keys"):
         AddOne(in_keys=[3])
-    with pytest.raises(TypeError, match="Compose requires Transform"):
+    with pytest.raises(TypeError, match=r"Compose \(position 1\) requires a Transform or a callable taking a "
+                                        r"TensorDict, got str"):
         Compose(AddOne(in_keys=["a"]), "x")
 
 
@@ -198,3 +199,48 @@ def test_base_module_loads_no_concrete_env_or_transform():
     source = open(sys.modules["numbarl.torch_api.transforms.base"].__file__).read()
     for name in ("fused_pixels", ".image", ".frames", ".normalization", ".reward", "_vecnorm"):
         assert f"from {name if name.startswith('.') else '.' + name} import" not in source, name
+
+
+def _mark(td):
+    return td.set("mark", torch.ones(td.batch_size))
+
+
+def test_callables_become_transforms_like_torchrl(torchrl):
+    from numbarl.torch_api import RewardSum, StepCounter
+    torchrl = pytest.importorskip("torchrl.envs")
+
+    ours = TransformedEnv(GymEnv("Pendulum-v1"), _mark)
+    theirs = torchrl.TransformedEnv(torchrl.GymEnv("Pendulum-v1"), _mark)
+    for env in (ours, theirs):
+        env.set_seed(0)
+    a, b = ours.rollout(3), theirs.rollout(3)
+    assert set(a.keys(True, True)) == set(b.keys(True, True))
+    assert (a["mark"] == 1).all() and (a["next", "mark"] == 1).all()
+    for env, lib in ((ours, None), (theirs, torchrl)):
+        compose = (Compose if lib is None else lib.Compose)
+        counter, rsum = (StepCounter, RewardSum) if lib is None else (lib.StepCounter, lib.RewardSum)
+        env.append_transform(compose(counter(), rsum()))  # flattened into the env's Compose
+        env.append_transform(_mark)
+        env.insert_transform(0, _mark)
+    assert [type(t).__name__ for t in ours.transform] == [type(t).__name__ for t in theirs.transform]
+    assert [t.training for t in ours.transform] == [t.training for t in theirs.transform] == [False] * 5
+    with pytest.raises(TypeError, match="append_transform requires a Transform or a callable taking a TensorDict, "
+                                        "got int"):
+        ours.append_transform(3)
+    with pytest.raises(TypeError, match="TransformedEnv requires a Transform or a callable"):
+        TransformedEnv(GymEnv("Pendulum-v1"), "observation")
+
+
+def test_compose_append_flattens_and_insert_keeps_nesting_like_torchrl(torchrl):
+    from numbarl.torch_api import RewardSum, StepCounter
+    torchrl = pytest.importorskip("torchrl.envs")
+
+    names = []
+    for lib in (None, torchrl):
+        C, S, R = (Compose, StepCounter, RewardSum) if lib is None else (lib.Compose, lib.StepCounter, lib.RewardSum)
+        c = C(S(), C(R()))  # the constructor keeps a nested Compose
+        c.append(C(R(in_keys=["reward"], out_keys=["other"])))
+        c.insert(0, C(S(step_count_key="s2")))
+        names.append([type(t).__name__ for t in c])
+        assert [t.training for t in c] == [False, True, True, False]
+    assert names[0] == names[1] == ["Compose", "StepCounter", "Compose", "RewardSum"]

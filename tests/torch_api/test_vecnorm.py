@@ -517,3 +517,23 @@ def test_vecnormv2_first_batch_without_samples_names_class_and_key():
         t(TensorDict({"obs": torch.zeros(0, 3)}, [0]))
     out = t(TensorDict({"obs": torch.ones(2, 3)}, [2]))["obs"]  # nothing was set by the refused batch
     assert out.shape == (2, 3) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("cls", ["VecNorm", "VecNormV2"])
+def test_eval_mode_keeps_updating_and_freeze_stops_like_torchrl(cls):
+    t = getattr(nt, cls)(in_keys=["x"], decay=1.0)
+    t.eval()  # TransformedEnv puts its transforms in eval mode; TorchRL 0.14.1 keeps updating there
+    t(TensorDict({"x": torch.tensor([1.0, 2.0])}, []))
+    t(TensorDict({"x": torch.tensor([3.0, 2.0])}, []))
+    frozen = t.frozen_copy()
+    assert frozen.frozen and not t.frozen
+    before = frozen(TensorDict({"x": torch.tensor([5.0, 2.0])}, []))["x"]
+    again = frozen(TensorDict({"x": torch.tensor([5.0, 2.0])}, []))["x"]
+    torch.testing.assert_close(before, again)  # a frozen copy does not move
+    # mean of (1, 3) is 2 and the variance 1: (5 - 2) / sqrt(1 + eps) for VecNorm (eps on the variance)
+    assert abs(float(before[0]) - 3.0) < 1e-3
+    t.freeze()
+    t(TensorDict({"x": torch.tensor([100.0, 2.0])}, []))
+    t.unfreeze()  # the 100 was not taken in: now (1, 3, 5) have mean 3 and variance 8/3
+    out = float(t(TensorDict({"x": torch.tensor([5.0, 2.0])}, []))["x"][0])
+    assert abs(out - 2.0 / math.sqrt(8.0 / 3.0)) < 1e-3

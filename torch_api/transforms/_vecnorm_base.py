@@ -91,6 +91,7 @@ class _VecNormBase(Transform):
         set_plain(self, "_stats", _Stats(self.in_keys, lock))
         set_plain(self, "_bufs", {})
         set_plain(self, "_np_bnd", None)
+        set_plain(self, "frozen", False)
 
     @property
     def lock(self):
@@ -114,7 +115,44 @@ class _VecNormBase(Transform):
         return self.eps
 
     def _updating(self) -> bool:
-        return True
+        return not self.frozen
+
+    # --------------------------------------------------------- freezing
+    def freeze(self):
+        """Stop updating the statistics (they still normalize); returns self.
+
+        ``eval()`` does not freeze them, as in TorchRL 0.14.1.
+
+        Examples:
+            >>> from numbarl.torch_api import VecNorm
+            >>> VecNorm(in_keys=["x"]).freeze().frozen
+            True
+        """
+        set_plain(self, "frozen", True)
+        return self
+
+    def unfreeze(self):
+        """Update the statistics again; returns self.
+
+        Examples:
+            >>> from numbarl.torch_api import VecNormV2
+            >>> VecNormV2(in_keys=["x"]).freeze().unfreeze().frozen
+            False
+        """
+        set_plain(self, "frozen", False)
+        return self
+
+    def frozen_copy(self):
+        """A frozen, independent copy (a snapshot of the statistics, also when they are shared).
+
+        Examples:
+            >>> from numbarl.torch_api import VecNormV2
+            >>> t = VecNormV2(in_keys=["x"])
+            >>> c = t.frozen_copy()
+            >>> c.frozen, t.frozen
+            (True, False)
+        """
+        return self.clone().freeze()
 
     def _per_env_stats(self) -> bool:
         """Whether the statistics have the env batch dims (then a partial reset does not update them)."""

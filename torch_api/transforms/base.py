@@ -35,7 +35,7 @@ from torch import nn
 from .._attrs import set_plain
 from .._keys import key_list
 
-__all__ = ["Transform", "Compose"]
+__all__ = ["Transform", "Compose", "as_transform"]
 
 # Fusers: callables ``fuser(transforms, i) -> (step, n) | None`` that replace the
 # ``n`` transforms starting at ``transforms[i]`` by one fused ``step``. Modules
@@ -333,9 +333,7 @@ class Compose(Transform):
 
     def __init__(self, *transforms: Transform):
         super().__init__()
-        for i, t in enumerate(transforms):
-            if not isinstance(t, Transform):
-                raise TypeError(f"Compose requires Transform instances, got {type(t).__name__} at position {i}")
+        transforms = [as_transform(t, f"Compose (position {i})") for i, t in enumerate(transforms)]
         self.transforms = nn.ModuleList(transforms)
         for t in transforms:
             t.set_container(self)
@@ -470,17 +468,23 @@ class Compose(Transform):
         return iter(self.transforms)
 
     def append(self, transform: Transform) -> None:
-        """Add ``transform`` at the end."""
-        if not isinstance(transform, Transform):
-            raise TypeError(f"Compose.append requires a Transform, got {type(transform).__name__}")
-        self.transforms.append(transform)
-        transform.set_container(self)
+        """Add ``transform`` at the end, in ``eval()`` mode as in TorchRL.
+
+        A callable is wrapped in a transform that calls it on each output
+        tensordict; the members of a ``Compose`` are appended one by one.
+        """
+        transform = as_transform(transform, "Compose.append")
+        members = list(transform.transforms) if type(transform) is Compose else [transform]
+        for t in members:
+            t.eval()
+            self.transforms.append(t)
+            t.set_container(self)
         self._erase_metadata()
 
     def insert(self, index: int, transform: Transform) -> None:
-        """Insert ``transform`` before position ``index`` (negative indices count from the end)."""
-        if not isinstance(transform, Transform):
-            raise TypeError(f"Compose.insert requires a Transform, got {type(transform).__name__}")
+        """Insert ``transform`` (in ``eval()`` mode) before position ``index`` (negative indices count from the end)."""
+        transform = as_transform(transform, "Compose.insert")
+        transform.eval()
         n = len(self.transforms)
         if not -n - 1 <= index <= n:
             raise IndexError(f"Compose.insert index must be in [{-n - 1}, {n}], got {index}")
@@ -506,3 +510,50 @@ class Compose(Transform):
     def __repr__(self) -> str:
         inner = ",\n    ".join(repr(t) for t in self.transforms)
         return f"Compose(\n    {inner})" if inner else "Compose()"
+
+
+
+class _CallableTransform(Transform):
+    """A plain callable used as a transform: ``func(tensordict)`` on every output (step and reset).
+
+    What TorchRL makes of a function given where a transform goes
+    (``TransformedEnv(env, fn)``, ``append_transform(fn)``, ``Compose(fn)``).
+    It adds no spec entries; the inverse leaves the input as it is.
+    """
+
+    def __init__(self, func):
+        super().__init__()
+        self.func = func  # a Module (e.g. a TensorDictModule) becomes a child, so .to() and state_dict reach it
+
+    def forward(self, *args, **kwargs):
+        return self.func(*args, **kwargs)
+
+    def _call(self, next_tensordict):
+        return self.func(next_tensordict)
+
+    def _inv_call(self, tensordict):
+        return tensordict
+
+    def _reset(self, tensordict, tensordict_reset):
+        return self.func(tensordict_reset)
+
+    def __repr__(self) -> str:
+        return f"_CallableTransform({getattr(self.func, '__name__', type(self.func).__name__)})"
+
+
+def as_transform(obj, where: str) -> Transform:
+    """``obj`` when it is a Transform, a callable wrapped as one, else TypeError naming ``where``.
+
+    Examples:
+        >>> as_transform(lambda td: td, "TransformedEnv")
+        _CallableTransform(<lambda>)
+        >>> as_transform(3, "Compose.append")
+        Traceback (most recent call last):
+        ...
+        TypeError: Compose.append requires a Transform or a callable taking a TensorDict, got int
+    """
+    if isinstance(obj, Transform):
+        return obj
+    if callable(obj):
+        return _CallableTransform(obj)
+    raise TypeError(f"{where} requires a Transform or a callable taking a TensorDict, got {type(obj).__name__}")

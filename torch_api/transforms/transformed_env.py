@@ -21,7 +21,7 @@ from tensordict import TensorDict
 
 from .._attrs import set_plain
 from ..envs.common import EnvBase
-from .base import Compose, Transform
+from .base import Compose, Transform, as_transform
 
 __all__ = ["TransformedEnv"]
 
@@ -41,18 +41,20 @@ class TransformedEnv(EnvBase):
 
     Args:
         env: the base env (may itself be a ``TransformedEnv``).
-        transform: a ``Transform``; a single transform is wrapped in a ``Compose``.
+        transform: a ``Transform`` or a callable taking and returning a TensorDict
+            (wrapped as a transform, as in TorchRL); put in ``eval()`` mode.
         cache_specs: keep the transformed specs until a transform is added.
 
     Raises:
-        TypeError: ``env`` is not an ``EnvBase`` or ``transform`` not a ``Transform``.
+        TypeError: ``env`` is not an ``EnvBase`` or ``transform`` neither a ``Transform`` nor a callable.
     """
 
     def __init__(self, env: EnvBase, transform: Transform | None = None, cache_specs: bool = True, **kwargs):
         if not isinstance(env, EnvBase):
             raise TypeError(f"TransformedEnv requires env to be an EnvBase, got {type(env).__name__}")
-        if transform is not None and not isinstance(transform, Transform):
-            raise TypeError(f"TransformedEnv requires transform to be a Transform, got {type(transform).__name__}")
+        if transform is not None:
+            transform = as_transform(transform, "TransformedEnv")
+            transform.eval()  # as in TorchRL: transforms in an env run in eval() mode
         super().__init__(device=env.device, batch_size=env.batch_size)
         set_plain(self, "_cache_specs", cache_specs)
         set_plain(self, "_spec_cache", {})
@@ -151,16 +153,18 @@ class TransformedEnv(EnvBase):
 
     # ----------------------------------------------------------- composition
     def append_transform(self, transform: Transform) -> "TransformedEnv":
-        """Append ``transform`` to this env's transforms (in place) and return the env."""
-        if not isinstance(transform, Transform):
-            raise TypeError(f"append_transform requires a Transform, got {type(transform).__name__}")
-        self._as_compose().append(transform)
+        """Append ``transform`` to this env's transforms (in place, ``eval()`` mode) and return the env.
+
+        A callable becomes a transform that calls it on each output; the
+        members of a ``Compose`` are appended one by one (as in TorchRL).
+        """
+        self._as_compose().append(as_transform(transform, "append_transform"))
         self._erase_metadata()
         return self
 
     def insert_transform(self, index: int, transform: Transform) -> "TransformedEnv":
         """Insert ``transform`` at ``index`` in this env's transforms (in place) and return the env."""
-        self._as_compose().insert(index, transform)
+        self._as_compose().insert(index, as_transform(transform, "insert_transform"))
         self._erase_metadata()
         return self
 

@@ -68,8 +68,9 @@ class VecNorm(_VecNormBase):
     ``ssq / count - mean**2``, which cancels when the mean is large compared
     to the std; where that does not bite both agree to float32 rounding
     (the decayed weights are the same: ``decay`` is applied once per update).
-    Unlike TorchRL 0.14.1, which keeps updating, a VecNorm in ``eval()``
-    mode does not update its statistics, as TorchRL's documentation says.
+    As in TorchRL 0.14.1, :meth:`freeze` stops the updates and ``eval()``
+    does not (TorchRL's documentation says it does, its code does not, and
+    a ``TransformedEnv`` puts its transforms in ``eval()`` mode).
 
     ``get_extra_state`` returns plain tensors (``{key}_loc``, ``_m2``,
     ``_weight``, ``_count``); ``set_extra_state`` / ``load_state_dict`` also
@@ -163,9 +164,6 @@ class VecNorm(_VecNormBase):
 
     def _eps_std(self) -> float:
         return math.sqrt(self.eps)
-
-    def _updating(self) -> bool:
-        return self.training
 
     @staticmethod
     def build_td_for_shared_vecnorm(env, keys=None, memmap: bool = False) -> TensorDictBase:
@@ -408,7 +406,6 @@ class VecNormV2(_VecNormBase):
         self._init_stats_state(decay, eps, nonfinite, lock)
         set_plain(self, "stateful", stateful)
         set_plain(self, "reduce_batch_dims", reduce_batch_dims)
-        set_plain(self, "frozen", False)
         set_plain(self, "prefix", "_vecnorm_" + secrets.token_hex(4))
         if shared_data is not None:
             self._stats.use_td(shared_data, owner)
@@ -417,47 +414,12 @@ class VecNormV2(_VecNormBase):
     def _feature_shape(self, i, shape, batch_ndim):
         return shape[batch_ndim:] if self.reduce_batch_dims else shape
 
-    def _updating(self) -> bool:
-        return not self.frozen
-
     def _per_env_stats(self) -> bool:
         return not self.reduce_batch_dims
 
     @property
     def _np_supported(self) -> bool:
         return self.stateful
-
-    # --------------------------------------------------------- freezing
-    def freeze(self) -> "VecNormV2":
-        """Stop updating the statistics (they still normalize); returns self.
-
-        Examples:
-            >>> VecNormV2(in_keys=["x"]).freeze().frozen
-            True
-        """
-        set_plain(self, "frozen", True)
-        return self
-
-    def unfreeze(self) -> "VecNormV2":
-        """Update the statistics again; returns self.
-
-        Examples:
-            >>> VecNormV2(in_keys=["x"]).freeze().unfreeze().frozen
-            False
-        """
-        set_plain(self, "frozen", False)
-        return self
-
-    def frozen_copy(self) -> "VecNormV2":
-        """A frozen, independent copy (a snapshot of the statistics, also when they are shared).
-
-        Examples:
-            >>> t = VecNormV2(in_keys=["x"])
-            >>> c = t.frozen_copy()
-            >>> c.frozen, t.frozen
-            (True, False)
-        """
-        return self.clone().freeze()
 
     # ---------------------------------------------------------- statistics
     def _stats_td(self, which: int) -> TensorDict:
