@@ -41,6 +41,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
+from .._attrs import set_plain
 from ..specs import Categorical, Composite, TensorSpec
 from .utils import seed_generator, step_mdp
 
@@ -218,8 +219,8 @@ class EnvBase(nn.Module):
     @batch_size.setter
     def batch_size(self, value) -> None:
         value = _as_batch_size(value)
-        self.__dict__["_batch_size"] = value
-        self.__dict__["_output_spec"].shape = value
+        set_plain(self, "_batch_size", value)
+        self.__dict__["_output_spec"].shape = value  # the specs live in __dict__ (see set_plain)
         self.__dict__["_input_spec"].shape = value
 
     @property
@@ -669,7 +670,7 @@ class EnvBase(nn.Module):
 
     def close(self, *, raise_if_closed: bool = True) -> None:
         """Release the env's resources; closing twice is harmless."""
-        self.__dict__["is_closed"] = True
+        set_plain(self, "is_closed", True)
 
     def __enter__(self):
         return self

@@ -14,6 +14,7 @@ import math
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from .._attrs import set_plain
 from ..specs import Bounded, Composite, Unbounded
 from .common import EnvBase
 from .utils import make_composite_from_td
@@ -56,7 +57,7 @@ class PendulumEnv(EnvBase):
 
     def __init__(self, td_params: TensorDictBase | None = None, seed: int | None = None, device=None):
         super().__init__(device=device)
-        self.__dict__["_batch_locked"] = False
+        set_plain(self, "_batch_locked", False)
         if td_params is None:
             td_params = self.gen_params(device=self.device)
         if not isinstance(td_params, TensorDictBase) or "params" not in td_params.keys():
@@ -100,7 +101,7 @@ class PendulumEnv(EnvBase):
     def _set_seed(self, seed: int | None) -> None:
         rng = torch.Generator(device=self.device if self.device is not None else "cpu")
         rng.manual_seed(int(seed) if seed is not None else 0)
-        self.__dict__["rng"] = rng
+        set_plain(self, "rng", rng)
 
     def _done(self, shape) -> torch.Tensor:
         return torch.zeros((*shape, 1), dtype=torch.bool, device=self.device)
