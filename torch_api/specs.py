@@ -556,6 +556,21 @@ class Composite(TensorSpec):
         device = _as_device(dest, "Composite.to")
         return self._map(lambda v: v.to(device), self.shape, device)
 
+    def clear_device_(self) -> "Composite":
+        """Forget the device of this Composite and of every nested one (in place), so children on several
+        devices may live in it, as TorchRL allows; returns self.
+
+        Examples:
+            >>> c = Composite(a=Unbounded(1), device="cpu")
+            >>> c.clear_device_().device is None
+            True
+        """
+        self._device = None
+        for spec in self._specs.values():
+            if isinstance(spec, Composite):
+                spec.clear_device_()
+        return self
+
     # ---- comparison and display
     def __eq__(self, other):
         if type(other) is not Composite or self.shape != other.shape or self._device != other._device:

@@ -1,4 +1,5 @@
 """DTypeCastTransform, DoubleToFloat, DeviceCastTransform, ClipTransform, SignTransform vs TorchRL 0.14.1."""
+import functools
 import math
 
 import numpy as np
@@ -195,3 +196,28 @@ def test_sign_bad_arguments():
         nb.SignTransform(in_keys=[1.5])
     with pytest.raises(ValueError, match="out_keys must have the same length"):
         nb.SignTransform(in_keys=["a"], out_keys=["b", "c"])
+
+
+def _cast_env(lib, **keys):
+    return lib.TransformedEnv(lib.GymEnv("Pendulum-v1", device="cpu:0"), lib.DeviceCastTransform("cpu:1", **keys))
+
+
+@pytest.mark.parametrize("keys", [{}, {"in_keys": ["observation"], "in_keys_inv": ["action"]}],
+                         ids=["whole", "partial"])
+def test_device_cast_sets_the_env_device_like_torchrl(keys):
+    trl = pytest.importorskip("torchrl.envs", reason="torchrl 0.14.1 is the reference")
+    ours, theirs = _cast_env(nb, **keys), _cast_env(trl, **keys)
+    assert ours.device == theirs.device == (torch.device("cpu:1") if not keys else None)
+    nb.check_env_specs(ours)
+    serial = nb.SerialEnv(2, functools.partial(_cast_env, nb, **keys))
+    assert serial.device == (torch.device("cpu:1") if not keys else None)  # the sub-envs' device, as TorchRL
+    nb.check_env_specs(serial)
+    serial.close()
+
+
+def test_partial_device_cast_leaves_a_tensordict_without_device():
+    t = nb.DeviceCastTransform("cpu:1", "cpu:0", in_keys=["a"], out_keys=["b"])
+    out = t._call(TensorDict({"a": torch.randn(())}, [], device="cpu:0"))
+    assert out.device is None and "b" in out.keys()
+    whole = nb.DeviceCastTransform("cpu:1", "cpu:0")
+    assert whole._call(TensorDict({}, [], device="cpu:0")).device == torch.device("cpu:1")

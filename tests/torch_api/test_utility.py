@@ -206,7 +206,7 @@ def test_primer_call_before_env_reset(before):
     ((), {"primers": [1]}, TypeError, "primers to be a dict or a Composite"),
     ((), {"primers": {"a": nb.Unbounded(1)}, "mykey": nb.Unbounded(1)}, ValueError, "primers or keyword specs"),
     ((), {"primers": {"a": nb.Unbounded(1)}, "random": True, "default_value": 1.0}, ValueError,
-     "random=True or a default_value"),
+     "setting random to True and providing a default_value are incompatible, got default_value=1.0"),
     ((), {"primers": {"a": nb.Unbounded(1)}, "default_value": {"b": 1.0}}, ValueError, "default_value keys"),
     ((), {"primers": {"a": nb.Unbounded(1)}, "default_value": "x"}, TypeError, "default_value to be a number"),
     ((), {"primers": {"a": nb.Unbounded(1)}, "reset_key": 3}, TypeError, "reset_key to be a key"),
@@ -394,3 +394,12 @@ def test_burn_in_refuses_envs_and_bad_arguments():
         nb.BurnInTransform([module], 2, out_keys=[3])
     with pytest.raises(ValueError, match="longer than burn_in=2"):
         nb.BurnInTransform([module], 2)(_data((2, 2)))
+
+
+@pytest.mark.parametrize("default_value", [0.0, 0, None, {}])
+def test_primer_random_with_a_zero_or_empty_default_is_random_like_torchrl(default_value):
+    env = nb.TransformedEnv(nb.GymEnv("Pendulum-v1"), nb.TensorDictPrimer(
+        random=True, default_value=default_value, mykey=nb.Bounded(-3.0, 3.0, (4,))))
+    env.set_seed(0)
+    value = env.reset()["mykey"]
+    assert value.shape == (4,) and (value != 0).any() and (value.abs() <= 3).all()

@@ -101,6 +101,15 @@ def _check_args(cls_name: str, num_workers, create_env_fn, create_env_kwargs):
     return num_workers, fns, kwargs
 
 
+def _sub_device(device, sub_env):
+    """The batched env's device: ``device`` when given, else the sub-envs' when it is a CPU device (as
+    TorchRL takes the sub-envs' device), else None."""
+    if device is not None:
+        return device
+    sub = getattr(sub_env, "device", None)
+    return sub if sub is not None and sub.type == "cpu" else None
+
+
 def _check_device(cls_name: str, device):
     if device is not None and torch.device(device).type != "cpu":
         raise ValueError(f"{cls_name} runs on the CPU; device must be None or 'cpu', got {device!r}")
@@ -325,7 +334,7 @@ class SerialEnv(_BatchedEnv):
             for env in envs:
                 env.close()
             raise
-        super().__init__(device=device, batch_size=[num_workers, *layout["sub_batch"]])
+        super().__init__(device=_sub_device(device, envs[0]), batch_size=[num_workers, *layout["sub_batch"]])
         arrays = allocate(layout)
         self._set_specs(envs[0])
         self._set_arrays(layout, arrays)
@@ -601,7 +610,7 @@ class ParallelEnv(_BatchedEnv):
         try:
             layout = make_layout(meta, num_workers)
             check_env_layout(meta, layout, f"{name}: the env of create_env_fn")
-            super().__init__(device=device, batch_size=[num_workers, *layout["sub_batch"]])
+            super().__init__(device=_sub_device(device, meta), batch_size=[num_workers, *layout["sub_batch"]])
             bounds = np.linspace(0, num_workers, num_processes + 1).round().astype(int)
             slices = [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
             payloads = [_payload(name, (fns[lo:hi], kwargs[lo:hi]), method) for lo, hi in slices]

@@ -218,12 +218,14 @@ class GymWrapper(ArrayEnvBase):
         composite = Composite(shape=())
         for name, spec in obs.items():
             composite[name] = spec
-        self.observation_spec = composite
+        # specs are built on the host and moved to the env's device (which may be e.g. "cpu:0")
+        on = (lambda spec: spec) if self.device is None else (lambda spec: spec.to(self.device))
+        self.observation_spec = on(composite)
         action = gym_space_to_spec(env.action_space, self.categorical_action_encoding)
-        self.action_spec = action
-        self.reward_spec = Unbounded(shape=(1,), dtype=torch.float32)
+        self.action_spec = on(action)
+        self.reward_spec = on(Unbounded(shape=(1,), dtype=torch.float32))
         done = Categorical(2, shape=(1,), dtype=torch.bool)
-        self.full_done_spec = Composite(done=done, terminated=done.clone(), truncated=done.clone())
+        self.full_done_spec = on(Composite(done=done, terminated=done.clone(), truncated=done.clone()))
         self._obs_buffers = {}
         for key in self.full_observation_spec.keys(True, True):
             spec = self.full_observation_spec[key]

@@ -14,8 +14,13 @@ from numbarl.core._checks import check_bool, check_int, check_number
 
 from .._keys import key_list
 
-__all__ = ["check_bool", "check_choice", "check_int", "check_keys", "check_lock", "check_number", "check_str_key",
+__all__ = ["CompatValueError", "check_bool", "check_choice", "check_int", "check_keys", "check_lock", "check_number", "check_str_key",
            "check_unique"]
+
+
+class CompatValueError(ValueError, RuntimeError):
+    """A wrong value that TorchRL refuses with RuntimeError: a ValueError by this package's rule, and a
+    RuntimeError too, so code written against TorchRL (``except RuntimeError``) keeps working."""
 
 
 def check_str_key(value, owner: str, name: str) -> str:

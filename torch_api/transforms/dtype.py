@@ -328,7 +328,10 @@ class DeviceCastTransform(_KeyWise):
     def _call(self, next_tensordict):
         if self._whole:
             return next_tensordict.to(self.device)
-        return super()._call(next_tensordict)
+        out = super()._call(next_tensordict)
+        if out.device is not None and out.device != self.device:
+            out.clear_device_()  # its entries now live on two devices (TorchRL's rule too)
+        return out
 
     def _reset(self, tensordict, tensordict_reset):
         return self._call(tensordict_reset)
@@ -354,16 +357,23 @@ class DeviceCastTransform(_KeyWise):
     def transform_output_spec(self, output_spec):
         if self._whole:
             return output_spec.to(self.device)
+        if output_spec.device is not None and output_spec.device != self.device:
+            output_spec = output_spec.clone().clear_device_()  # some entries move: the specs' device is mixed
         return super().transform_output_spec(output_spec)
 
     def transform_input_spec(self, input_spec):
         if self._whole:
             return input_spec.to(self.device)
+        if input_spec.device is not None and input_spec.device != self.device:
+            input_spec = input_spec.clone().clear_device_()
         return super().transform_input_spec(input_spec)
 
     def transform_env_device(self, device):
-        """The env's device as seen through this transform."""
-        return self.device if self._whole else device
+        """The env's device as seen through this transform: ``device`` for a whole cast; None (mixed) for a
+        partial cast to another device, as in TorchRL."""
+        if self._whole:
+            return self.device
+        return device if device == self.device else None
 
     def __repr__(self) -> str:
         return f"DeviceCastTransform(device={self.device}, orig_device={self.orig_device})"

@@ -36,6 +36,16 @@ def _env_batch_size(transform, batch_size):
     return batch_size if hook is None else hook(batch_size)
 
 
+def _env_device(transform, device):
+    """The device seen through ``transform``: each transform's ``transform_env_device`` hook, in order."""
+    if isinstance(transform, Compose):
+        for t in transform.transforms:
+            device = _env_device(t, device)
+        return device
+    hook = getattr(transform, "transform_env_device", None)
+    return device if hook is None else hook(device)
+
+
 class TransformedEnv(EnvBase):
     """An env whose outputs go through ``transform`` and whose inputs go through its inverse.
 
@@ -92,7 +102,14 @@ class TransformedEnv(EnvBase):
 
     @property
     def device(self):
-        return self.base_env.device
+        """The base env's device as seen through the transforms (``transform_env_device`` hooks, in order)."""
+        cache = self.__dict__.get("_spec_cache")
+        if cache is not None and "device" in cache:
+            return cache["device"]
+        device = _env_device(self.transform, self.base_env.device)
+        if cache is not None and self._cache_specs:
+            cache["device"] = device
+        return device
 
     @property
     def output_spec(self):

@@ -22,7 +22,7 @@ from tensordict import TensorDict, TensorDictBase
 from .._attrs import set_plain
 from ..specs import Composite, TensorSpec
 from .base import Transform
-from ._checks import check_bool, check_int
+from ._checks import CompatValueError, check_bool, check_int
 from ._env_chain import container_env
 from .keys import one_key
 
@@ -108,8 +108,14 @@ class TensorDictPrimer(Transform):
                 check_bool(flag, owner, name)
         check_bool(single_default_value, owner, "single_default_value")
         check_bool(call_before_env_reset, owner, "call_before_env_reset")
-        if random and default_value is not None:
-            raise ValueError("TensorDictPrimer takes random=True or a default_value, not both")
+        # TorchRL counts a zero or an empty dict as no default_value (its check is a truth test)
+        no_default = default_value is None or (isinstance(default_value, dict) and not default_value) or (
+            isinstance(default_value, (int, float)) and not isinstance(default_value, bool) and default_value == 0)
+        if random and not no_default:
+            raise ValueError("TensorDictPrimer: setting random to True and providing a default_value are "
+                             f"incompatible, got default_value={default_value!r}")
+        if random:
+            default_value = None
         keys = list(spec.keys(True, True))
         if single_default_value:
             if not callable(default_value):
@@ -153,8 +159,8 @@ class TensorDictPrimer(Transform):
         if not expand or len(spec.shape) > len(batch_size) or \
                 batch_size[len(batch_size) - len(spec.shape):] != spec.shape:
             hint = "" if expand else "; pass expand_specs=True to expand them"
-            raise ValueError(f"TensorDictPrimer primers have batch shape {tuple(spec.shape)}, which does not fit "
-                             f"the batch size {tuple(batch_size)}{hint}")
+            raise CompatValueError(f"TensorDictPrimer primers have batch shape {tuple(spec.shape)}, which does not fit "
+                                   f"the batch size {tuple(batch_size)}{hint}")
         return spec.expand(batch_size)
 
     def _specs(self):
