@@ -161,7 +161,7 @@ def test_vecnormv2_frozen_normalizes_without_updating():
 
 # ------------------------------------------------------------ VecNorm legacy
 @pytest.mark.parametrize("decay", [1.0, 0.99])
-def test_vecnorm_legacy_runs_on_the_device_and_eval_does_not_update(decay):
+def test_vecnorm_legacy_runs_on_the_device_and_frozen_does_not_update(decay):
     def make():
         return VecNorm(in_keys=["x"], decay=decay, eps=1e-4)
 
@@ -170,7 +170,7 @@ def test_vecnorm_legacy_runs_on_the_device_and_eval_does_not_update(decay):
     host = make()
     _assert_outputs(got, _play(host, _copy(script)))
     _assert_stats(dev, host, 1e-6)
-    dev.eval(), host.eval()
+    dev.freeze(), host.freeze()
     before = {k: v.clone() for k, v in dev.get_extra_state().items()}
     later = _script(torch.float32, seed=2)
     with simulated_cuda() as sim:
