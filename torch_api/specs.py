@@ -327,7 +327,8 @@ class Composite(TensorSpec):
     def _check_device(self, full, spec, device):
         if spec is None or isinstance(spec, Composite) and spec.device is None:
             return
-        if spec.device != device:
+        # host devices ("cpu", "cpu:0", "cpu:1") share memory: a Composite on one may hold specs on another
+        if spec.device != device and not (spec.device is not None and spec.device.type == device.type == "cpu"):
             raise SpecDeviceError(f"Composite key {_show(full)!r}: the spec is on device {spec.device} but the "
                              f"Composite is on {device}; move it with spec.to({str(device)!r})")
 

@@ -304,12 +304,17 @@ class DeviceCastTransform(_KeyWise):
         orig_device = None if orig_device is None else _as_device(orig_device, "DeviceCastTransform", "orig_device")
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
         set_plain(self, "device", device)
-        set_plain(self, "orig_device", orig_device)
+        set_plain(self, "_orig_device", orig_device)
         set_plain(self, "_whole", in_keys is None and in_keys_inv is None)
 
+    @property
+    def orig_device(self):
+        """The device inside the env: the one given, else the env's once the transform is in one (else None)."""
+        return self._inner_device()
+
     def _inner_device(self):
-        if self.orig_device is not None:
-            return self.orig_device
+        if self._orig_device is not None:
+            return self._orig_device
         env = container_env(self)
         return None if env is None else env.base_env.device
 
@@ -337,10 +342,25 @@ class DeviceCastTransform(_KeyWise):
         return self._call(tensordict_reset)
 
     def _inv_call(self, tensordict):
+        inner = self._inner_device()
         if self._whole:
-            inner = self._inner_device()
             return tensordict if inner is None else tensordict.to(inner)
-        return super()._inv_call(tensordict)
+        if inner is None:
+            return tensordict
+        for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
+            value = tensordict.get(out_key, None)
+            if value is not None:  # what the policy wrote, moved in for the base env
+                tensordict.set(in_key, value.to(inner))
+                continue
+            value = tensordict.get(in_key, None)
+            if value is None:
+                self._missing(out_key, tensordict)
+                continue
+            # TorchRL's layout when only the inner key is there: it is moved and filed under out_key too
+            tensordict.set(out_key, value.to(inner))
+        if tensordict.device is not None and tensordict.device != inner:
+            tensordict.clear_device_()
+        return tensordict
 
     def _np_pairs(self, arrays, pairs, inverse):
         for in_key, out_key in pairs:
