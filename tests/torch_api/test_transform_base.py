@@ -244,3 +244,43 @@ def test_compose_append_flattens_and_insert_keeps_nesting_like_torchrl(torchrl):
         names.append([type(t).__name__ for t in c])
         assert [t.training for t in c] == [False, True, True, False]
     assert names[0] == names[1] == ["Compose", "StepCounter", "Compose", "RewardSum"]
+
+
+def _count_y(data):
+    if "y" in data.keys():
+        data["y"] += 1
+        return data
+    return data.set("y", torch.zeros(data.shape))
+
+
+def test_transform_attribute_takes_callables_and_compose_pops():
+    from numbarl.torch_api import RewardSum, StepCounter
+
+    env = TransformedEnv(GymEnv("Pendulum-v1"), _count_y)
+    env.append_transform(_count_y)
+    env.insert_transform(0, _count_y)
+    env.transform.append(_count_y)
+    assert env.reset()["y"] == 3  # four calls: zero, then three increments
+    env.transform = _count_y
+    assert env.reset()["y"] == 0
+    assert not TransformedEnv(GymEnv("Pendulum-v1")).transform.training
+    c = Compose(StepCounter(), RewardSum())
+    last = c.pop()
+    assert type(last).__name__ == "RewardSum" and last.parent is None and len(c) == 1
+    with pytest.raises(IndexError, match="index -1 is out of range"):
+        Compose().pop()
+
+
+def test_internal_attribute_errors_are_not_hidden_by_the_base_env():
+    class Buggy(Transform):
+        def transform_output_spec(self, output_spec):
+            raise AttributeError("inner")
+
+    env = TransformedEnv(GymEnv("Pendulum-v1"), Buggy())
+    with pytest.raises(AttributeError, match="because an internal error was raised.*inner"):
+        env.observation_spec
+    with pytest.raises(AttributeError, match="'GymEnv' object has no attribute 'tralala'"):
+        env.tralala
+    with pytest.raises(RuntimeError, match="_allow_done_after_reset is a read-only property for TransformedEnvs"):
+        env._allow_done_after_reset = True
+    assert env._allow_done_after_reset is False

@@ -496,6 +496,18 @@ class Compose(Transform):
         transform.set_container(self)
         self._erase_metadata()
 
+    def pop(self, index: int = -1) -> Transform:
+        """Remove the transform at ``index`` (default the last) and return it, detached from this Compose."""
+        n = len(self.transforms)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} is out of range")
+        items = list(self.transforms)
+        out = items.pop(index)
+        self.transforms = nn.ModuleList(items)
+        out.set_container(None)
+        self._erase_metadata()
+        return out
+
     def clone(self) -> "Compose":
         out = super().clone()
         for t in out.transforms:

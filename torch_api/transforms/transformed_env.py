@@ -18,6 +18,7 @@ Examples:
 from __future__ import annotations
 
 from tensordict import TensorDict
+from torch import nn
 
 from .._attrs import set_plain
 from ..envs.common import EnvBase
@@ -69,13 +70,13 @@ class TransformedEnv(EnvBase):
         set_plain(self, "_cache_specs", cache_specs)
         set_plain(self, "_spec_cache", {})
         self.base_env = env
-        self._set_transform(Compose() if transform is None else transform)
+        self._set_transform(Compose().eval() if transform is None else transform)
 
     def _set_transform(self, transform: Transform) -> None:
         # As in TorchRL, a single transform stays ``env.transform`` itself until a
         # second one is appended. The per-step array path reads the base env and
         # the transform through ``_fast`` rather than nn.Module's attribute lookup.
-        self.transform = transform
+        nn.Module.__setattr__(self, "transform", transform)
         transform.set_container(self)
         set_plain(self, "_fast", (self.base_env, transform))
         self._erase_metadata()
@@ -195,11 +196,32 @@ class TransformedEnv(EnvBase):
             self.base_env.close()
         super().close()
 
+    def __setattr__(self, name, value):
+        if name == "transform":  # ``env.transform = t`` (a callable too) replaces the transforms
+            self._set_transform(as_transform(value, "TransformedEnv.transform"))
+            return
+        if name == "_allow_done_after_reset":
+            raise RuntimeError("_allow_done_after_reset is a read-only property for TransformedEnvs: set it on "
+                               "the base env")
+        super().__setattr__(name, value)
+
+    @property
+    def _allow_done_after_reset(self) -> bool:
+        return bool(getattr(self.base_env, "_allow_done_after_reset", False))
+
     def __getattr__(self, name):
         try:
             return super().__getattr__(name)
         except AttributeError:
             pass
+        if any(name in klass.__dict__ for klass in type(self).__mro__):
+            # a property of this class raised AttributeError in its own code: say so instead of
+            # answering with the base env's attribute of the same name
+            try:
+                object.__getattribute__(self, name)
+            except AttributeError as err:
+                raise AttributeError(f"{type(self).__name__}.{name} could not be read because an internal error "
+                                     f"was raised: {err!r}") from err
         base = self.__dict__.get("_modules", {}).get("base_env")
         if base is None or name.startswith("__"):
             raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
