@@ -537,3 +537,29 @@ def test_eval_mode_keeps_updating_and_freeze_stops_like_torchrl(cls):
     t.unfreeze()  # the 100 was not taken in: now (1, 3, 5) have mean 3 and variance 8/3
     out = float(t(TensorDict({"x": torch.tensor([5.0, 2.0])}, []))["x"][0])
     assert abs(out - 2.0 / math.sqrt(8.0 / 3.0)) < 1e-3
+
+
+def test_new_api_keywords_go_to_vecnormv2_and_legacy_refuses_them():
+    v = nt.VecNorm(in_keys=["observation"], stateful=False, new_api=True)
+    assert type(v).__name__ == "VecNormV2" and v.stateful is False
+    with pytest.raises(TypeError, match=r"VecNorm got \['stateful'\], which only VecNorm\(new_api=True\)"):
+        nt.VecNorm(in_keys=["x"], stateful=False)
+
+
+@pytest.mark.parametrize("cls", ["VecNorm", "VecNormV2"])
+def test_loc_scale_denorm_and_frozen_copy_need_statistics(cls):
+    t = getattr(nt, cls)(in_keys=["a"], out_keys=["a_norm"], decay=1.0)
+    with pytest.raises(RuntimeError, match="Make sure the VecNorm has been initialized") as info:
+        t.frozen_copy()
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(RuntimeError, match="must be initialized before calling denorm|no statistics for 'a' yet"):
+        t.denorm(TensorDict({"a_norm": torch.zeros(2)}, []))
+    x = torch.tensor([[1.0, -2.0], [3.0, 6.0], [5.0, 1.0]])
+    out = t(TensorDict({"a": x}, [3]))
+    if cls == "VecNormV2":  # per-env statistics unless reduce_batch_dims: compare on one row
+        return
+    want_loc = x.double().mean(0)
+    want_scale = x.double().var(0, unbiased=False).sqrt()
+    torch.testing.assert_close(t.loc["a"].double(), want_loc, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(t.scale["a"].double(), want_scale, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(t.denorm(out)["a"], x, rtol=1e-5, atol=1e-5)

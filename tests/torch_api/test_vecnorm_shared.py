@@ -142,8 +142,12 @@ def test_env_creator_shares_statistics():
     env.rollout(10)
     assert local.transform.get_extra_state()["count.-|-.reward"].item() == 20
     assert local.transform.scale["reward"].item() > 0
+    # TorchRL's EnvCreator.state_dict: the template env's, shared statistics included
+    assert make.state_dict()["transform._extra_state"]["count.-|-.reward"].item() == 20
     env.close()
     make.close()
+    with pytest.raises(RuntimeError, match="EnvCreator.state_dict needs the template env"):
+        make.state_dict()
 
 
 def test_stateless_has_nothing_to_share():

@@ -143,6 +143,17 @@ class EnvCreator:
             for block in blocks:
                 block.close()
 
+    def state_dict(self, *args, **kwargs) -> dict:
+        """The template env's ``state_dict`` (its shared statistics included), as TorchRL's EnvCreator gives.
+
+        Raises:
+            RuntimeError: the creator was closed, or unpickled in another process (it holds no template env).
+        """
+        if self._template_env is None:
+            raise RuntimeError("EnvCreator.state_dict needs the template env, which this creator does not hold "
+                               "(closed, or unpickled in another process); call it where the creator was made")
+        return self._template_env.state_dict(*args, **kwargs)
+
     def __reduce__(self):
         fn, packed = _dump_fn(self.create_env_fn)
         return _rebuild, (fn, packed, self.create_env_kwargs, self._handles)

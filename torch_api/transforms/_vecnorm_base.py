@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from tensordict import TensorDict
 
 from numbarl.core.moments import NonFiniteError
 
@@ -46,6 +47,7 @@ from .._device import cuda_device, kernel_module, launch, on_device
 from ..specs import Unbounded
 from .base import Compose, Transform
 from .normalization import ObservationNorm
+from ._checks import CompatValueError
 from ._env_chain import container_env
 from ._reset_masks import batch_view
 from .moments_state import TensorMoments, _Stats
@@ -145,13 +147,22 @@ class _VecNormBase(Transform):
     def frozen_copy(self):
         """A frozen, independent copy (a snapshot of the statistics, also when they are shared).
 
+        Raises:
+            RuntimeError: no data seen yet (also a ValueError), as in TorchRL.
+
         Examples:
             >>> from numbarl.torch_api import VecNormV2
+            >>> import torch
+            >>> from tensordict import TensorDict
             >>> t = VecNormV2(in_keys=["x"])
+            >>> _ = t(TensorDict({"x": torch.ones(2)}, []))
             >>> c = t.frozen_copy()
             >>> c.frozen, t.frozen
             (True, False)
         """
+        if all(state is None for state in self._stats.states):
+            raise CompatValueError(f"{type(self).__name__}.frozen_copy requires statistics. Make sure the VecNorm has "
+                                   "been initialized (apply it to data first)")
         return self.clone().freeze()
 
     def _per_env_stats(self) -> bool:
@@ -510,6 +521,80 @@ class _VecNormBase(Transform):
                 return loc.to(dtype), std.to(dtype)
             loc, std = s.loc.copy(), s.std(self._eps_std())
         return torch.from_numpy(loc).to(dtype), torch.from_numpy(std).to(dtype)
+
+    def _stats_td(self, which: int) -> TensorDict:
+        out = TensorDict(batch_size=[])
+        for i, key in enumerate(self.in_keys):
+            out.set(key, self._loc_scale(i)[which])
+        return out
+
+    @property
+    def loc(self) -> TensorDict:
+        """The running mean of each in_key (a TensorDict keyed by in_keys, in the data dtype).
+
+        Raises:
+            ValueError: stateless mode, or no data seen yet.
+
+        Examples:
+            >>> import torch
+            >>> from tensordict import TensorDict
+            >>> from numbarl.torch_api import VecNormV2
+            >>> t = VecNormV2(in_keys=["x"], decay=1.0)
+            >>> _ = t(TensorDict({"x": torch.tensor([[1.0], [3.0]])}, [2]))
+            >>> t.loc["x"]
+            tensor([[1.],
+                    [3.]])
+        """
+        return self._stats_td(0)
+
+    @property
+    def scale(self) -> TensorDict:
+        """The standard deviation each in_key is divided by (floored as the class says), keyed by in_keys.
+
+        Raises:
+            ValueError: stateless mode, or no data seen yet.
+
+        Examples:
+            >>> import torch
+            >>> from tensordict import TensorDict
+            >>> from numbarl.torch_api import VecNormV2
+            >>> t = VecNormV2(in_keys=["x"], decay=1.0, reduce_batch_dims=True)
+            >>> _ = t(TensorDict({"x": torch.tensor([[1.0], [3.0]])}, [2]))
+            >>> t.loc["x"], t.scale["x"]
+            (tensor([2.]), tensor([1.]))
+        """
+        return self._stats_td(1)
+
+    def denorm(self, tensordict):
+        """Undo the normalization: read each out_key, write ``value * scale + loc`` to its in_key.
+
+        Returns a shallow copy of ``tensordict``; out_keys it lacks are left
+        out, as in TorchRL.
+
+        Raises:
+            RuntimeError: no data seen yet (also a ValueError).
+
+        Examples:
+            >>> import torch
+            >>> from tensordict import TensorDict
+            >>> from numbarl.torch_api import VecNorm
+            >>> t = VecNorm(in_keys=["x"], decay=1.0)
+            >>> td = TensorDict({"x": torch.tensor([[1.0], [3.0]])}, [2])
+            >>> t.denorm(t(td.clone()))["x"]
+            tensor([[1.],
+                    [3.]])
+        """
+        if all(state is None for state in self._stats.states):
+            raise CompatValueError(f"{type(self).__name__} must be initialized before calling denorm: apply it to "
+                                   "data (or roll out its env) first")
+        out = tensordict.copy()
+        for i, (in_key, out_key) in enumerate(zip(self.in_keys, self.out_keys)):
+            value = tensordict.get(out_key, None)
+            if value is None:
+                continue
+            loc, scale = self._loc_scale(i)
+            out.set(in_key, value * scale.to(value.device) + loc.to(value.device))
+        return out
 
     def _observation_norms(self):
         norms = []

@@ -97,7 +97,7 @@ class VecNorm(_VecNormBase):
         decay: in (0, 1]. Default 0.9999.
         eps: floor of the variance, > 0. Default 1e-4.
         shapes: the feature shape of each in_key (trailing dims).
-        new_api: True returns a :class:`VecNormV2`.
+        new_api: True returns a :class:`VecNormV2` (further keywords, e.g. ``stateful``, go to it).
         nonfinite: "raise" (default) or "skip".
 
     Raises:
@@ -120,7 +120,7 @@ class VecNorm(_VecNormBase):
     _style = "legacy"
 
     def __new__(cls, in_keys=None, out_keys=None, shared_td=None, lock=None, decay=0.9999, eps=1e-4, shapes=None,
-                new_api=None, nonfinite="raise"):
+                new_api=None, nonfinite="raise", **v2_kwargs):
         if new_api is not None and not isinstance(new_api, bool):
             raise TypeError(f"VecNorm requires new_api as a bool or None, got {type(new_api).__name__}: {new_api!r}")
         if new_api:
@@ -128,11 +128,13 @@ class VecNorm(_VecNormBase):
                 raise ValueError("VecNorm(new_api=True) takes no shapes (VecNormV2 infers them), got "
                                  f"{shapes!r}")
             return VecNormV2(_DEFAULT_KEYS if in_keys is None else in_keys, out_keys, lock=lock, decay=decay,
-                             eps=eps, shared_data=shared_td, nonfinite=nonfinite)
+                             eps=eps, shared_data=shared_td, nonfinite=nonfinite, **v2_kwargs)
+        if v2_kwargs:
+            raise TypeError(f"VecNorm got {sorted(v2_kwargs)}, which only VecNorm(new_api=True) (VecNormV2) takes")
         return super().__new__(cls)
 
     def __init__(self, in_keys=None, out_keys=None, shared_td=None, lock=None, decay: float = 0.9999,
-                 eps: float = 1e-4, shapes=None, new_api=None, nonfinite: str = "raise"):
+                 eps: float = 1e-4, shapes=None, new_api=None, nonfinite: str = "raise", **v2_kwargs):
         owner = "VecNorm"
         in_keys, out_keys = check_keys(owner, list(_DEFAULT_KEYS) if in_keys is None else in_keys, out_keys)
         if not in_keys:
@@ -426,45 +428,7 @@ class VecNormV2(_VecNormBase):
         if not self.stateful:
             raise ValueError("VecNormV2 in stateless mode holds no statistics: they travel in the tensordict "
                              f"under {self.prefix!r}")
-        out = TensorDict(batch_size=[])
-        for i, key in enumerate(self.in_keys):
-            out.set(key, self._loc_scale(i)[which])
-        return out
-
-    @property
-    def loc(self) -> TensorDict:
-        """The running mean of each in_key (a TensorDict keyed by in_keys, in the data dtype).
-
-        Raises:
-            ValueError: stateless mode, or no data seen yet.
-
-        Examples:
-            >>> import torch
-            >>> from tensordict import TensorDict
-            >>> t = VecNormV2(in_keys=["x"], decay=1.0)
-            >>> _ = t(TensorDict({"x": torch.tensor([[1.0], [3.0]])}, [2]))
-            >>> t.loc["x"]
-            tensor([[1.],
-                    [3.]])
-        """
-        return self._stats_td(0)
-
-    @property
-    def scale(self) -> TensorDict:
-        """max(running std, eps) of each in_key (a TensorDict keyed by in_keys).
-
-        Raises:
-            ValueError: stateless mode, or no data seen yet.
-
-        Examples:
-            >>> import torch
-            >>> from tensordict import TensorDict
-            >>> t = VecNormV2(in_keys=["x"], decay=1.0, reduce_batch_dims=True)
-            >>> _ = t(TensorDict({"x": torch.tensor([[1.0], [3.0]])}, [2]))
-            >>> t.loc["x"], t.scale["x"]
-            (tensor([2.]), tensor([1.]))
-        """
-        return self._stats_td(1)
+        return super()._stats_td(which)
 
     @property
     def standard_normal(self) -> bool:
