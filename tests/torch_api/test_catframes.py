@@ -336,6 +336,10 @@ def test_spec_matches_torchrl(torchrl, dim, make):
         ours = CatFrames(4, dim, in_keys=["x"], **kw).transform_observation_spec(Composite(x=spec))
         theirs = RLCatFrames(4, dim, in_keys=["x"], **kw).transform_observation_spec(rl_data.Composite(x=twin))
         assert_spec_matches_torchrl(ours, theirs)
+    # a leaf spec is mapped as the spec of an in_key
+    ours = CatFrames(4, dim, in_keys=["x"]).transform_observation_spec(spec.clone())
+    theirs = RLCatFrames(4, dim, in_keys=["x"]).transform_observation_spec(twin.clone())
+    assert_spec_matches_torchrl(ours, theirs)
 
 
 # ------------------------------------------------------------------- errors

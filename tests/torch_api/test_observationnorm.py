@@ -255,3 +255,15 @@ def test_empty_and_duplicate_keys_refused():
         ObservationNorm(0.0, 1.0, in_keys=[""])
     with pytest.raises(ValueError, match="ObservationNorm requires distinct out_keys"):
         ObservationNorm(0.0, 1.0, in_keys=["a", "b"], out_keys=["c", "c"])
+
+
+@pytest.mark.parametrize("standard_normal", [True, False])
+def test_leaf_observation_spec_matches_torchrl(trl, standard_normal):
+    from torchrl import data as rl_data
+
+    kw = dict(loc=torch.tensor(0.5), scale=torch.tensor(2.0), in_keys=["obs"], standard_normal=standard_normal)
+    ours = ObservationNorm(**kw).transform_observation_spec(Bounded(0.0, 1.0, (3, 4, 4)))
+    theirs = trl.ObservationNorm(**kw).transform_observation_spec(rl_data.Bounded(0.0, 1.0, (3, 4, 4)))
+    assert_spec_matches_torchrl(ours, theirs)
+    expected_low = -0.25 if standard_normal else 0.5
+    assert torch.allclose(ours.low, torch.full((3, 4, 4), expected_low))

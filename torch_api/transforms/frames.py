@@ -172,7 +172,10 @@ class CatFrames(KeyedArrayTransform):
                  as_inverse: bool = False, reset_key=None, done_key=None, future: bool = False, mask_key=None):
         owner = "CatFrames"
         N = check_int(N, owner, "N", above=0)
-        dim = check_int(dim, owner, "dim", below=0)
+        dim = check_int(dim, owner, "dim")
+        if dim >= 0:
+            raise ValueError(f"{owner} requires dim < 0, got {dim} (dim must be < 0 to accommodate for tensordicts "
+                             "of different batch sizes)")
         if not isinstance(padding, str):
             raise TypeError(f"{owner} requires padding to be a str, got {type(padding).__name__}: {padding!r}")
         if padding not in _PADDINGS:
@@ -378,8 +381,9 @@ class CatFrames(KeyedArrayTransform):
             raise RuntimeError("CatFrames(mask_key=...) is only available offline (forward / unfolding): the env "
                                "step path writes no padding masks")
         if self.as_inverse:
-            raise ValueError("CatFrames(as_inverse=True) stacks stored data in its inverse (e.g. in a replay "
-                             "buffer); it cannot run inside an env")
+            raise ValueError("CatFrames as inverse is not supported as a transform for environments, only for replay "
+                             "buffers: CatFrames(as_inverse=True) stacks stored data in its inverse; it cannot run "
+                             "inside an env")
 
     # ----------------------------------------------------------------- arrays
     def array_batch_ndim(self, mask) -> int:

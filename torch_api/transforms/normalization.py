@@ -27,7 +27,7 @@ from numbarl.core.moments import NonFiniteError, moments_init
 from .._attrs import set_plain
 from .._arrays import as_array, is_cuda
 from .._device import launch
-from ..specs import Bounded
+from ..specs import Bounded, Composite
 from .running_state import BufferMirrors
 from ._checks import check_keys, check_number
 from .base import Transform
@@ -288,7 +288,8 @@ class ObservationNorm(BufferMirrors, Transform):
         """Bounded specs of in_keys get the transformed bounds (under out_keys); others are copied.
 
         Args:
-            observation_spec: a Composite, changed in place and returned.
+            observation_spec: a Composite, changed in place and returned; or
+                a leaf spec, mapped as the spec of an in_key and returned.
 
         Raises:
             RuntimeError: a Bounded spec before loc and scale exist (as TorchRL).
@@ -300,6 +301,8 @@ class ObservationNorm(BufferMirrors, Transform):
             >>> spec["obs"].low, spec["obs"].high
             (tensor([-1.]), tensor([3.]))
         """
+        if not isinstance(observation_spec, Composite):
+            return self._bounded(observation_spec, self._apply_transform)
         for ik, ok in zip(self.in_keys, self.out_keys):
             spec = observation_spec.get(ik)
             if spec is not None:
