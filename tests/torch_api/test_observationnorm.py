@@ -267,3 +267,9 @@ def test_leaf_observation_spec_matches_torchrl(trl, standard_normal):
     assert_spec_matches_torchrl(ours, theirs)
     expected_low = -0.25 if standard_normal else 0.5
     assert torch.allclose(ours.low, torch.full((3, 4, 4), expected_low))
+
+
+def test_init_stats_without_env_raises_torchrl_type(trl):
+    for cls, exc in ((ObservationNorm, ValueError), (ObservationNorm, RuntimeError), (trl.ObservationNorm, RuntimeError)):
+        with pytest.raises(exc, match="Cannot initialize the transform if parent env is not defined"):
+            cls(in_keys=["observation"]).init_stats(num_iter=5)

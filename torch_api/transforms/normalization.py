@@ -49,6 +49,10 @@ class _UninitializedError(RuntimeError, ValueError):
     """ObservationNorm used before loc and scale exist (a RuntimeError, as in TorchRL, and a ValueError)."""
 
 
+class _NoParentError(RuntimeError, ValueError):
+    """init_stats outside an env (a RuntimeError, as in TorchRL, and a ValueError)."""
+
+
 _UNINIT = ("Loc/Scale have not been initialized. Either pass in values in the constructor or call the "
            "init_stats method")
 
@@ -374,7 +378,8 @@ class ObservationNorm(BufferMirrors, Transform):
             raise _UninitializedError(f"Loc/Scale are already initialized: ({self.loc}, {self.scale})")
         parent = self.parent
         if parent is None:
-            raise ValueError(f"{owner} requires the transform to be in a TransformedEnv (its parent is None)")
+            raise _NoParentError(f"{owner} requires the transform to be in a TransformedEnv (its parent is None): "
+                                      "Cannot initialize the transform if parent env is not defined")
         key = self.in_keys[0] if key is None else key
         state, n, shape, device = None, 0, None, None
         while n < num_iter:
