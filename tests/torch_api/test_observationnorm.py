@@ -199,7 +199,7 @@ def test_observation_norm_reduce_and_keep_dims():
     env = TransformedEnv(GymEnv("Pendulum-v1"), ObservationNorm(in_keys=["observation"], standard_normal=True))
     torch.manual_seed(0)
     env.set_seed(0)
-    env.transform.init_stats(50, reduce_dim=(0, 1), keep_dims=(1,))
+    env.transform.init_stats(50, reduce_dim=(0, 1), cat_dim=0, keep_dims=(1,))
     torch.manual_seed(0)
     raw = GymEnv("Pendulum-v1")
     raw.set_seed(0)
@@ -273,3 +273,16 @@ def test_init_stats_without_env_raises_torchrl_type(trl):
     for cls, exc in ((ObservationNorm, ValueError), (ObservationNorm, RuntimeError), (trl.ObservationNorm, RuntimeError)):
         with pytest.raises(exc, match="Cannot initialize the transform if parent env is not defined"):
             cls(in_keys=["observation"]).init_stats(num_iter=5)
+
+
+def test_init_stats_argument_errors_match_torchrl(trl):
+    for cls in (ObservationNorm, trl.ObservationNorm):
+        t = cls(in_keys=["next_observation"], loc=0.0, scale=1.0)
+        with pytest.raises(ValueError, match="cat_dim must be part of or equal to reduce_dim"):
+            t.init_stats(num_iter=11, cat_dim=1)
+        with pytest.raises(ValueError, match="cat_dim must be part of or equal to reduce_dim"):
+            t.init_stats(num_iter=11, cat_dim=2, reduce_dim=(0, 1))
+        with pytest.raises(ValueError, match="cat_dim must be specified if reduce_dim is not an integer"):
+            t.init_stats(num_iter=11, reduce_dim=(0, 1))
+        with pytest.raises(RuntimeError, match="Transform has multiple in_keys but no specific key was passed"):
+            cls(in_keys=["a", "b"]).init_stats(num_iter=11)

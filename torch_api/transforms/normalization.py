@@ -61,6 +61,19 @@ class _NonFiniteStatsError(NonFiniteError, RuntimeError):
     """init_stats data holds NaN or inf (TorchRL raises RuntimeError there; here also a ValueError)."""
 
 
+def _check_cat_dim(owner, reduce_dim, cat_dim) -> None:
+    """ValueError, as TorchRL, when ``cat_dim`` is missing for a tuple ``reduce_dim`` or not among its dims."""
+    if cat_dim is None:
+        if not isinstance(reduce_dim, int):
+            raise ValueError(f"{owner}: cat_dim must be specified if reduce_dim is not an integer, got reduce_dim="
+                             f"{reduce_dim!r}")
+        return
+    if (isinstance(reduce_dim, tuple) and cat_dim not in reduce_dim) or (
+            isinstance(reduce_dim, int) and cat_dim != reduce_dim):
+        raise ValueError(f"{owner} requires cat_dim to be part of or equal to reduce_dim (cat_dim must be part of or "
+                         f"equal to reduce_dim), got cat_dim={cat_dim!r}, reduce_dim={reduce_dim!r}")
+
+
 def _as_stat(owner, name, value):
     if value is None:
         return value
@@ -374,8 +387,12 @@ class ObservationNorm(BufferMirrors, Transform):
         owner = "ObservationNorm.init_stats"
         if isinstance(num_iter, bool) or not isinstance(num_iter, int) or num_iter < 1:
             raise ValueError(f"{owner} requires num_iter as an int >= 1, got {num_iter!r}")
+        _check_cat_dim(owner, reduce_dim, cat_dim)
         if self.loc is not None and self.scale is not None:
             raise _UninitializedError(f"Loc/Scale are already initialized: ({self.loc}, {self.scale})")
+        if key is None and len(self.in_keys) > 1:
+            raise _UninitializedError(f"{owner}: Transform has multiple in_keys but no specific key was passed as an "
+                                      f"argument; pass key= one of {self.in_keys}")
         parent = self.parent
         if parent is None:
             raise _NoParentError(f"{owner} requires the transform to be in a TransformedEnv (its parent is None): "
