@@ -124,6 +124,10 @@ class CatFrames(KeyedArrayTransform):
     episode's first step. For a ``("next", key)`` entry whose root ``key`` is
     also in ``in_keys``, the root observation of the episode's first step
     comes first in the window, so the stacks equal those an env produces.
+    Such a pair stacks along any ``dim`` and for ``N=1`` (TorchRL 0.14.1
+    raises there unless ``dim`` is the frame's leading dim and ``N > 1``).
+    ``unfolding`` is the same stacking whatever ``as_inverse`` says. CUDA
+    tensors are stacked by device kernels, without a host round trip.
 
     Args:
         N: number of frames, an int >= 1.
