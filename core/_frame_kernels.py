@@ -154,3 +154,65 @@ def _stack_offline(x, init, start, has_init, same, value, out):
                         src = x[b, src_t, p]
                         for i in range(nl):
                             dst[i] = src[i]
+
+
+@njit(cache=True, nogil=True)
+def _stack_offline_future(x, end, same, value, out):
+    """Windows of the ``N`` upcoming frames along time, cut at every episode end.
+
+    ``x`` is ``[B, T, P, L]``, ``out`` ``[B, T, P, N, L]``, ``end[b, t]`` true
+    where an episode ends at ``t`` (``t = T - 1`` always ends one). Window
+    slot ``j`` of step ``t`` holds step ``s = t + j`` when it lies in the
+    current episode (which ends at ``e``); otherwise ``x[b, e]`` when
+    ``same``, else ``value``.
+    """
+    nb, nt, npre, nl = x.shape
+    n = out.shape[3]
+    for b in range(nb):
+        e = nt - 1
+        for t in range(nt - 1, -1, -1):
+            if end[b, t]:
+                e = t
+            for j in range(n):
+                s = t + j
+                if s <= e:
+                    src_t = s
+                elif same:
+                    src_t = e
+                else:
+                    src_t = -1
+                for p in range(npre):
+                    dst = out[b, t, p, j]
+                    if src_t < 0:
+                        for i in range(nl):
+                            dst[i] = value
+                    else:
+                        src = x[b, src_t, p]
+                        for i in range(nl):
+                            dst[i] = src[i]
+
+
+@njit(cache=True, nogil=True)
+def _window_mask(start, end, future, out):
+    """``out[b, t, j]`` true where window slot ``j`` of step ``t`` is padding.
+
+    ``start``/``end`` ``[B, T]`` flag the first/last step of each episode;
+    ``out`` is ``[B, T, N]``. Past windows (``future`` false) pad the slots
+    before the episode's first step, future windows those after its last.
+    """
+    nb, nt, n = out.shape
+    for b in range(nb):
+        if future:
+            e = nt - 1
+            for t in range(nt - 1, -1, -1):
+                if end[b, t]:
+                    e = t
+                for j in range(n):
+                    out[b, t, j] = t + j > e
+        else:
+            u = 0
+            for t in range(nt):
+                if start[b, t]:
+                    u = t
+                for j in range(n):
+                    out[b, t, j] = t - n + 1 + j < u

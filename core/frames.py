@@ -19,13 +19,16 @@ longer).
 
 :func:`frames_stack_offline` builds the same stacks for a stored
 ``[B, T, *frame]`` trajectory, restarting at episode boundaries exactly as
-``CatFrames.forward`` (its replay-buffer path) does.
+``CatFrames.forward`` (its replay-buffer path) does, or the windows of the
+``N`` upcoming steps (``future=True``); :func:`frames_window_mask` flags the
+window slots that such stacks fill with padding.
 """
 import numpy as np
 from numbarl.core import _frame_kernels as _fk
 from numbarl.core.pixels import _view
 
-__all__ = ["frames_state", "frames_push", "frames_next_slot", "frames_reset", "frames_stack", "frames_stack_offline"]
+__all__ = ["frames_state", "frames_push", "frames_next_slot", "frames_reset", "frames_stack", "frames_stack_offline",
+           "frames_window_mask"]
 
 _PADDINGS = ("same", "constant")
 
@@ -351,7 +354,7 @@ def frames_stack(buffer, pos, out=None, dim=None):
 
 
 def frames_stack_offline(x, done_or_reset_mask, N, dim=None, padding="same", padding_value=0.0, out=None, *,
-                         mask_is="done", initial=None):
+                         mask_is="done", initial=None, future=False):
     """Frame stacks of a stored trajectory ``[B, T, *frame]``, episode by episode.
 
     For each step ``t`` the window holds steps ``t - N + 1 .. t`` of the same
@@ -364,6 +367,10 @@ def frames_stack_offline(x, done_or_reset_mask, N, dim=None, padding="same", pad
     ``True`` at ``t`` means the episode ends after step ``t``, so one starts
     at ``t + 1``; with ``mask_is="reset"`` (e.g. ``"is_init"``) ``True`` at
     ``t`` means one starts at ``t``. Step 0 always starts an episode.
+
+    With ``future=True`` the window of ``t`` holds steps ``t .. t + N - 1``
+    of the same episode instead, and the steps after the episode's last step
+    are padded with that last frame (``"same"``) or ``padding_value``.
 
     For ``("next", obs)`` data pass the root observations as ``initial``:
     the window of ``t`` is then taken from ``initial[u], x[u], ..., x[t]``
@@ -380,13 +387,15 @@ def frames_stack_offline(x, done_or_reset_mask, N, dim=None, padding="same", pad
         out: optional output (``[B, T, N, *frame]`` or concatenated shape).
         mask_is: ``"done"`` (default) or ``"reset"``.
         initial: optional ``[B, T, *frame]`` root observations (see above).
+        future: windows of upcoming steps instead of past ones (no ``initial``).
 
     Returns:
         The stacks (``out`` when given).
 
     Raises:
         TypeError: non-array inputs, non-bool mask, non-int ``N``, dtype mismatch.
-        ValueError: bad shapes, ``N < 1``, bad ``dim``, ``padding`` or ``mask_is``.
+        ValueError: bad shapes, ``N < 1``, bad ``dim``, ``padding`` or
+            ``mask_is``; ``initial`` with ``future=True``.
 
     Examples:
         >>> x = np.array([[1, 2, 3, 4]], np.int64)[..., None]  # B=1, T=4, frame (1,)
@@ -401,28 +410,26 @@ def frames_stack_offline(x, done_or_reset_mask, N, dim=None, padding="same", pad
                [0, 1, 2],
                [0, 0, 3],
                [0, 3, 4]])
+        >>> frames_stack_offline(x, done, 3, dim=-1, future=True)[0]
+        array([[1, 2, 2],
+               [2, 2, 2],
+               [3, 4, 4],
+               [4, 4, 4]])
     """
     fn = "frames_stack_offline"
     _check_array(x, fn, "x")
-    mask = done_or_reset_mask
-    _check_array(mask, fn, "done_or_reset_mask")
-    if isinstance(N, (bool, np.bool_)) or not isinstance(N, (int, np.integer)):
-        raise TypeError(f"{fn} requires N to be an int, got {type(N).__name__}")
-    if N < 1:
-        raise ValueError(f"{fn} requires N >= 1, got {N}")
-    n = int(N)
+    n = _check_n(N, fn)
     if x.ndim < 2:
         raise ValueError(f"{fn} requires x of shape [B, T, *frame], got {x.shape}")
     nb, nt = x.shape[:2]
     frame_shape = x.shape[2:]
-    if mask.dtype != np.bool_:
-        raise TypeError(f"{fn} requires done_or_reset_mask of dtype bool, got {mask.dtype}")
-    if mask.shape not in ((nb, nt), (nb, nt, 1)):
-        raise ValueError(f"{fn} requires done_or_reset_mask of shape {(nb, nt)} or {(nb, nt, 1)}, got {mask.shape}")
+    mask = _check_bounds_mask(done_or_reset_mask, nb, nt, mask_is, fn)
     if padding not in _PADDINGS:
         raise ValueError(f"{fn} requires padding 'same' or 'constant', got {padding!r}")
-    if mask_is not in ("done", "reset"):
-        raise ValueError(f"{fn} requires mask_is 'done' or 'reset', got {mask_is!r}")
+    future = _check_future(future, fn)
+    if future and initial is not None:
+        raise ValueError(f"{fn} requires initial=None with future=True (initial observations precede past windows "
+                         "only)")
     if initial is not None:
         _check_array(initial, fn, "initial")
         if initial.shape != x.shape:
@@ -437,18 +444,121 @@ def frames_stack_offline(x, done_or_reset_mask, N, dim=None, padding="same", pad
     out = _check_out(out, shape, x.dtype, fn, others)
     if out.size == 0:
         return out
-    mask = mask.reshape(nb, nt)
-    if mask_is == "done":
-        start = np.empty((nb, nt), dtype=np.bool_)
-        start[:, 0] = True
-        start[:, 1:] = mask[:, :-1]
-    else:
-        start = np.ascontiguousarray(mask)
     x4 = np.ascontiguousarray(x).reshape(nb, nt, p, l)
-    init4 = x4 if initial is None else np.ascontiguousarray(initial).reshape(nb, nt, p, l)
     ov, scratch = _out_view(out, (nb, nt, p, n, l))
     value = np.array(padding_value).astype(x.dtype)[()]
-    _fk._stack_offline(x4, init4, start, initial is not None, padding == "same", value, ov)
+    if future:
+        _fk._stack_offline_future(x4, _episode_ends(mask, mask_is), padding == "same", value, ov)
+    else:
+        init4 = x4 if initial is None else np.ascontiguousarray(initial).reshape(nb, nt, p, l)
+        _fk._stack_offline(x4, init4, _episode_starts(mask, mask_is), initial is not None, padding == "same", value,
+                           ov)
     if scratch:
         out[...] = ov.reshape(out.shape)
     return out
+
+
+def frames_window_mask(done_or_reset_mask, N, *, mask_is="done", future=False, out=None):
+    """Which window slots of :func:`frames_stack_offline` hold padding.
+
+    ``out[b, t, j]`` is true where slot ``j`` (oldest first) of the window of
+    step ``t`` lies outside the step's episode (before its first step, or
+    after its last one with ``future=True``), i.e. where the stack holds a
+    padding frame. This is TorchRL's ``CatFrames(mask_key=...)`` entry.
+
+    Args:
+        done_or_reset_mask: bool ``[B, T]`` or ``[B, T, 1]`` episode
+            boundaries, read as in :func:`frames_stack_offline`.
+        N: window length (int >= 1).
+        mask_is: ``"done"`` (default) or ``"reset"``.
+        future: windows of upcoming steps instead of past ones.
+        out: optional bool ``[B, T, N]`` output.
+
+    Returns:
+        The bool ``[B, T, N]`` mask (``out`` when given).
+
+    Raises:
+        TypeError: non-array or non-bool inputs, non-int ``N``.
+        ValueError: bad shapes, ``N < 1``, bad ``mask_is``.
+
+    Examples:
+        >>> done = np.array([[False, True, False, False]])
+        >>> frames_window_mask(done, 3)[0].astype(int)
+        array([[1, 1, 0],
+               [1, 0, 0],
+               [1, 1, 0],
+               [1, 0, 0]])
+        >>> frames_window_mask(done, 3, future=True)[0].astype(int)
+        array([[0, 0, 1],
+               [0, 1, 1],
+               [0, 0, 1],
+               [0, 1, 1]])
+    """
+    fn = "frames_window_mask"
+    n = _check_n(N, fn)
+    _check_array(done_or_reset_mask, fn, "done_or_reset_mask")
+    if done_or_reset_mask.ndim < 2:
+        raise ValueError(f"{fn} requires done_or_reset_mask of shape [B, T] or [B, T, 1], got "
+                         f"{done_or_reset_mask.shape}")
+    nb, nt = done_or_reset_mask.shape[:2]
+    mask = _check_bounds_mask(done_or_reset_mask, nb, nt, mask_is, fn)
+    future = _check_future(future, fn)
+    out = _check_out(out, (nb, nt, n), np.dtype(np.bool_), fn, (("done_or_reset_mask", mask),))
+    if out.size == 0:
+        return out
+    ov, scratch = _out_view(out, (nb, nt, n))
+    if future:
+        _fk._window_mask(np.ones((nb, nt), np.bool_), _episode_ends(mask, mask_is), True, ov)
+    else:
+        _fk._window_mask(_episode_starts(mask, mask_is), np.ones((nb, nt), np.bool_), False, ov)
+    if scratch:
+        out[...] = ov
+    return out
+
+
+def _check_n(N, fn):
+    if isinstance(N, (bool, np.bool_)) or not isinstance(N, (int, np.integer)):
+        raise TypeError(f"{fn} requires N to be an int, got {type(N).__name__}")
+    if N < 1:
+        raise ValueError(f"{fn} requires N >= 1, got {N}")
+    return int(N)
+
+
+def _check_future(future, fn):
+    if not isinstance(future, (bool, np.bool_)):
+        raise TypeError(f"{fn} requires future to be a bool, got {type(future).__name__}")
+    return bool(future)
+
+
+def _check_bounds_mask(mask, nb, nt, mask_is, fn):
+    """``done_or_reset_mask`` checked and viewed as ``[B, T]``."""
+    _check_array(mask, fn, "done_or_reset_mask")
+    if mask.dtype != np.bool_:
+        raise TypeError(f"{fn} requires done_or_reset_mask of dtype bool, got {mask.dtype}")
+    if mask.shape not in ((nb, nt), (nb, nt, 1)):
+        raise ValueError(f"{fn} requires done_or_reset_mask of shape {(nb, nt)} or {(nb, nt, 1)}, got {mask.shape}")
+    if mask_is not in ("done", "reset"):
+        raise ValueError(f"{fn} requires mask_is 'done' or 'reset', got {mask_is!r}")
+    return mask.reshape(nb, nt)
+
+
+def _episode_starts(mask, mask_is):
+    """``[B, T]`` bool: an episode begins at ``t`` (always at ``t = 0``)."""
+    if mask_is == "done":
+        start = np.empty(mask.shape, dtype=np.bool_)
+        start[:, 1:] = mask[:, :-1]
+    else:
+        start = mask.copy()
+    start[:, 0] = True
+    return start
+
+
+def _episode_ends(mask, mask_is):
+    """``[B, T]`` bool: an episode ends at ``t`` (always at ``t = T - 1``)."""
+    if mask_is == "done":
+        end = mask.copy()
+    else:
+        end = np.empty(mask.shape, dtype=np.bool_)
+        end[:, :-1] = mask[:, 1:]
+    end[:, -1] = True
+    return end

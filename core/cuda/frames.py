@@ -36,7 +36,8 @@ from numbarl.core.cuda._common import (
     scratch,
 )
 
-__all__ = ["frames_state", "frames_push", "frames_next_slot", "frames_reset", "frames_stack", "frames_stack_offline"]
+__all__ = ["frames_state", "frames_push", "frames_next_slot", "frames_reset", "frames_stack", "frames_stack_offline",
+           "frames_window_mask"]
 
 _NO_BAD = np.iinfo(np.int64).max
 
@@ -211,6 +212,93 @@ def _starts_kernel(mask, is_done, start):
         start[b, t] = mask[b, t - 1]
     else:
         start[b, t] = mask[b, t]
+
+
+@cuda.jit(device=True)
+def _episode_end(end, b, t, n, nt):
+    """The last step of the episode of step ``t``, looked for at most ``N - 1`` steps ahead."""
+    hi = t + n - 1
+    if hi > nt - 1:
+        hi = nt - 1
+    k = t
+    while k < hi:
+        if end[b, k]:
+            return k
+        k += 1
+    return hi
+
+
+@cuda.jit(device=True)
+def _episode_start(start, b, t, n):
+    """The first step of the episode of step ``t``, looked for at most ``N - 1`` steps back."""
+    lo = t - n + 1
+    if lo < 0:
+        lo = 0
+    k = t
+    while k > lo:
+        if start[b, k]:
+            return k
+        k -= 1
+    return lo
+
+
+@cuda.jit
+def _stack_offline_future_kernel(x, end, same, value, out):
+    """Windows of the ``N`` upcoming frames, cut at episode ends (the CPU kernel's rules)."""
+    idx = cuda.grid(1)
+    nb, nt, npre, n, nl = out.shape
+    if idx >= nb * nt * npre * n * nl:
+        return
+    i = idx % nl
+    r = idx // nl
+    j = r % n
+    r = r // n
+    p = r % npre
+    r = r // npre
+    t = r % nt
+    b = r // nt
+    e = _episode_end(end, b, t, n, nt)
+    s = t + j
+    if s <= e:
+        out[b, t, p, j, i] = x[b, s, p, i]
+    elif same:
+        out[b, t, p, j, i] = x[b, e, p, i]
+    else:
+        out[b, t, p, j, i] = value
+
+
+@cuda.jit
+def _ends_kernel(mask, is_done, end):
+    """``end[b, t]``: an episode ends at ``t`` (from done or reset flags)."""
+    idx = cuda.grid(1)
+    nb, nt = end.shape
+    if idx >= nb * nt:
+        return
+    t = idx % nt
+    b = idx // nt
+    if t == nt - 1:
+        end[b, t] = True
+    elif is_done:
+        end[b, t] = mask[b, t]
+    else:
+        end[b, t] = mask[b, t + 1]
+
+
+@cuda.jit
+def _window_mask_kernel(bounds, future, out):
+    """``out[b, t, j]``: window slot ``j`` of step ``t`` is padding (``bounds``: starts, or ends if ``future``)."""
+    idx = cuda.grid(1)
+    nb, nt, n = out.shape
+    if idx >= nb * nt * n:
+        return
+    j = idx % n
+    r = idx // n
+    t = r % nt
+    b = r // nt
+    if future:
+        out[b, t, j] = t + j > _episode_end(bounds, b, t, n, nt)
+    else:
+        out[b, t, j] = t - n + 1 + j < _episode_start(bounds, b, t, n)
 
 
 # ----------------------------------------------------------------- helpers
@@ -513,7 +601,7 @@ def frames_stack(buffer, pos, out=None, dim=None, stream=0, check=True):
 
 
 def frames_stack_offline(x, done_or_reset_mask, N, dim=None, padding="same", padding_value=0.0, out=None, *,
-                         mask_is="done", initial=None, stream=0):
+                         mask_is="done", initial=None, future=False, stream=0):
     """Frame stacks of a stored trajectory ``[B, T, *frame]`` on the GPU.
 
     Same arguments and results as
@@ -556,6 +644,11 @@ def frames_stack_offline(x, done_or_reset_mask, N, dim=None, padding="same", pad
         raise ValueError(f"{fn} (CUDA) requires padding 'same' or 'constant', got {padding!r}")
     if mask_is not in ("done", "reset"):
         raise ValueError(f"{fn} (CUDA) requires mask_is 'done' or 'reset', got {mask_is!r}")
+    if not isinstance(future, (bool, np.bool_)):
+        raise TypeError(f"{fn} (CUDA) requires future to be a bool, got {type(future).__name__}")
+    if future and initial is not None:
+        raise ValueError(f"{fn} (CUDA) requires initial=None with future=True (initial observations precede past "
+                         "windows only)")
     check_contiguous(x, fn, "x")
     check_contiguous(mask, fn, "done_or_reset_mask")
     if initial is not None:
@@ -574,12 +667,63 @@ def frames_stack_offline(x, done_or_reset_mask, N, dim=None, padding="same", pad
     result, dev = prepare_out(out, shape, x.dtype, fn, stream, (("x", x), ("initial", initial)))
     if dev.size == 0:
         return result
-    start = scratch("frames.start", (nb, nt), np.bool_, stream)
-    _launch(_starts_kernel, nb * nt, stream, mask.reshape(nb, nt), mask_is == "done", start)
     x4 = x.reshape(nb, nt, p, size)
-    init4 = x4 if initial is None else initial.reshape(nb, nt, p, size)
     ov = dev.reshape(nb, nt, p, n, size)
     value = np.array(padding_value).astype(np.dtype(x.dtype))[()]
+    if future:
+        end = scratch("frames.end", (nb, nt), np.bool_, stream)
+        _launch(_ends_kernel, nb * nt, stream, mask.reshape(nb, nt), mask_is == "done", end)
+        _launch(_stack_offline_future_kernel, ov.size, stream, x4, end, padding == "same", value, ov)
+        return result
+    start = scratch("frames.start", (nb, nt), np.bool_, stream)
+    _launch(_starts_kernel, nb * nt, stream, mask.reshape(nb, nt), mask_is == "done", start)
+    init4 = x4 if initial is None else initial.reshape(nb, nt, p, size)
     _launch(_stack_offline_kernel, ov.size, stream, x4, init4, start, initial is not None, padding == "same", value,
             ov)
+    return result
+
+
+def frames_window_mask(done_or_reset_mask, N, *, mask_is="done", future=False, out=None, stream=0):
+    """Which window slots of :func:`frames_stack_offline` hold padding, on the GPU.
+
+    Same arguments and result (a bool ``[B, T, N]`` device array) as
+    :func:`numbarl.core.frames.frames_window_mask`; one thread per element.
+
+    Raises:
+        TypeError, ValueError: as the CPU function, and for host or
+            non-contiguous arrays.
+
+    Examples:
+        >>> done = cuda.to_device(np.array([[False, True, False, False]]))
+        >>> frames_window_mask(done, 3).copy_to_host()[0].astype(int)
+        array([[1, 1, 0],
+               [1, 0, 0],
+               [1, 1, 0],
+               [1, 0, 0]])
+    """
+    fn = "frames_window_mask"
+    mask = device_array(done_or_reset_mask, fn, "done_or_reset_mask")
+    if isinstance(N, (bool, np.bool_)) or not isinstance(N, (int, np.integer)):
+        raise TypeError(f"{fn} (CUDA) requires N to be an int, got {type(N).__name__}")
+    if N < 1:
+        raise ValueError(f"{fn} (CUDA) requires N >= 1, got {N}")
+    n = int(N)
+    shape = tuple(mask.shape)
+    if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] != 1):
+        raise ValueError(f"{fn} (CUDA) requires done_or_reset_mask of shape [B, T] or [B, T, 1], got {shape}")
+    if np.dtype(mask.dtype) != np.bool_:
+        raise TypeError(f"{fn} (CUDA) requires done_or_reset_mask of dtype bool, got {np.dtype(mask.dtype)}")
+    if mask_is not in ("done", "reset"):
+        raise ValueError(f"{fn} (CUDA) requires mask_is 'done' or 'reset', got {mask_is!r}")
+    if not isinstance(future, (bool, np.bool_)):
+        raise TypeError(f"{fn} (CUDA) requires future to be a bool, got {type(future).__name__}")
+    check_contiguous(mask, fn, "done_or_reset_mask")
+    nb, nt = shape[:2]
+    result, dev = prepare_out(out, (nb, nt, n), np.bool_, fn, stream, (("done_or_reset_mask", mask),))
+    if dev.size == 0:
+        return result
+    bounds = scratch("frames.bounds", (nb, nt), np.bool_, stream)
+    kernel = _ends_kernel if future else _starts_kernel
+    _launch(kernel, nb * nt, stream, mask.reshape(nb, nt), mask_is == "done", bounds)
+    _launch(_window_mask_kernel, dev.size, stream, bounds, bool(future), dev.reshape(nb, nt, n))
     return result

@@ -127,6 +127,85 @@ def test_offline_matches_torchrl_catframes_forward(torchrl, padding, n):
     np.testing.assert_array_equal(y_next, res["next", "obs"].numpy())
 
 
+def _naive_future(x, done, n, padding, value):
+    """Windows of steps t .. t + n - 1 of t's episode, by a per-step Python loop."""
+    nb, nt = done.shape
+    out = np.empty((nb, nt, n) + x.shape[2:], x.dtype)
+    mask = np.zeros((nb, nt, n), bool)
+    for b in range(nb):
+        for t in range(nt):
+            e = t
+            while e < nt - 1 and not done[b, e]:
+                e += 1
+            for j in range(n):
+                if t + j <= e:
+                    out[b, t, j] = x[b, t + j]
+                else:
+                    mask[b, t, j] = True
+                    out[b, t, j] = x[b, e] if padding == "same" else value
+    return out, mask
+
+
+def _naive_past_mask(done, n):
+    nb, nt = done.shape
+    mask = np.zeros((nb, nt, n), bool)
+    for b in range(nb):
+        for t in range(nt):
+            u = t
+            while u > 0 and not done[b, u - 1]:
+                u -= 1
+            for j in range(n):
+                mask[b, t, j] = t - n + 1 + j < u
+    return mask
+
+
+@SETTINGS
+@given(data=st.data(), nb=st.integers(1, 3), nt=st.integers(1, 10), n=st.integers(1, 5),
+       padding=st.sampled_from(["same", "constant"]), dtype=dtypes)
+def test_offline_future_and_window_mask_match_naive(data, nb, nt, n, padding, dtype):
+    frame_shape, dim = _frame_and_dim(data.draw)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.integers(0, 100, (nb, nt) + frame_shape).astype(dtype)
+    done = rng.random((nb, nt)) < 0.3
+    ref, ref_mask = _naive_future(x, done, n, padding, 5)
+    if dim is not None:  # the window axis joins the frame axis dim
+        ref = np.concatenate([ref[:, :, j] for j in range(n)], axis=2 + len(frame_shape) + dim)
+    y = frames.frames_stack_offline(x, done, n, dim, padding, 5, future=True)
+    np.testing.assert_array_equal(y, ref)
+    np.testing.assert_array_equal(frames.frames_window_mask(done, n, future=True), ref_mask)
+    np.testing.assert_array_equal(frames.frames_window_mask(done[..., None], n), _naive_past_mask(done, n))
+    # the same boundaries given as episode starts
+    start = np.zeros_like(done)
+    start[:, 1:] = done[:, :-1]
+    y2 = frames.frames_stack_offline(x, start, n, dim, padding, 5, mask_is="reset", future=True)
+    np.testing.assert_array_equal(y2, ref)
+    np.testing.assert_array_equal(frames.frames_window_mask(start, n, mask_is="reset", future=True), ref_mask)
+    np.testing.assert_array_equal(frames.frames_window_mask(start, n, mask_is="reset"), _naive_past_mask(done, n))
+
+
+@pytest.mark.parametrize("padding", ["same", "constant"])
+@pytest.mark.parametrize("future", [False, True])
+@pytest.mark.parametrize("n", [1, 3, 12])
+def test_future_windows_and_mask_match_torchrl_catframes(torchrl, padding, future, n):
+    import torch
+    from tensordict import TensorDict
+    from torchrl.envs.transforms import CatFrames
+
+    rng = np.random.default_rng(3)
+    nb, nt = 2, 9
+    obs = rng.random((nb, nt, 2, 3), dtype=np.float32)
+    done = np.zeros((nb, nt, 1), bool)
+    done[0, 2] = done[0, 3] = done[1, 6] = True
+    td = TensorDict({"obs": torch.from_numpy(obs), ("next", "done"): torch.from_numpy(done)}, [nb, nt])
+    td.refine_names(None, "time")
+    cf = CatFrames(N=n, dim=-2, in_keys=["obs"], padding=padding, padding_value=-1.0, future=future,
+                   mask_key="pad")
+    res = cf(td)
+    y = frames.frames_stack_offline(obs, done, n, -2, padding, -1.0, future=future)
+    np.testing.assert_array_equal(y, res["obs"].numpy())
+    np.testing.assert_array_equal(frames.frames_window_mask(done, n, future=future), res["pad"].numpy())
+
+
 def test_push_writes_into_strided_out_and_keeps_positions():
     buffer, pos = frames.frames_state((2,), 3, (2, 2), np.float32)
     frames.frames_reset(buffer, pos, np.ones((2, 2, 2), np.float32))
@@ -189,3 +268,15 @@ def test_bad_arguments():
         frames.frames_stack_offline(np.zeros((1, 2, 3)), np.zeros((1, 2), bool), 2, mask_is="is_init")
     with pytest.raises(TypeError, match=r"frames_stack_offline requires x to be a numpy.ndarray, got list"):
         frames.frames_stack_offline([[1.0]], np.zeros((1, 1), bool), 2)
+    with pytest.raises(ValueError, match=r"frames_stack_offline requires initial=None with future=True"):
+        frames.frames_stack_offline(np.zeros((1, 2, 3)), np.zeros((1, 2), bool), 2, initial=np.zeros((1, 2, 3)),
+                                    future=True)
+    with pytest.raises(TypeError, match=r"frames_stack_offline requires future to be a bool, got str"):
+        frames.frames_stack_offline(np.zeros((1, 2, 3)), np.zeros((1, 2), bool), 2, future="yes")
+    with pytest.raises(ValueError, match=r"frames_window_mask requires done_or_reset_mask of shape \(1, 2\) or "
+                                         r"\(1, 2, 1\), got \(1, 2, 3\)"):
+        frames.frames_window_mask(np.zeros((1, 2, 3), bool), 2)
+    with pytest.raises(TypeError, match=r"frames_window_mask requires done_or_reset_mask of dtype bool, got int64"):
+        frames.frames_window_mask(np.zeros((1, 2), np.int64), 2)
+    with pytest.raises(TypeError, match=r"frames_window_mask requires out of dtype bool, got float32"):
+        frames.frames_window_mask(np.zeros((1, 2), bool), 2, out=np.zeros((1, 2, 2), np.float32))

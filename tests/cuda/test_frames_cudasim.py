@@ -103,6 +103,27 @@ def test_stack_offline_matches_cpu(b, t, frame, n, padding, mask_is, with_initia
     np.testing.assert_array_equal(got.copy_to_host(), want)
 
 
+@settings(max_examples=30, deadline=None)
+@given(b=st.integers(1, 3), t=st.integers(1, 7), frame=st.lists(st.integers(1, 3), max_size=2),
+       n=st.integers(1, 4), padding=st.sampled_from(["same", "constant"]),
+       mask_is=st.sampled_from(["done", "reset"]), trailing=st.booleans(), use_dim=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_future_stack_and_window_mask_match_cpu(b, t, frame, n, padding, mask_is, trailing, use_dim, seed):
+    rng = np.random.default_rng(seed)
+    frame = tuple(frame)
+    x = rng.standard_normal((b, t) + frame).astype(np.float32)
+    mask = rng.random((b, t, 1) if trailing else (b, t)) < 0.3
+    dim = -1 if (use_dim and frame) else None
+    kwargs = dict(dim=dim, padding=padding, padding_value=-2.0, mask_is=mask_is, future=True)
+    want = cpu.frames_stack_offline(x, mask, n, **kwargs)
+    got = gpu.frames_stack_offline(cuda.to_device(x), cuda.to_device(mask), n, **kwargs)
+    np.testing.assert_array_equal(got.copy_to_host(), want)
+    for future in (False, True):
+        want = cpu.frames_window_mask(mask, n, mask_is=mask_is, future=future)
+        got = gpu.frames_window_mask(cuda.to_device(mask), n, mask_is=mask_is, future=future)
+        np.testing.assert_array_equal(got.copy_to_host(), want)
+
+
 def test_preallocated_out_and_stream():
     stream = cuda.stream()
     buffer, pos = gpu.frames_state((2,), 3, (1, 2), np.float32, stream=stream)

@@ -1,4 +1,6 @@
 """CatFrames: online stacks with (partial) resets, offline stacks of trajectories, specs, errors."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -334,6 +336,10 @@ def test_spec_matches_torchrl(torchrl, dim, make):
         ours = CatFrames(4, dim, in_keys=["x"], **kw).transform_observation_spec(Composite(x=spec))
         theirs = RLCatFrames(4, dim, in_keys=["x"], **kw).transform_observation_spec(rl_data.Composite(x=twin))
         assert_spec_matches_torchrl(ours, theirs)
+    # a leaf spec is mapped as the spec of an in_key
+    ours = CatFrames(4, dim, in_keys=["x"]).transform_observation_spec(spec.clone())
+    theirs = RLCatFrames(4, dim, in_keys=["x"]).transform_observation_spec(twin.clone())
+    assert_spec_matches_torchrl(ours, theirs)
 
 
 # ------------------------------------------------------------------- errors
@@ -347,7 +353,8 @@ def test_spec_matches_torchrl(torchrl, dim, make):
     (dict(N=4, dim=-1, padding=None), TypeError, "CatFrames requires padding to be a str"),
     (dict(N=4, dim=-1, padding_value="x"), TypeError, "CatFrames requires padding_value to be a number"),
     (dict(N=4, dim=-1, as_inverse=1), TypeError, "CatFrames requires as_inverse to be a bool"),
-    (dict(N=4, dim=-1, future=True), ValueError, "future=False only"),
+    (dict(N=4, dim=-1, future=1), TypeError, "CatFrames requires future to be a bool"),
+    (dict(N=4, dim=-1, mask_key=5), TypeError, "CatFrames requires mask_key to be a str"),
     (dict(N=4, dim=-1, in_keys=[3]), TypeError, "in_keys must hold str or tuple-of-str keys"),
     (dict(N=4, dim=-1, reset_key=5), TypeError, "CatFrames requires reset_key to be a str"),
 ])
@@ -362,9 +369,9 @@ def test_bad_inputs(trajectory):
         t._call(TensorDict({"observation": torch.zeros(2, 4)}, [2]))
     with pytest.raises(ValueError, match="cannot concatenate along dim -3 a spec of shape"):
         t.transform_observation_spec(Composite(observation=Unbounded((4,))))
-    with pytest.raises(KeyError, match="entry to find where episodes end"):
+    with pytest.raises(KeyError, match="entry to delimit trajectories"):
         CatFrames(N=3, dim=-1, in_keys=["observation"])(trajectory.exclude(("next", "done")))
-    with pytest.raises(ValueError, match="requires a trajectory with a time dim"):
+    with pytest.raises(ValueError, match="cannot process unbatched tensordict"):
         CatFrames(N=3, dim=-1, in_keys=["observation"])(trajectory[0])
     with pytest.raises(KeyError, match="'pixels' not found"):
         CatFrames(N=3, dim=-1)._np_step({"observation": np.zeros(4, np.float32)})
@@ -378,3 +385,56 @@ def test_as_inverse_stacks_in_the_inverse(trajectory):
     assert torch.equal(t(trajectory.clone())["observation"], trajectory["observation"])
     expected = CatFrames(N=3, dim=-1, in_keys=["observation"])(trajectory.clone())["observation"]
     assert torch.equal(t.inv(trajectory.clone())["observation"], expected)
+
+
+# ------------------------------------------------- future windows and masks
+@pytest.mark.torchrl
+@pytest.mark.parametrize("padding", ["same", "constant"])
+@pytest.mark.parametrize("future", [False, True])
+@pytest.mark.parametrize("n", [1, 3, 40])
+def test_unfolding_future_and_mask_match_torchrl(torchrl, trajectory, padding, future, n):
+    from torchrl.envs import CatFrames as RLCatFrames
+
+    batched = torch.stack([trajectory[:15], trajectory[15:]], 0)
+    for data in (trajectory, batched, batched.exclude(("next", "done")), batched.transpose(0, 1)):
+        if ("next", "done") not in data.keys(True) and not future:
+            continue
+        data = data.clone()
+        if data is not trajectory and data.batch_size[0] == 15:
+            data.names = ["time", None]
+        kw = dict(N=n, dim=-1, in_keys=["observation"], out_keys=["stack"], padding=padding,
+                  padding_value=-2.0, future=future, mask_key="pad")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = RLCatFrames(**kw).unfolding(data.clone())
+            ours = CatFrames(**kw).unfolding(data.clone())
+        assert_td_equal(ours, theirs)
+
+
+def test_future_windows_example():
+    obs = torch.arange(4.0).view(1, 4, 1)
+    done = torch.tensor([[False, True, False, False]]).unsqueeze(-1)
+    td = TensorDict({"obs": obs, ("next", "done"): done}, [1, 4]).refine_names(None, "time")
+    out = CatFrames(N=3, dim=-1, in_keys=["obs"], future=True, mask_key="pad")(td)
+    assert out["obs"][0].tolist() == [[0.0, 1.0, 1.0], [1.0, 1.0, 1.0], [2.0, 3.0, 3.0], [3.0, 3.0, 3.0]]
+    assert out["pad"][0].int().tolist() == [[0, 0, 1], [0, 1, 1], [0, 0, 1], [0, 1, 1]]
+
+
+def test_unnamed_time_dim_warns(trajectory):
+    with pytest.warns(UserWarning, match="name it 'time'"):
+        CatFrames(N=3, dim=-1, in_keys=["observation"])(trajectory.clone())
+
+
+@pytest.mark.parametrize("kw", [dict(future=True), dict(mask_key="pad")])
+def test_offline_only_options_refused_in_env(kw):
+    env = TransformedEnv(GymEnv("CartPole-v1"), CatFrames(N=3, dim=-1, in_keys=["observation"], **kw))
+    with pytest.raises(RuntimeError, match="offline"):
+        env.reset()
+    with pytest.raises(RuntimeError, match="offline"):
+        env.rollout(3)
+
+
+def test_future_with_root_and_next_keys_refused(trajectory):
+    t = CatFrames(N=3, dim=-1, in_keys=["observation", ("next", "observation")], future=True)
+    with pytest.raises(NotImplementedError, match="history"):
+        t(trajectory.clone())

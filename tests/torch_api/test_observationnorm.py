@@ -199,7 +199,7 @@ def test_observation_norm_reduce_and_keep_dims():
     env = TransformedEnv(GymEnv("Pendulum-v1"), ObservationNorm(in_keys=["observation"], standard_normal=True))
     torch.manual_seed(0)
     env.set_seed(0)
-    env.transform.init_stats(50, reduce_dim=(0, 1), keep_dims=(1,))
+    env.transform.init_stats(50, reduce_dim=(0, 1), cat_dim=0, keep_dims=(1,))
     torch.manual_seed(0)
     raw = GymEnv("Pendulum-v1")
     raw.set_seed(0)
@@ -279,3 +279,34 @@ def test_observation_norm_init_stats_on_nan_data_names_class_and_key_and_sets_no
         env.transform.init_stats(5)
     assert isinstance(info.value, RuntimeError)  # TorchRL raises RuntimeError there
     assert env.transform.loc is None and env.transform.scale is None
+
+
+@pytest.mark.parametrize("standard_normal", [True, False])
+def test_leaf_observation_spec_matches_torchrl(trl, standard_normal):
+    from torchrl import data as rl_data
+
+    kw = dict(loc=torch.tensor(0.5), scale=torch.tensor(2.0), in_keys=["obs"], standard_normal=standard_normal)
+    ours = ObservationNorm(**kw).transform_observation_spec(Bounded(0.0, 1.0, (3, 4, 4)))
+    theirs = trl.ObservationNorm(**kw).transform_observation_spec(rl_data.Bounded(0.0, 1.0, (3, 4, 4)))
+    assert_spec_matches_torchrl(ours, theirs)
+    expected_low = -0.25 if standard_normal else 0.5
+    assert torch.allclose(ours.low, torch.full((3, 4, 4), expected_low))
+
+
+def test_init_stats_without_env_raises_torchrl_type(trl):
+    for cls, exc in ((ObservationNorm, ValueError), (ObservationNorm, RuntimeError), (trl.ObservationNorm, RuntimeError)):
+        with pytest.raises(exc, match="Cannot initialize the transform if parent env is not defined"):
+            cls(in_keys=["observation"]).init_stats(num_iter=5)
+
+
+def test_init_stats_argument_errors_match_torchrl(trl):
+    for cls in (ObservationNorm, trl.ObservationNorm):
+        t = cls(in_keys=["next_observation"], loc=0.0, scale=1.0)
+        with pytest.raises(ValueError, match="cat_dim must be part of or equal to reduce_dim"):
+            t.init_stats(num_iter=11, cat_dim=1)
+        with pytest.raises(ValueError, match="cat_dim must be part of or equal to reduce_dim"):
+            t.init_stats(num_iter=11, cat_dim=2, reduce_dim=(0, 1))
+        with pytest.raises(ValueError, match="cat_dim must be specified if reduce_dim is not an integer"):
+            t.init_stats(num_iter=11, reduce_dim=(0, 1))
+        with pytest.raises(RuntimeError, match="Transform has multiple in_keys but no specific key was passed"):
+            cls(in_keys=["a", "b"]).init_stats(num_iter=11)

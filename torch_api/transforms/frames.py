@@ -30,6 +30,7 @@ Examples:
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -123,6 +124,10 @@ class CatFrames(KeyedArrayTransform):
     episode's first step. For a ``("next", key)`` entry whose root ``key`` is
     also in ``in_keys``, the root observation of the episode's first step
     comes first in the window, so the stacks equal those an env produces.
+    Such a pair stacks along any ``dim`` and for ``N=1`` (TorchRL 0.14.1
+    raises there unless ``dim`` is the frame's leading dim and ``N > 1``).
+    ``unfolding`` is the same stacking whatever ``as_inverse`` says. CUDA
+    tensors are stacked by device kernels, without a host round trip.
 
     Args:
         N: number of frames, an int >= 1.
@@ -137,16 +142,22 @@ class CatFrames(KeyedArrayTransform):
         reset_key: entry of the reset request that flags the sub-envs to
             reset (default ``"_reset"``).
         done_key: done entry read under ``"next"`` by ``forward`` (default ``"done"``).
-        future, mask_key: TorchRL's forward-looking windows and padding masks
-            are not supported; only their defaults are accepted.
+        future: offline only: each step's window holds the ``N`` upcoming
+            steps of its episode (``t .. t + N - 1``), padded after the
+            episode's last step; ``("next", done_key)`` is then optional
+            (absent: each row is one trajectory).
+        mask_key: offline only: where to write a bool ``[*B, T, N]`` mask,
+            true at the window slots filled with padding.
 
     Raises:
         TypeError: ``N`` / ``dim`` not ints, ``padding`` not a str,
             ``padding_value`` not a number, ``as_inverse`` not a bool, bad keys.
-        ValueError: ``N < 1``, ``dim >= 0``, unknown ``padding``,
-            ``future=True`` or a ``mask_key``; at run time, a ``dim`` outside
-            the frame, ``forward`` on data without a time dim or without
-            ``("next", done_key)`` (KeyError), ``as_inverse`` in an env.
+        ValueError: ``N < 1``, ``dim >= 0``, unknown ``padding``; at run
+            time, a ``dim`` outside the frame, ``forward`` on data without a
+            time dim or without ``("next", done_key)`` (KeyError),
+            ``as_inverse`` in an env.
+        RuntimeError: ``future`` or ``mask_key`` in an env (offline only).
+        NotImplementedError: ``future`` with both ``key`` and ``("next", key)``.
 
     Examples:
         >>> import torch
@@ -165,7 +176,10 @@ class CatFrames(KeyedArrayTransform):
                  as_inverse: bool = False, reset_key=None, done_key=None, future: bool = False, mask_key=None):
         owner = "CatFrames"
         N = check_int(N, owner, "N", above=0)
-        dim = check_int(dim, owner, "dim", below=0)
+        dim = check_int(dim, owner, "dim")
+        if dim >= 0:
+            raise ValueError(f"{owner} requires dim < 0, got {dim} (dim must be < 0 to accommodate for tensordicts "
+                             "of different batch sizes)")
         if not isinstance(padding, str):
             raise TypeError(f"{owner} requires padding to be a str, got {type(padding).__name__}: {padding!r}")
         if padding not in _PADDINGS:
@@ -174,10 +188,8 @@ class CatFrames(KeyedArrayTransform):
             raise TypeError(f"{owner} requires padding_value to be a number, got {type(padding_value).__name__}: "
                             f"{padding_value!r}")
         as_inverse = check_bool(as_inverse, owner, "as_inverse")
-        if check_bool(future, owner, "future"):
-            raise ValueError(f"{owner} supports future=False only (windows of past frames), got future=True")
-        if mask_key is not None:
-            raise ValueError(f"{owner} does not write padding masks; mask_key must be None, got {mask_key!r}")
+        future = check_bool(future, owner, "future")
+        mask_key = _as_key(mask_key, owner, "mask_key")
         reset_key = _as_key(reset_key, owner, "reset_key")
         done_key = _as_key(done_key, owner, "done_key")
         super().__init__(in_keys=["pixels"] if in_keys is None else in_keys, out_keys=out_keys)
@@ -190,6 +202,8 @@ class CatFrames(KeyedArrayTransform):
         self.as_inverse = as_inverse
         self._reset_key = reset_key
         self._done_key = done_key
+        self.future = future
+        self.mask_key = mask_key
         set_plain(self, "_rings", {})
 
     @property
@@ -363,9 +377,17 @@ class CatFrames(KeyedArrayTransform):
         return mask
 
     def _not_in_env(self):
+        if self.future:
+            raise RuntimeError("CatFrames(future=True) cannot run on the environment step path: windows of upcoming "
+                               "frames need the whole trajectory and are only available offline (forward / "
+                               "unfolding, e.g. in a replay buffer)")
+        if self.mask_key is not None:
+            raise RuntimeError("CatFrames(mask_key=...) is only available offline (forward / unfolding): the env "
+                               "step path writes no padding masks")
         if self.as_inverse:
-            raise ValueError("CatFrames(as_inverse=True) stacks stored data in its inverse (e.g. in a replay "
-                             "buffer); it cannot run inside an env")
+            raise ValueError("CatFrames as inverse is not supported as a transform for environments, only for replay "
+                             "buffers: CatFrames(as_inverse=True) stacks stored data in its inverse; it cannot run "
+                             "inside an env")
 
     # ----------------------------------------------------------------- arrays
     def array_batch_ndim(self, mask) -> int:
@@ -453,18 +475,32 @@ class CatFrames(KeyedArrayTransform):
             names = list(td.names)
         except (AttributeError, RuntimeError, ValueError):
             names = []
-        return names.index("time") if "time" in names else td.batch_dims - 1
+        if "time" in names:
+            return names.index("time")
+        warnings.warn("CatFrames stacks along the last batch dim as the time dim: name it 'time' (e.g. "
+                      "`tensordict.refine_names(..., 'time')`) to choose it and silence this warning",
+                      UserWarning, stacklevel=3)
+        return td.batch_dims - 1
+
+    def unfolding(self, tensordict):
+        """Stack a stored trajectory ``[*B, T, ...]`` offline, whatever ``as_inverse`` says (see the class docstring)."""
+        return self._unfold(tensordict)
 
     def _unfold(self, td):
         if td.batch_dims < 1:
-            raise ValueError("CatFrames.forward requires a trajectory with a time dim (batch_size [..., T]), got "
-                             f"batch_size {list(td.batch_size)}")
+            raise ValueError("CatFrames cannot process unbatched tensordict instances: it requires a trajectory "
+                             f"with a time dim (batch_size [..., T]), got batch_size {list(td.batch_size)}")
         done_key = ("next",) + (self.done_key if isinstance(self.done_key, tuple) else (self.done_key,))
         done = td.get(done_key, None)
-        if done is None:
-            raise KeyError(f"CatFrames.forward requires the {done_key!r} entry to find where episodes end; keys "
-                           f"present: {sorted(map(str, td.keys(True, True)))}")
+        if done is None and not self.future:
+            raise KeyError(f"CatFrames requires the {done_key!r} entry to delimit trajectories (or future=True, "
+                           f"where each row is one trajectory); keys present: "
+                           f"{sorted(map(str, td.keys(True, True)))}")
+        if self.future:
+            self._refuse_future_next(td)
         batch = tuple(td.batch_size)
+        if done is None:
+            done = torch.zeros(batch, dtype=torch.bool)
         if done.numel() != int(np.prod(batch, dtype=np.int64)):
             raise ValueError(f"CatFrames.forward requires {done_key!r} of shape {list(batch)} (+ a trailing 1), "
                              f"got {list(done.shape)}")
@@ -476,6 +512,8 @@ class CatFrames(KeyedArrayTransform):
                 continue
             inputs[in_key] = value
         tdim = self._time_dim(td)
+        if self.mask_key is not None:
+            td.set(self.mask_key, self._window_mask(done, batch, tdim))
         host_done = {}
         results = []
         for in_key, out_key in zip(self.in_keys, self.out_keys):
@@ -494,6 +532,30 @@ class CatFrames(KeyedArrayTransform):
         for out_key, out in results:
             td.set(out_key, out)
         return td
+
+    def _refuse_future_next(self, td) -> None:
+        """NotImplementedError for future windows of a ``("next", key)`` entry whose ``key`` is stacked too."""
+        for in_key in self.in_keys:
+            if isinstance(in_key, tuple) and in_key[0] == "next" and unravel_key(in_key[1:]) in self.in_keys:
+                raise NotImplementedError(f"CatFrames(future=True) cannot stack {in_key!r} together with "
+                                          f"{unravel_key(in_key[1:])!r}: the next-observation window fix-up is "
+                                          "defined for history (past) windows only")
+
+    def _window_mask(self, done, batch, tdim):
+        """The ``[*batch, N]`` padding mask of the windows (on ``done``'s device)."""
+        nbd, nt = len(batch), batch[tdim]
+        moved = batch[:tdim] + batch[tdim + 1:] + (nt,)
+        if is_cuda(done):
+            d = _to_bt_device(done.detach().to(dtype=torch.bool).reshape(batch), tdim, nbd, nt)
+            out = torch.empty(d.shape + (self.N,), dtype=torch.bool, device=done.device)
+            launch(done, "frames", "frames_window_mask", d, self.N, future=self.future, out=out)
+        else:
+            d = _to_bt(as_array(done.cpu()).astype(np.bool_, copy=False).reshape(batch), tdim, nbd, nt)
+            out = torch.from_numpy(launch(d, "frames", "frames_window_mask", d, self.N, future=self.future))
+        out = out.reshape(moved + (self.N,))
+        if tdim != nbd - 1:
+            out = out.movedim(nbd - 1, tdim).contiguous()
+        return out.to(done.device)
 
     @staticmethod
     def _root_of(in_key, value, inputs):
@@ -517,7 +579,7 @@ class CatFrames(KeyedArrayTransform):
         initial = None if root is None else _to_bt(as_array(root.cpu()), tdim, nbd, nt)
         stacked = launch(x, "frames", "frames_stack_offline", copy_view(_to_bt(x, tdim, nbd, nt)), d, self.N,
                          dim=self.dim, padding=self.padding, padding_value=self._pad_value(x.dtype),
-                         initial=None if initial is None else copy_view(initial))
+                         initial=None if initial is None else copy_view(initial), future=self.future)
         stacked = stacked.view(x.dtype)
         moved = batch[:tdim] + batch[tdim + 1:] + (nt,)
         stacked = stacked.reshape(moved + stacked.shape[2:])
@@ -536,7 +598,8 @@ class CatFrames(KeyedArrayTransform):
             initial = _to_bt_device(device_bits(root.detach().to(x.device)), tdim, nbd, nt)
         out = torch.empty(self.stack_shape(xbt.shape), dtype=xbt.dtype, device=x.device)
         launch(x, "frames", "frames_stack_offline", xbt, d, self.N, dim=self.dim, padding=self.padding,
-               padding_value=self._pad_value(np.dtype(numpy_dtype(x.dtype))), out=out, initial=initial)
+               padding_value=self._pad_value(np.dtype(numpy_dtype(x.dtype))), out=out, initial=initial,
+               future=self.future)
         moved = batch[:tdim] + batch[tdim + 1:] + (nt,)
         out = out.view(x.dtype).reshape(moved + tuple(out.shape[2:]))
         if tdim != nbd - 1:
@@ -552,6 +615,10 @@ class CatFrames(KeyedArrayTransform):
         return mapped_spec(spec, self.stack_shape(spec.shape), lambda t: torch.cat([t] * n, dim=pos), "CatFrames")
 
     def transform_observation_spec(self, observation_spec):
+        if self.future:
+            raise RuntimeError("CatFrames(future=True) cannot be attached to an environment: windows of upcoming "
+                               "frames need the whole trajectory and are only available offline (forward / "
+                               "unfolding, e.g. in a replay buffer)")
         if self.as_inverse:
             return observation_spec
         return super().transform_observation_spec(observation_spec)

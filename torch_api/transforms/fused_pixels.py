@@ -83,7 +83,7 @@ def _signature(members) -> tuple:
         elif type(t) is CenterCrop:
             sig.append((t.w, t.h))
         elif type(t) is CatFrames:
-            sig.append((t.N, t.dim, t.padding, t.padding_value, t.as_inverse, t.reset_key))
+            sig.append((t.N, t.dim, t.padding, t.padding_value, t.as_inverse, t.reset_key, t.future, t.mask_key))
     return tuple(sig)
 
 
@@ -102,7 +102,8 @@ def _match(transforms, i):
     resize = run[-1]
     if rest and _in_place(rest[0], CenterCrop, key) and rest[0].w <= resize.w and rest[0].h <= resize.h:
         run.append(rest.pop(0))
-    if rest and _in_place(rest[0], CatFrames, key) and not rest[0].as_inverse:
+    if (rest and _in_place(rest[0], CatFrames, key) and not rest[0].as_inverse and not rest[0].future
+            and rest[0].mask_key is None):
         run.append(rest.pop(0))
     return run
 

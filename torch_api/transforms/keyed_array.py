@@ -194,6 +194,8 @@ class KeyedArrayTransform(Transform):
 
     # ------------------------------------------------------------------ specs
     def transform_observation_spec(self, observation_spec):
+        if not isinstance(observation_spec, Composite):  # a leaf spec is mapped as the spec of an in_key
+            return self._spec(observation_spec, Composite())
         for in_key, out_key in zip(self.in_keys, self.out_keys):
             spec = observation_spec.get(in_key)
             if spec is None:

@@ -27,7 +27,7 @@ from numbarl.core.moments import NonFiniteError, moments_init
 from .._attrs import set_plain
 from .._arrays import as_array
 from .._device import cuda_device, launch
-from ..specs import Bounded
+from ..specs import Bounded, Composite
 from .running_state import BufferMirrors
 from ._checks import check_keys, check_number
 from .base import Transform
@@ -49,12 +49,29 @@ class _UninitializedError(RuntimeError, ValueError):
     """ObservationNorm used before loc and scale exist (a RuntimeError, as in TorchRL, and a ValueError)."""
 
 
+class _NoParentError(RuntimeError, ValueError):
+    """init_stats outside an env (a RuntimeError, as in TorchRL, and a ValueError)."""
+
+
 _UNINIT = ("Loc/Scale have not been initialized. Either pass in values in the constructor or call the "
            "init_stats method")
 
 
 class _NonFiniteStatsError(NonFiniteError, RuntimeError):
     """init_stats data holds NaN or inf (TorchRL raises RuntimeError there; here also a ValueError)."""
+
+
+def _check_cat_dim(owner, reduce_dim, cat_dim) -> None:
+    """ValueError, as TorchRL, when ``cat_dim`` is missing for a tuple ``reduce_dim`` or not among its dims."""
+    if cat_dim is None:
+        if not isinstance(reduce_dim, int):
+            raise ValueError(f"{owner}: cat_dim must be specified if reduce_dim is not an integer, got reduce_dim="
+                             f"{reduce_dim!r}")
+        return
+    if (isinstance(reduce_dim, tuple) and cat_dim not in reduce_dim) or (
+            isinstance(reduce_dim, int) and cat_dim != reduce_dim):
+        raise ValueError(f"{owner} requires cat_dim to be part of or equal to reduce_dim (cat_dim must be part of or "
+                         f"equal to reduce_dim), got cat_dim={cat_dim!r}, reduce_dim={reduce_dim!r}")
 
 
 def _as_stat(owner, name, value):
@@ -288,7 +305,8 @@ class ObservationNorm(BufferMirrors, Transform):
         """Bounded specs of in_keys get the transformed bounds (under out_keys); others are copied.
 
         Args:
-            observation_spec: a Composite, changed in place and returned.
+            observation_spec: a Composite, changed in place and returned; or
+                a leaf spec, mapped as the spec of an in_key and returned.
 
         Raises:
             RuntimeError: a Bounded spec before loc and scale exist (as TorchRL).
@@ -300,6 +318,8 @@ class ObservationNorm(BufferMirrors, Transform):
             >>> spec["obs"].low, spec["obs"].high
             (tensor([-1.]), tensor([3.]))
         """
+        if not isinstance(observation_spec, Composite):
+            return self._bounded(observation_spec, self._apply_transform)
         for ik, ok in zip(self.in_keys, self.out_keys):
             spec = observation_spec.get(ik)
             if spec is not None:
@@ -367,11 +387,16 @@ class ObservationNorm(BufferMirrors, Transform):
         owner = "ObservationNorm.init_stats"
         if isinstance(num_iter, bool) or not isinstance(num_iter, int) or num_iter < 1:
             raise ValueError(f"{owner} requires num_iter as an int >= 1, got {num_iter!r}")
+        _check_cat_dim(owner, reduce_dim, cat_dim)
         if self.loc is not None and self.scale is not None:
             raise _UninitializedError(f"Loc/Scale are already initialized: ({self.loc}, {self.scale})")
+        if key is None and len(self.in_keys) > 1:
+            raise _UninitializedError(f"{owner}: Transform has multiple in_keys but no specific key was passed as an "
+                                      f"argument; pass key= one of {self.in_keys}")
         parent = self.parent
         if parent is None:
-            raise ValueError(f"{owner} requires the transform to be in a TransformedEnv (its parent is None)")
+            raise _NoParentError(f"{owner} requires the transform to be in a TransformedEnv (its parent is None): "
+                                      "Cannot initialize the transform if parent env is not defined")
         key = self.in_keys[0] if key is None else key
         state, n, shape, device = None, 0, None, None
         while n < num_iter:
