@@ -1,5 +1,6 @@
 """Transform / Compose / TransformedEnv: a user transform written for TorchRL works unchanged."""
 import pickle
+import sys
 
 import pytest
 import torch
@@ -284,3 +285,13 @@ def test_internal_attribute_errors_are_not_hidden_by_the_base_env():
     with pytest.raises(RuntimeError, match="_allow_done_after_reset is a read-only property for TransformedEnvs"):
         env._allow_done_after_reset = True
     assert env._allow_done_after_reset is False
+
+
+def test_transforms_leave_the_device_choice_to_the_seam():
+    """No transform module asks ``is_cuda`` itself: ``_device`` (on_device hooks, ops_for, cuda_device) decides."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(sys.modules["numbarl.torch_api.transforms.base"].__file__).parent
+    calls = {p.name: len(re.findall(r"\bis_cuda\(", p.read_text())) for p in root.glob("*.py")}
+    assert sum(calls.values()) <= 3, {k: v for k, v in calls.items() if v}

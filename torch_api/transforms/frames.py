@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from .._attrs import set_plain
-from .._arrays import as_array, is_cuda, numpy_dtype
-from .._device import kernel_module, launch
+from .._arrays import as_array, numpy_dtype
+from .._device import cuda_device, kernel_module, launch, on_device
 from .._keys import unravel_key
 from ._checks import check_unique
 from .keyed_array import (
@@ -369,7 +369,7 @@ class CatFrames(KeyedArrayTransform):
         """The mask of ``request`` for frames ``value`` (host or device), converted once per kind into ``masks``."""
         if request is None:
             return None
-        where = value.device if is_cuda(value) else None
+        where = cuda_device(value)
         mask = masks.get(where)
         if mask is None:
             mask = masks[where] = (self.host_mask(request, batch) if where is None
@@ -435,19 +435,24 @@ class CatFrames(KeyedArrayTransform):
                     self._missing(in_key, td)
                 continue
             mask = self._mask_for(request, td.batch_size, value, masks)
-            if is_cuda(value):
-                td.set(out_key, self.device_stack(in_key, value.detach(), nb, mask, reset))
-                continue
-            device = value.device
-            frame = as_array(value.cpu() if device.type != "cpu" else value)
-            self.check_frame(frame.shape[nb:])
-            out = torch.empty(self.stack_shape(frame.shape), dtype=value.dtype)
-            if reset:
-                self.restart_ring(in_key, frame, out.numpy(), nb, mask)
-            else:
-                self._push(in_key, frame, out.numpy(), nb)
-            td.set(out_key, out if device.type == "cpu" else out.to(device))
+            td.set(out_key, on_device(value, self, "_stack_frames", in_key, value, nb, mask, reset))
         return td
+
+    def _stack_frames(self, key, value, nb, mask, reset) -> torch.Tensor:
+        """The stack of ``value`` after a push into ``key``'s ring (or a reset), by the CPU kernels."""
+        device = value.device
+        frame = as_array(value.cpu() if device.type != "cpu" else value)
+        self.check_frame(frame.shape[nb:])
+        out = torch.empty(self.stack_shape(frame.shape), dtype=value.dtype)
+        if reset:
+            self.restart_ring(key, frame, out.numpy(), nb, mask)
+        else:
+            self._push(key, frame, out.numpy(), nb)
+        return out if device.type == "cpu" else out.to(device)
+
+    def _stack_frames_cuda(self, key, value, nb, mask, reset) -> torch.Tensor:
+        """:meth:`_stack_frames` for CUDA frames: the ring lives on their device (:meth:`device_stack`)."""
+        return self.device_stack(key, value.detach(), nb, mask, reset)
 
     def _call(self, next_tensordict):
         self._not_in_env()
@@ -521,14 +526,7 @@ class CatFrames(KeyedArrayTransform):
             if value is None:
                 continue
             root = self._root_of(in_key, value, inputs)
-            if is_cuda(value):
-                stacked = self._unfold_device(value.detach(), root, done, batch, tdim)
-            else:
-                if not host_done:  # [B, T] bool, converted once for every key on the host
-                    d = as_array(done.cpu()).astype(np.bool_, copy=False).reshape(batch)
-                    host_done["d"] = _to_bt(d, tdim, len(batch), batch[tdim])
-                stacked = self._unfold_host(value, root, host_done["d"], batch, tdim)
-            results.append((out_key, stacked))
+            results.append((out_key, on_device(value, self, "_unfold_stacks", value, root, done, batch, tdim, host_done)))
         for out_key, out in results:
             td.set(out_key, out)
         return td
@@ -545,17 +543,24 @@ class CatFrames(KeyedArrayTransform):
         """The ``[*batch, N]`` padding mask of the windows (on ``done``'s device)."""
         nbd, nt = len(batch), batch[tdim]
         moved = batch[:tdim] + batch[tdim + 1:] + (nt,)
-        if is_cuda(done):
-            d = _to_bt_device(done.detach().to(dtype=torch.bool).reshape(batch), tdim, nbd, nt)
-            out = torch.empty(d.shape + (self.N,), dtype=torch.bool, device=done.device)
-            launch(done, "frames", "frames_window_mask", d, self.N, future=self.future, out=out)
-        else:
-            d = _to_bt(as_array(done.cpu()).astype(np.bool_, copy=False).reshape(batch), tdim, nbd, nt)
-            out = torch.from_numpy(launch(d, "frames", "frames_window_mask", d, self.N, future=self.future))
-        out = out.reshape(moved + (self.N,))
+        out = on_device(done, self, "_bt_window_mask", done, batch, tdim).reshape(moved + (self.N,))
         if tdim != nbd - 1:
             out = out.movedim(nbd - 1, tdim).contiguous()
         return out.to(done.device)
+
+    def _bt_window_mask(self, done, batch, tdim) -> torch.Tensor:
+        """The ``[B, T, N]`` window mask of host ``done`` by the CPU kernel."""
+        nbd, nt = len(batch), batch[tdim]
+        d = _to_bt(as_array(done.cpu()).astype(np.bool_, copy=False).reshape(batch), tdim, nbd, nt)
+        return torch.from_numpy(launch(d, "frames", "frames_window_mask", d, self.N, future=self.future))
+
+    def _bt_window_mask_cuda(self, done, batch, tdim) -> torch.Tensor:
+        """:meth:`_bt_window_mask` for CUDA ``done``, on its device."""
+        nbd, nt = len(batch), batch[tdim]
+        d = _to_bt_device(done.detach().to(dtype=torch.bool).reshape(batch), tdim, nbd, nt)
+        out = torch.empty(d.shape + (self.N,), dtype=torch.bool, device=done.device)
+        launch(done, "frames", "frames_window_mask", d, self.N, future=self.future, out=out)
+        return out
 
     @staticmethod
     def _root_of(in_key, value, inputs):
@@ -566,6 +571,18 @@ class CatFrames(KeyedArrayTransform):
         if root is not None and tuple(root.shape) == tuple(value.shape) and root.dtype == value.dtype:
             return root
         return None
+
+    def _unfold_stacks(self, value, root, done, batch, tdim, host_done: dict):
+        """The offline stacks of host ``value``; the ``[B, T]`` done flags are converted once per call into
+        ``host_done`` and shared by every key."""
+        if not host_done:
+            d = as_array(done.cpu()).astype(np.bool_, copy=False).reshape(batch)
+            host_done["d"] = _to_bt(d, tdim, len(batch), batch[tdim])
+        return self._unfold_host(value, root, host_done["d"], batch, tdim)
+
+    def _unfold_stacks_cuda(self, value, root, done, batch, tdim, host_done: dict):
+        """:meth:`_unfold_stacks` for CUDA ``value``: the CUDA kernel on its device (nothing converted on the host)."""
+        return self._unfold_device(value.detach(), root, done, batch, tdim)
 
     def _unfold_host(self, value, root, d, batch, tdim):
         """The offline stacks of ``value`` by the CPU kernel (``d``: the ``[B, T]`` done flags).

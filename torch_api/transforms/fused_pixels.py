@@ -51,8 +51,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._arrays import as_array, is_cuda
-from .._device import launch
+from .._arrays import as_array
+from .._device import cuda_device, launch
 from .keyed_array import array_meta
 from .base import plan_steps, register_fuser
 from .frames import CatFrames
@@ -251,7 +251,7 @@ class FusedPixelRun:
         value = td.get(self.src, None)
         if value is None:
             return None
-        if is_cuda(value):
+        if cuda_device(value) is not None:
             return value.detach() if self._fusable(array_meta(value)) else None
         if value.device.type != "cpu":
             return None
