@@ -151,3 +151,35 @@ def test_future_without_done_treats_rows_as_trajectories(torchrl):
     ours, theirs = _both(kw, data, "unfolding")
     _check(ours, theirs)
     assert ours["pad"][:, : T - 3].any().item() is False
+
+
+def test_rb_transform_and_sampler_stack_at_sampling(torchrl):
+    from torchrl.data import LazyTensorStorage, ReplayBuffer
+
+    obs = torch.arange(60.0).unsqueeze(-1)
+    done = (torch.arange(60) % 10 == 9).unsqueeze(-1)
+    data = TensorDict({"obs": obs, ("next", "obs"): obs + 1, ("next", "done"): done, "stack": obs.expand(60, 3)},
+                      [60])
+    t = CatFrames(N=3, dim=-1, in_keys=["obs"], out_keys=["stack"])
+    transform, sampler = t.make_rb_transform_and_sampler(batch_size=8)
+    rb = ReplayBuffer(sampler=sampler, storage=LazyTensorStorage(60), transform=transform)
+    rb.extend(data)
+    assert "stack" not in rb._storage._storage.keys()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sample = rb.sample(8)
+    assert sample.shape == (8,)
+    stack = sample["stack"]
+    assert stack.shape == (8, 3)
+    # slices never cross an episode end (every 10 steps): three consecutive steps of one episode
+    assert torch.equal(stack, stack[:, :1] + torch.arange(3.0))
+    assert bool(((stack[:, 0] % 10) <= 7).all())
+    assert torch.equal(sample["next", "stack"], stack + 1)
+    assert torch.equal(sample["obs"], stack[:, -1:])
+
+
+@pytest.mark.parametrize("batch_size,exc,match", [(0, ValueError, "batch_size >= 1, got 0"),
+                                                   (2.0, TypeError, "batch_size to be an int, got float")])
+def test_rb_transform_and_sampler_bad_batch_size(batch_size, exc, match):
+    with pytest.raises(exc, match=match):
+        CatFrames(N=3, dim=-1, in_keys=["obs"]).make_rb_transform_and_sampler(batch_size)

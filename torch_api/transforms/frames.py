@@ -487,6 +487,44 @@ class CatFrames(KeyedArrayTransform):
                       UserWarning, stacklevel=3)
         return td.batch_dims - 1
 
+    def make_rb_transform_and_sampler(self, batch_size: int, **sampler_kwargs):
+        """A replay-buffer transform and sampler that stack frames at sampling time instead of storing stacks.
+
+        The sampler is TorchRL's ``SliceSampler`` drawing slices of ``N``
+        steps (``sampler_kwargs`` go to it); the transform, a TorchRL
+        ``Compose``, views a sample as ``[-1, N]`` slices, stacks them with a
+        copy of this CatFrames (its keys and their ``("next", ...)`` twins),
+        keeps each slice's last step, and drops the stacked keys from what is
+        written to the buffer. Both sides belong to TorchRL's replay buffers,
+        so this needs the ``torchrl`` package (ImportError naming it otherwise).
+
+        Args:
+            batch_size: the sampler's batch size, an int >= 1.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+            raise TypeError(f"CatFrames.make_rb_transform_and_sampler requires batch_size to be an int, got "
+                            f"{type(batch_size).__name__}")
+        if batch_size < 1:
+            raise ValueError(f"CatFrames.make_rb_transform_and_sampler requires batch_size >= 1, got {batch_size}")
+        try:
+            from torchrl.data.replay_buffers import SliceSampler
+            from torchrl.envs import Compose as _RBCompose
+            from torchrl.envs import ExcludeTransform as _RBExclude
+        except ImportError as err:
+            raise ImportError("CatFrames.make_rb_transform_and_sampler requires the torchrl package for its "
+                              f"replay-buffer transform and SliceSampler: {err}") from None
+        in_keys = list(self.in_keys) + [unravel_key(("next", k)) for k in self.in_keys]
+        out_keys = list(self.out_keys) + [unravel_key(("next", k)) for k in self.out_keys]
+        stack = type(self)(N=self.N, dim=self.dim, in_keys=in_keys, out_keys=out_keys, padding=self.padding,
+                           padding_value=self.padding_value, reset_key=self.reset_key, done_key=self.done_key,
+                           future=self.future, mask_key=self.mask_key)
+        n = self.N
+        sampler = SliceSampler(slice_len=n, **sampler_kwargs)
+        sampler._batch_size_multiplier = n
+        transform = _RBCompose(lambda td: td.reshape(-1, n), stack.unfolding, lambda td: td[:, -1],
+                               _RBExclude(*out_keys, inverse=True))
+        return transform, sampler
+
     def unfolding(self, tensordict):
         """Stack a stored trajectory ``[*B, T, ...]`` offline, whatever ``as_inverse`` says (see the class docstring)."""
         return self._unfold(tensordict)
