@@ -96,6 +96,59 @@ class BatchedPendulum:
         self.env.close()
 
 
+NESTED = (2, 4)  # ParallelEnv(2, SerialEnv(4, ...)): 8 envs, 4 per worker process
+
+
+def _nested_step_counter(impl):
+    """``ParallelEnv(2, SerialEnv(4, TransformedEnv(GymEnv, StepCounter())))``: sub-envs with a state input."""
+    warnings.filterwarnings("ignore")
+    if impl == "numbarl":
+        import numbarl.torch_api as lib
+    else:
+        try:
+            import torchrl.envs as lib
+        except ImportError as err:
+            raise NotImplementedError(f"torchrl is not installed: {err}") from None
+    outer, inner = NESTED
+    make = functools.partial(_counted, impl)
+    env = lib.ParallelEnv(outer, functools.partial(lib.SerialEnv, inner, make))
+    env.set_seed(0)
+    env.rollout(10, break_when_any_done=False)
+    return env, lambda: env.rollout(STEPS, break_when_any_done=False)
+
+
+def _counted(impl):
+    if impl == "numbarl":
+        import numbarl.torch_api as lib
+    else:
+        import torchrl.envs as lib
+    return lib.TransformedEnv(lib.GymEnv(ENV_ID), lib.StepCounter())
+
+
+class NestedStepCounter:
+    """Sub-envs whose ``step_count`` is a state input, nested ``ParallelEnv(2, SerialEnv(4))``."""
+
+    params = (["numbarl", "torchrl"],)
+    param_names = ["impl"]
+    timeout = 300
+
+    def setup(self, impl):
+        self.env, self.run = _nested_step_counter(impl)
+
+    def time_rollout(self, impl):
+        self.run()
+
+    def track_steps_per_second(self, impl):
+        start = time.perf_counter()
+        self.run()
+        return NESTED[0] * NESTED[1] * STEPS / (time.perf_counter() - start)
+
+    track_steps_per_second.unit = "steps/s"
+
+    def teardown(self, impl):
+        self.env.close()
+
+
 def main(repeats: int = 7) -> None:
     """Print env steps per second (median of ``repeats`` rollouts) for every row, side by side.
 

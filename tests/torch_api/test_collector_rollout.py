@@ -27,7 +27,9 @@ def gauss_policy(seed=0):
 
 
 def ours_env(batched=False, steps=7):
-    # StepCounter sits outside the batch: sub-envs with state inputs (step_count) leave the array path
+    if batched == "inside":  # sub-envs with a state input (step_count), stepped on the array path
+        return TransformedEnv(SerialEnv(2, lambda: TransformedEnv(GymEnv("Pendulum-v1"), StepCounter(max_steps=steps))),
+                              RewardSum())
     if batched:
         return TransformedEnv(SerialEnv(2, lambda: GymEnv("Pendulum-v1")), Compose(StepCounter(max_steps=steps), RewardSum()))
     return TransformedEnv(TransformedEnv(GymEnv("Pendulum-v1"), StepCounter(max_steps=steps)), RewardSum())
@@ -39,13 +41,16 @@ def theirs_env(torchrl, batched=False, steps=7):
 
     from torchrl.envs import Compose as TCompose
 
+    if batched == "inside":
+        return TTransformedEnv(TSerialEnv(2, lambda: TTransformedEnv(TGymEnv("Pendulum-v1"),
+                                                                     TStepCounter(max_steps=steps))), TRewardSum())
     if batched:
         return TTransformedEnv(TSerialEnv(2, lambda: TGymEnv("Pendulum-v1")),
                                TCompose(TStepCounter(max_steps=steps), TRewardSum()))
     return TTransformedEnv(TTransformedEnv(TGymEnv("Pendulum-v1"), TStepCounter(max_steps=steps)), TRewardSum())
 
 
-@pytest.mark.parametrize("batched", [False, True])
+@pytest.mark.parametrize("batched", [False, True, "inside"])
 @pytest.mark.parametrize("make_policy", [mlp_policy, gauss_policy])
 def test_rollout_with_policy_equals_torchrl(torchrl, batched, make_policy):
     ours, theirs = ours_env(batched), theirs_env(torchrl, batched)

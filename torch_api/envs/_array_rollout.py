@@ -30,6 +30,7 @@ import torch
 from tensordict import TensorDict
 
 from .._arrays import as_array
+from .._spec_leaves import Unbounded
 
 __all__ = ["array_rollout", "ArrayRunner"]
 
@@ -231,16 +232,21 @@ class ArrayRunner:
         for key, arr in self.state.items():
             views[key][pre + (t0,)] = arr
         policy = None if random_policy else self.policy
+        per_step = None
         if actions is not None:
             for t in range(steps):
                 action_view[pre + (t0 + t,)] = as_array(torch.as_tensor(actions[t]))
         elif policy is None:
             # One draw for the whole run gives the same actions as one draw per
-            # step; after an early stop the generator is rewound to where
-            # per-step draws would have left it.
-            rng_state = torch.get_rng_state()
+            # step (uniform draws); after an early stop the generator is rewound
+            # to where per-step draws would have left it. Normal draws of 16
+            # values or more take another sampler, so they are drawn per step.
             spec = env.full_action_spec[self.action_key]
-            action_view[pre + (slice(t0, t0 + steps),)] = np.moveaxis(as_array(spec.rand((steps,))), 0, nb)
+            if isinstance(spec, Unbounded) and spec.dtype.is_floating_point:
+                per_step = spec
+            else:
+                rng_state = torch.get_rng_state()
+                action_view[pre + (slice(t0, t0 + steps),)] = np.moveaxis(as_array(spec.rand((steps,))), 0, nb)
         td = self.td
         policy_in = [(self.state[k], k) for k in self.policy_in]
         extra = direct = None
@@ -250,7 +256,9 @@ class ArrayRunner:
         for i in range(steps):
             t = t0 + i
             idx = pre + (t,)
-            if direct is not None:
+            if per_step is not None:
+                action_view[idx] = as_array(per_step.rand())
+            elif direct is not None:
                 values = direct_module(*direct_in)
                 if not isinstance(values, tuple):
                     values = (values,)
@@ -316,7 +324,7 @@ class ArrayRunner:
             self.state[key][...] = views[_to_next(key)][pre + (last,)]
         if resets and resets[-1][0] == last:
             self._apply_reset(resets[-1][1], resets[-1][2])
-        if ran < steps and policy is None and actions is None:
+        if ran < steps and policy is None and actions is None and per_step is None:
             torch.set_rng_state(rng_state)
             spec.rand((ran,))
         return ran

@@ -14,12 +14,17 @@ nested batch ``[num_workers, 3]`` as in TorchRL):
 - ``"root"`` entries (observations and done flags after a reset),
 - ``"next"`` entries (observations, rewards and done flags after a step),
 - ``"mask"`` of shape ``[num_workers, *sub_batch]`` flagging what to reset,
-  and ``"state_at_reset"`` (one flag: the parent wrote state rows for the
-  reset that follows).
+  ``"state_at_reset"`` (one flag: the parent wrote state rows for the
+  reset that follows) and ``"np_synced"`` (one flag: the parent is on the
+  array path since a full array reset, so its state rows are the values
+  the sub-envs last output).
 
 :class:`SubEnvs` steps a contiguous slice of sub-envs and writes their rows:
 through the array protocol (``_np_step`` / ``_np_reset``) when a sub-env has
-it and needs no state input, else through the TensorDict API. Plain
+it and needs no state input, or when every state input is one of its own
+outputs (``step_count`` of a ``StepCounter``) and ``np_synced`` is set: the
+sub-env then holds its state itself and the rows carry the same values;
+else through the TensorDict API with its state rows. Plain
 ``GymEnv`` sub-envs (one Box observation, a Box action, no frame skip, no
 pixels) are stepped as a group: the gymnasium envs are called directly and
 their outputs written with one assignment per key, which is the same data
@@ -65,7 +70,8 @@ def make_layout(env, num_workers: int) -> dict:
                  + [(k, env.full_done_spec[k]) for k in done]),
     }
     layout = {"num_workers": num_workers, "sub_batch": sub_batch,
-              "shm": {"mask": ((num_workers, *sub_batch), np.bool_), "state_at_reset": ((1,), np.bool_)}}
+              "shm": {"mask": ((num_workers, *sub_batch), np.bool_), "state_at_reset": ((1,), np.bool_),
+                      "np_synced": ((1,), np.bool_)}}
     for group in GROUPS:
         entries = []
         for i, (key, spec) in enumerate(specs[group]):
@@ -136,9 +142,14 @@ class SubEnvs:
                           for key, dst in self.next]
         self.mask = arrays["mask"]
         self.state_at_reset = arrays["state_at_reset"] if "state_at_reset" in arrays else None
-        single_action = len(self.action) == 1 and not self.state
-        self.fast = [single_action and _array_ready(env) for env in self.envs]
+        self.np_synced = arrays["np_synced"] if "np_synced" in arrays else None
+        carried = {k for k, _ in self.state} <= {k for k, _ in self.next}
+        # fast_np: the array protocol on the array path (state inputs the sub-env carries itself);
+        # fast: also on the TensorDict path, where state rows may hold any value
+        self.fast_np = [len(self.action) == 1 and carried and _array_ready(env) for env in self.envs]
+        self.fast = [f and not self.state for f in self.fast_np]
         self.all_fast = all(self.fast)
+        self.all_fast_np = all(self.fast_np)
         self.gym = None
         if self.all_fast and not self.sub_batch and self.envs and all(_plain_gym(e) for e in self.envs):
             nxt = dict(self.next)
@@ -151,7 +162,9 @@ class SubEnvs:
         if which is None and self.gym is not None:
             self._step_gym()
             return
-        if which is None and self.all_fast:
+        synced = self.np_synced is not None and bool(self.np_synced[0])
+        fast = self.fast_np if synced else self.fast
+        if which is None and (self.all_fast_np if synced else self.all_fast):
             act = self.action[0][1]
             outs = [env._np_step(act[i]) for i, env in zip(self.rows, self.envs)]
             self._gather(outs, self.next_flat)
@@ -159,7 +172,7 @@ class SubEnvs:
         nxt = self.next
         for j in range(len(self.envs)) if which is None else which:
             i, env = self.lo + j, self.envs[j]
-            if self.fast[j]:
+            if fast[j]:
                 out = env._np_step(self.action[0][1][i])
                 for key, dst in nxt:
                     dst[i] = out[key]
@@ -208,6 +221,7 @@ class SubEnvs:
         root = self.root
         with_state = bool(self.state) and self.state_at_reset is not None and bool(self.state_at_reset[0])
         nested = bool(self.sub_batch)
+        fast = self.fast_np if self.np_synced is not None and bool(self.np_synced[0]) else self.fast
         for j in range(len(self.envs)) if which is None else which:
             i, env = self.lo + j, self.envs[j]
             part = None
@@ -217,7 +231,7 @@ class SubEnvs:
                     continue
                 if nested and not row.all():
                     part = row.copy()
-            if self.fast[j] and not with_state:
+            if fast[j] and not with_state:
                 out = env._np_reset(part) if part is not None else env._np_reset()
                 for key, dst in root:
                     dst[i] = out[key]

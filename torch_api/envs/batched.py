@@ -23,7 +23,12 @@ give a :class:`SubEnvMethod` returning one result per sub-env), and
 State inputs: every key of the sub-envs' ``full_state_spec`` (RNN hidden
 states, ``action_mask``...) that the tensordict holds is handed to each
 sub-env with its action, and with a ``reset(td)`` that carries it (not with
-the resets of ``step_and_maybe_reset`` / ``rollout``, as TorchRL).
+the resets of ``step_and_maybe_reset`` / ``rollout``, as TorchRL). On the
+array path (``rollout``, the collectors) state inputs that the sub-envs also
+output (``step_count``, a returned RNN state) go with the action as the
+current values, as ``step_mdp`` carries them on the TensorDict path; a
+sub-env with the array protocol that outputs all its state inputs keeps them
+itself and is stepped through that protocol after a full array reset.
 
 Sub-envs that are themselves batched (``SerialEnv(k, ...)``, an env of
 batch size ``[k]``) give the batch ``[num_workers, k]``, as in TorchRL:
@@ -172,6 +177,10 @@ class _BatchedEnv(ArrayEnvBase):
         d["_action_arrays"] = [(key, arrays[name]) for name, key, _, _ in layout["action"]]
         d["_state_arrays"] = [(key, arrays[name]) for name, key, _, _ in layout["state"]]
         d["_state_at_reset"] = arrays["state_at_reset"]
+        d["_np_synced"] = arrays["np_synced"]
+        # state inputs that are also outputs (step_count, an RNN state the env returns): the array
+        # path hands each step the current values, as step_mdp does on the TensorDict path
+        d["_state_carry"] = [(key, dst) for key, dst in d["_state_arrays"] if key in d["_root_views"]]
         d["_mask"] = arrays["mask"]
         d["_after_step"] = False
 
@@ -179,7 +188,7 @@ class _BatchedEnv(ArrayEnvBase):
         """Forget every view of the batch arrays (so that a closed env holds no mapping of its block)."""
         d = self.__dict__
         for name in ("_arrays", "_root_views", "_next_views", "_current_views", "_carry", "_action_arrays",
-                     "_state_arrays", "_state_at_reset", "_mask"):
+                     "_state_arrays", "_state_at_reset", "_np_synced", "_state_carry", "_mask"):
             d.pop(name, None)
 
     @property
@@ -190,7 +199,7 @@ class _BatchedEnv(ArrayEnvBase):
     def _array_path_ready(self) -> bool:
         if self.is_closed:
             return False
-        return len(self._action_arrays) == 1 and not self._state_arrays and super()._array_path_ready()
+        return len(self._action_arrays) == 1 and super()._array_path_ready()
 
     def _check_open(self) -> None:
         if self.is_closed:
@@ -201,6 +210,10 @@ class _BatchedEnv(ArrayEnvBase):
         dst = self._action_arrays[0][1]
         if action is not dst:
             dst[...] = action
+        if self._state_carry:
+            current = self._np_current()
+            for key, state in self._state_carry:
+                state[...] = current[key]
         self._run_step()
         self.__dict__["_after_step"] = True
         return self._next_views
@@ -216,6 +229,10 @@ class _BatchedEnv(ArrayEnvBase):
                 for root, nxt in self._carry:
                     root[keep] = nxt[keep]
             self._mask[...] = mask
+        if self.__dict__.get("_td_call", False):
+            self._np_synced[0] = False
+        elif mask is None:
+            self._np_synced[0] = True  # every sub-env starts from its own reset values
         self._run_reset(mask is None)
         self.__dict__["_after_step"] = False
         return self._root_views
@@ -235,6 +252,7 @@ class _BatchedEnv(ArrayEnvBase):
 
     def _step(self, tensordict):
         self._check_open()
+        self._np_synced[0] = False  # the state rows now hold whatever the tensordict carries
         for key, dst in self._action_arrays:
             dst[...] = as_array(tensordict.get(key))
         self._write_inputs(tensordict, self._state_arrays)  # state inputs (RNN states, masks...) go with the action
@@ -259,10 +277,12 @@ class _BatchedEnv(ArrayEnvBase):
         flag = self._state_at_reset
         flag[0] = (tensordict is not None and not self.__dict__.get("_reset_only", False)
                    and self._write_inputs(tensordict, self._state_arrays))
+        self.__dict__["_td_call"] = True
         try:
             return super()._reset(tensordict, **kwargs)
         finally:
             flag[0] = False
+            self.__dict__["_td_call"] = False
 
     def _set_seed(self, seed):
         self.set_seed(seed)
