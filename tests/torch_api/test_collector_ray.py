@@ -101,3 +101,15 @@ def test_example_smoke():
                          capture_output=True, text=True, timeout=280, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "frames: 200" in out.stdout
+
+
+def test_bad_arguments_are_refused_before_ray_starts():
+    with pytest.raises(RuntimeError, match="cannot dispatch frames_per_batch=9 across 2"):
+        RayCollector(make_env, linear_policy(), frames_per_batch=9, num_collectors=2, sync=True)
+    with pytest.raises(ValueError, match="remote_configs"):
+        RayCollector(make_env, linear_policy(), frames_per_batch=10, num_collectors=2, remote_configs=[{}])
+    with pytest.raises(NotImplementedError, match="replay_buffer"):
+        RayCollector(make_env, linear_policy(), frames_per_batch=10, replay_buffer=object())
+    with pytest.raises(ValueError, match="backend_options duplicate"):
+        Collector(make_env, linear_policy(), backend="ray", frames_per_batch=10, sync=True,
+                  backend_options={"frames_per_batch": 5})
