@@ -1,5 +1,6 @@
 """Collector (direct backend): arguments, methods and bad input."""
 import functools
+import sys
 
 import pytest
 import torch
@@ -80,9 +81,10 @@ def test_unknown_keyword():
         Collector(make_env, policy(), frames_per_batch=10, frames_per_btach=3)
 
 
-def test_ray_backend_is_planned():
-    with pytest.raises(NotImplementedError, match="ray.*planned"):
-        Collector(make_env, policy(), frames_per_batch=10, backend="ray")
+def test_ray_backend_without_ray_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(ImportError, match=r'pip install "numbarl\[ray\]"'):
+        Collector(make_env, policy(), frames_per_batch=10, backend="ray", num_collectors=2)
 
 
 def test_bad_backend_and_devices():
@@ -118,7 +120,8 @@ def test_plain_module_policy_is_wrapped():
     c = Collector(make_env, net, frames_per_batch=10, total_frames=10)
     batch = c.next()
     with torch.no_grad():
-        assert torch.allclose(batch["action"], net(batch["observation"]))
+        # one row at a time vs one batched matmul: float32 rounding differs near zero
+        assert torch.allclose(batch["action"], net(batch["observation"]), atol=1e-6)
     assert c.next() is None
 
 

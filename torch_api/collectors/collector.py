@@ -62,7 +62,8 @@ class Collector:
     (the default) collects in this process; ``backend="process"`` (or
     ``num_collectors=n``) returns a :class:`MultiAsyncCollector` (or, with
     ``sync=True``, a :class:`MultiSyncCollector`) over worker processes;
-    ``backend="ray"`` is planned and raises NotImplementedError.
+    ``backend="ray"`` runs ``num_collectors`` Ray actors (see ``RayCollector``;
+    ``backend_options`` takes ``ray_init_config`` and ``remote_configs``).
 
     Differences from TorchRL 0.14.1:
 
@@ -113,7 +114,7 @@ class Collector:
             ``track_traj_ids``, an unknown backend, a ``max_frames_per_traj`` with a step_count already there.
         KeyError: the policy's output lacks the env's action key.
         RuntimeError: ``create_env_fn`` raised (the error is chained).
-        NotImplementedError: an argument numbarl does not implement is set (see above), ``backend="ray"``.
+        NotImplementedError: an argument numbarl does not implement is set (see above).
 
     Examples:
         >>> import torch
@@ -139,8 +140,14 @@ class Collector:
         if backend not in _BACKENDS:
             raise ValueError(f"Collector does not support backend={backend!r}; expected one of {list(_BACKENDS)}")
         if backend == "ray":
-            raise NotImplementedError("Collector(backend='ray') is planned for numbarl but not implemented yet; "
-                                      "use backend='direct' or backend='process'")
+            from ._ray import RayCollector
+
+            options = dict(backend_options or {})
+            dup = options.keys() & kwargs.keys()
+            if dup:
+                raise ValueError(f"Collector: backend_options duplicate top-level arguments {sorted(dup)}")
+            kwargs.update(options)
+            return RayCollector(*args, num_collectors=num_collectors, sync=bool(sync), **kwargs)
         if backend == "direct":
             if num_collectors not in (None, 1):
                 raise ValueError(f"Collector(backend='direct') supports one collector, got num_collectors={num_collectors}")
