@@ -174,3 +174,53 @@ def test_the_stepping_source_can_be_swapped(capsys):
     assert collect(_parser().parse_args(["collect", "--steps", "25", "--chunk", "10"]), source=source) == 0
     assert seen == [10, 10, 5]
     assert re.search(r"frames \(steps x envs\)\s+25\n", capsys.readouterr().out)
+
+
+def test_default_source_is_the_collector(monkeypatch, capsys):
+    from numbarl.torch_api import cli
+    from numbarl.torch_api.collectors import Collector
+
+    made, sizes = [], []
+    real_init = Collector.__init__
+
+    def init(self, *args, **kwargs):
+        made.append(kwargs["frames_per_batch"])
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Collector, "__init__", init)
+    real = cli.collector_chunks
+
+    def spy(env, steps, chunk):
+        for part in real(env, steps, chunk):
+            sizes.append(tuple(part.batch_size))
+            assert "collector" not in part.keys()
+            yield part
+
+    monkeypatch.setattr(cli, "collector_chunks", spy)
+    assert cli.main(["collect", "--num-envs", "2", "--steps", "25", "--chunk", "10"]) == 0
+    assert made == [20]  # chunk x envs frames per batch
+    assert sizes == [(2, 10), (2, 10), (2, 5)]
+    out, err = capsys.readouterr()
+    assert "50/50" in err and re.search(r"frames \(steps x envs\)\s+50\n", out)
+
+
+def test_summary_episodes_on_hand_made_chunks(capsys):
+    from tensordict import TensorDict
+
+    from numbarl.torch_api.cli import _parser, collect
+
+    def chunk(rewards, dones):
+        r = torch.tensor(rewards, dtype=torch.float32).unsqueeze(-1)
+        d = torch.tensor(dones).unsqueeze(-1)
+        return TensorDict({"next": {"reward": r, "done": d}}, batch_size=r.shape[:2])
+
+    def source(env, steps, n):
+        yield chunk([[1, 2, 3], [1, 1, 1]], [[False, True, False], [False, False, True]])
+        yield chunk([[4, 5], [2, 2]], [[True, False], [False, True]])
+
+    args = _parser().parse_args(["collect", "--num-envs", "2", "--steps", "5", "--chunk", "3"])
+    assert collect(args, source=source) == 0
+    out = capsys.readouterr().out
+    # env 0 finishes 1+2=3 and 3+4=7, env 1 finishes 1+1+1=3 and 2+2=4
+    assert re.search(r"episodes finished\s+4\n", out)
+    assert re.search(r"mean episode return\s+4\.25\n", out)
