@@ -374,12 +374,18 @@ class _Summary:
         for key, value in part.items(True, True):
             if not isinstance(value, torch.Tensor):
                 continue
-            x = value if value.is_floating_point() else value.to(torch.float64)
-            n = x.numel()
+            n = value.numel()
             if n == 0:
                 continue
-            var, mean = torch.var_mean(x, correction=0)
-            mean, m2 = float(mean), float(var) * n
+            if value.dtype in (torch.uint8, torch.bool):  # frames, flags: a histogram, no wider copy
+                hist = torch.bincount(value.reshape(-1).view(torch.uint8), minlength=256).double()
+                levels = torch.arange(256, dtype=torch.float64)
+                mean = float((hist * levels).sum()) / n
+                m2 = float((hist * (levels - mean) ** 2).sum())
+            else:
+                x = value if value.is_floating_point() else value.to(torch.float64)
+                var, mean = torch.var_mean(x, correction=0)
+                mean, m2 = float(mean), float(var) * n
             row = self.stats.get(key)
             if row is None:
                 shape = list(value.shape)

@@ -224,3 +224,22 @@ def test_summary_episodes_on_hand_made_chunks(capsys):
     # env 0 finishes 1+2=3 and 3+4=7, env 1 finishes 1+1+1=3 and 2+2=4
     assert re.search(r"episodes finished\s+4\n", out)
     assert re.search(r"mean episode return\s+4\.25\n", out)
+
+
+def test_summary_of_uint8_and_bool_entries(capsys):
+    """Frames and flags are summarised from their values' counts: exact mean and std, dtype kept."""
+    from tensordict import TensorDict
+
+    from numbarl.torch_api.cli import _parser, collect
+
+    def source(env, steps, n):
+        yield TensorDict({"pixels": torch.tensor([[0, 10], [20, 30]], dtype=torch.uint8),
+                          "flag": torch.tensor([True, False])}, batch_size=[2])  # one env: time is dim 0
+        yield TensorDict({"pixels": torch.tensor([[40, 50]], dtype=torch.uint8),
+                          "flag": torch.tensor([True])}, batch_size=[1])
+
+    assert collect(_parser().parse_args(["collect", "--steps", "3", "--chunk", "2"]), source=source) == 0
+    out = capsys.readouterr().out
+    # pixels 0..50 by 10: mean 25, sample variance 1750 / 5 = 350; flags 1, 0, 1: mean 2/3, variance (2/3) / 2
+    assert re.search(r"pixels\s+\(3, 2\)\s+uint8\s+25\s+18\.708\n", out), out
+    assert re.search(r"flag\s+\(3,\)\s+bool\s+0\.66667\s+0\.57735\n", out), out
