@@ -261,7 +261,7 @@ def _make_env(args):
 
 
 def rollout_chunks(env, steps: int, chunk: int) -> Iterator:
-    """The stepping source: yields rollouts of ``chunk`` steps (the last may be shorter), ``steps`` in all.
+    """A stepping source stepping ``env.rollout`` directly: yields rollouts of ``chunk`` steps (the last may be shorter), ``steps`` in all.
 
     Each chunk continues the episodes of the previous one. The collect loop only iterates over this
     generator, so a collector with the same output (TensorDicts with the time dim last in the batch)
@@ -281,6 +281,35 @@ def rollout_chunks(env, steps: int, chunk: int) -> Iterator:
                                       action_keys=env.action_keys))
         done += n
         yield part
+
+
+def collector_chunks(env, steps: int, chunk: int) -> Iterator:
+    """The default stepping source: a :class:`~numbarl.torch_api.collectors.Collector` with a random policy.
+
+    Yields batches of ``chunk`` steps of each env (the last one cut to the ``steps`` left), time dim last, with
+    the same keys as a rollout (the collector's ``("collector", "traj_ids")`` entry is dropped). Episodes run
+    on across batches; the collector resets an env when its episode ends.
+    """
+    from .collectors import Collector
+
+    num_envs = max(1, env.batch_size.numel())
+    batches = -(-steps // chunk)
+    collector = Collector(env, None, frames_per_batch=chunk * num_envs, total_frames=batches * chunk * num_envs,
+                          track_traj_ids=False)
+    done = 0
+    try:
+        for batch in collector:
+            n = min(chunk, steps - done)
+            if n < batch.batch_size[-1]:
+                batch = batch[..., :n]
+            if "collector" in batch.keys():
+                batch = batch.exclude("collector")
+            done += n
+            yield batch
+            if done >= steps:
+                break
+    finally:
+        collector.shutdown(close_env=False)
 
 
 class _DeferredInterrupt:
@@ -345,12 +374,18 @@ class _Summary:
         for key, value in part.items(True, True):
             if not isinstance(value, torch.Tensor):
                 continue
-            x = value if value.is_floating_point() else value.to(torch.float64)
-            n = x.numel()
+            n = value.numel()
             if n == 0:
                 continue
-            var, mean = torch.var_mean(x, correction=0)
-            mean, m2 = float(mean), float(var) * n
+            if value.dtype in (torch.uint8, torch.bool):  # frames, flags: a histogram, no wider copy
+                hist = torch.bincount(value.reshape(-1).view(torch.uint8), minlength=256).double()
+                levels = torch.arange(256, dtype=torch.float64)
+                mean = float((hist * levels).sum()) / n
+                m2 = float((hist * (levels - mean) ** 2).sum())
+            else:
+                x = value if value.is_floating_point() else value.to(torch.float64)
+                var, mean = torch.var_mean(x, correction=0)
+                mean, m2 = float(mean), float(var) * n
             row = self.stats.get(key)
             if row is None:
                 shape = list(value.shape)
@@ -450,12 +485,14 @@ class _Store:
         os.replace(tmp, path)
 
 
-def collect(args, source=rollout_chunks) -> int:
+def collect(args, source=None) -> int:
     """Run ``numbarl collect`` with parsed ``args``; returns the exit status.
 
-    ``source(env, steps, chunk)`` yields the collected chunks (default: :func:`rollout_chunks`); a collector
-    yielding TensorDicts of the same layout can take its place.
+    ``source(env, steps, chunk)`` yields the collected chunks (default: :func:`collector_chunks`);
+    :func:`rollout_chunks`, or any generator of TensorDicts of the same layout, can take its place.
     """
+    if source is None:
+        source = collector_chunks
     if args.save is not None:
         _check_save_path(args.save)
     import torch

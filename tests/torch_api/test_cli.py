@@ -174,3 +174,72 @@ def test_the_stepping_source_can_be_swapped(capsys):
     assert collect(_parser().parse_args(["collect", "--steps", "25", "--chunk", "10"]), source=source) == 0
     assert seen == [10, 10, 5]
     assert re.search(r"frames \(steps x envs\)\s+25\n", capsys.readouterr().out)
+
+
+def test_default_source_is_the_collector(monkeypatch, capsys):
+    from numbarl.torch_api import cli
+    from numbarl.torch_api.collectors import Collector
+
+    made, sizes = [], []
+    real_init = Collector.__init__
+
+    def init(self, *args, **kwargs):
+        made.append(kwargs["frames_per_batch"])
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Collector, "__init__", init)
+    real = cli.collector_chunks
+
+    def spy(env, steps, chunk):
+        for part in real(env, steps, chunk):
+            sizes.append(tuple(part.batch_size))
+            assert "collector" not in part.keys()
+            yield part
+
+    monkeypatch.setattr(cli, "collector_chunks", spy)
+    assert cli.main(["collect", "--num-envs", "2", "--steps", "25", "--chunk", "10"]) == 0
+    assert made == [20]  # chunk x envs frames per batch
+    assert sizes == [(2, 10), (2, 10), (2, 5)]
+    out, err = capsys.readouterr()
+    assert "50/50" in err and re.search(r"frames \(steps x envs\)\s+50\n", out)
+
+
+def test_summary_episodes_on_hand_made_chunks(capsys):
+    from tensordict import TensorDict
+
+    from numbarl.torch_api.cli import _parser, collect
+
+    def chunk(rewards, dones):
+        r = torch.tensor(rewards, dtype=torch.float32).unsqueeze(-1)
+        d = torch.tensor(dones).unsqueeze(-1)
+        return TensorDict({"next": {"reward": r, "done": d}}, batch_size=r.shape[:2])
+
+    def source(env, steps, n):
+        yield chunk([[1, 2, 3], [1, 1, 1]], [[False, True, False], [False, False, True]])
+        yield chunk([[4, 5], [2, 2]], [[True, False], [False, True]])
+
+    args = _parser().parse_args(["collect", "--num-envs", "2", "--steps", "5", "--chunk", "3"])
+    assert collect(args, source=source) == 0
+    out = capsys.readouterr().out
+    # env 0 finishes 1+2=3 and 3+4=7, env 1 finishes 1+1+1=3 and 2+2=4
+    assert re.search(r"episodes finished\s+4\n", out)
+    assert re.search(r"mean episode return\s+4\.25\n", out)
+
+
+def test_summary_of_uint8_and_bool_entries(capsys):
+    """Frames and flags are summarised from their values' counts: exact mean and std, dtype kept."""
+    from tensordict import TensorDict
+
+    from numbarl.torch_api.cli import _parser, collect
+
+    def source(env, steps, n):
+        yield TensorDict({"pixels": torch.tensor([[0, 10], [20, 30]], dtype=torch.uint8),
+                          "flag": torch.tensor([True, False])}, batch_size=[2])  # one env: time is dim 0
+        yield TensorDict({"pixels": torch.tensor([[40, 50]], dtype=torch.uint8),
+                          "flag": torch.tensor([True])}, batch_size=[1])
+
+    assert collect(_parser().parse_args(["collect", "--steps", "3", "--chunk", "2"]), source=source) == 0
+    out = capsys.readouterr().out
+    # pixels 0..50 by 10: mean 25, sample variance 1750 / 5 = 350; flags 1, 0, 1: mean 2/3, variance (2/3) / 2
+    assert re.search(r"pixels\s+\(3, 2\)\s+uint8\s+25\s+18\.708\n", out), out
+    assert re.search(r"flag\s+\(3,\)\s+bool\s+0\.66667\s+0\.57735\n", out), out

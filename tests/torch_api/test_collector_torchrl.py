@@ -120,3 +120,30 @@ def test_replay_buffer_holds_the_same_frames(buffer):
     assert len(ours_rb) == len(theirs_rb) > 0
     n = len(ours_rb)
     assert_td_equal(ours_rb[:n], theirs_rb[:n], atol=1e-5)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+@pytest.mark.parametrize("traj_format", ["padded", "cat"])
+@pytest.mark.parametrize("kwargs", [{}, {"reset_at_each_iter": True, "set_truncated": True}],
+                         ids=["plain", "reset+truncated"])
+def test_trajs_per_batch_equal_torchrl(batched, traj_format, kwargs):
+    """Batches of complete trajectories: same trajectories, padding, mask and count as TorchRL's."""
+    from torchrl.collectors import Collector as TCollector
+
+    p = policy()
+    kwargs = dict(frames_per_batch=20, total_frames=120, trajs_per_batch=3, traj_format=traj_format, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.manual_seed(5)
+        a = list(Collector(ours(batched), p, **kwargs))
+        torch.manual_seed(5)
+        b = list(TCollector(theirs(batched), p, **kwargs))
+    assert len(a) == len(b) >= 2
+    for x, y in zip(a, b):
+        assert x.batch_size == y.batch_size
+        if traj_format == "padded":
+            assert x.batch_size[0] == 3
+        assert_td_equal(x, y)
+    if traj_format == "padded" and kwargs.get("set_truncated") and not batched:
+        # episodes cut by the reset at each batch are kept, shorter than the 13 steps of a finished one
+        assert sorted(set(a[0]["collector", "mask"].sum(-1).tolist())) == [7, 13]

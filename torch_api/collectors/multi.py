@@ -393,21 +393,13 @@ class MultiAsyncCollector(_MultiCollector):
         pool = self._pool
         if pool.closed:
             raise RuntimeError(f"{type(self).__name__} is shut down")
-        try:
-            pool.conns[w].send_bytes(message)
-        except OSError:
-            pool._died(w)
-        pool.owing.add(w)
+        pool.send_to(w, message)
         self._sent[w] = self._sends = getattr(self, "_sends", 0) + 1
 
     def _read(self, w: int) -> bytes:
         """Read worker ``w``'s reply (``WorkerPool.collect`` would also take the other workers' replies)."""
         pool = self._pool
-        try:
-            msg = pool.conns[w].recv_bytes()
-        except (EOFError, OSError):
-            pool._died(w)
-        pool.owing.discard(w)
+        msg = pool.recv_from(w)
         if msg[:1] == b"E":
             pool.fault(f"ParallelEnv worker {w} (pid {pool.procs[w].pid}, sub-envs {w}..{w}) raised; "
                        "every worker has been shut down", msg[1:].decode("utf-8", "replace"))
@@ -427,6 +419,4 @@ class MultiAsyncCollector(_MultiCollector):
             waitables = [pool.conns[w] for w in busy] + [pool.procs[w].sentinel for w in busy]
             if not mpc.wait(waitables, timeout=pool.timeout):
                 pool.collect(sorted(busy), 0.001)  # raises: no reply within the timeout
-            for w in busy:
-                if not pool.procs[w].is_alive() and not pool.conns[w].poll(0):
-                    pool._died(w)
+            pool.check_alive(busy)

@@ -540,6 +540,29 @@ class WorkerPool:
             if self.words is not None:
                 self._bump(w, OP_PIPE)
 
+    def send_to(self, w: int, message: bytes) -> None:
+        """Send ``message`` to worker ``w`` alone, without first reading what other workers still owe."""
+        try:
+            self.conns[w].send_bytes(message)
+        except OSError:
+            self._died(w)
+        self.owing.add(w)
+
+    def recv_from(self, w: int) -> bytes:
+        """Read worker ``w``'s reply, tag included, leaving the other workers' replies unread."""
+        try:
+            msg = self.conns[w].recv_bytes()
+        except (EOFError, OSError):
+            self._died(w)
+        self.owing.discard(w)
+        return msg
+
+    def check_alive(self, workers) -> None:
+        """Fault (as a dead worker does everywhere else) if one of ``workers`` exited with no reply left to read."""
+        for w in workers:
+            if not self.procs[w].is_alive() and not self.conns[w].poll(0):
+                self._died(w)
+
     def _died(self, w: int):
         proc = self.procs[w]
         proc.join(1.0)
