@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
+from .._attrs import set_plain
 from .._arrays import as_array
 from ._worker import REQ_RESET, REQ_STEP, REQ_STEP_RESET
 from .utils import step_mdp
@@ -127,7 +128,7 @@ class AsyncIO:
                 kept.append((cidx[~hit], td[torch.from_numpy(np.flatnonzero(~hit))]))
             else:
                 kept.append((cidx, td))
-        self.__dict__["_chunks"] = kept
+        set_plain(self, "_chunks", kept)
         if len(parts) == 1:
             order, td = parts[0]
         else:

@@ -32,8 +32,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from tensordict import TensorDict
 
+from .._attrs import set_plain
 from ._async_pool_io import AsyncIO
 from .batched import _POOLS, SubEnvMethod, _BatchedEnv, _check_affinity, _check_seconds, _cpu_count, _missing, \
     _payload, _start_method
@@ -293,9 +293,9 @@ class AsyncEnvPool(AsyncIO, _BatchedEnv):
         self._set_specs(envs[0])
         self._set_arrays(layout, arrays)
         runner = _Threads(envs, arrays, layout, max_threads=min(len(envs), _cpu_count()))
-        self.__dict__["_runner"] = runner
-        self.__dict__["_subs"] = runner
-        self.__dict__["_finalizer"] = weakref.finalize(self, runner.shutdown)
+        set_plain(self, "_runner", runner)
+        set_plain(self, "_subs", runner)
+        set_plain(self, "_finalizer", weakref.finalize(self, runner.shutdown))
 
     def _setup_processes(self, name, makers, kwargs, device, num_procs, affinity, timeout, mp_start_method):
         from ...core.shared import SharedArrays
@@ -402,7 +402,7 @@ class AsyncEnvPool(AsyncIO, _BatchedEnv):
 
     def _check_open(self) -> None:
         if self.is_closed or self._runner.closed:
-            self.__dict__["is_closed"] = True
+            set_plain(self, "is_closed", True)
             raise RuntimeError(f"{type(self).__name__} is closed (by close() or after a worker fault); make a new one")
 
     # ------------------------------------------------------------ seeding, attributes, closing
@@ -437,7 +437,7 @@ class AsyncEnvPool(AsyncIO, _BatchedEnv):
 
     def close(self, *, raise_if_closed: bool = True) -> None:
         """Stop the workers (or threads) and unlink the shared block; closing twice is harmless."""
-        self.__dict__["is_closed"] = True
+        set_plain(self, "is_closed", True)
         finalizer = self.__dict__.get("_finalizer")
         if finalizer is not None:
             finalizer()

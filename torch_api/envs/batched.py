@@ -57,6 +57,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from .._attrs import set_plain
 from .._arrays import as_array
 from ._array_env import ArrayEnvBase
 from ._worker import (OP_RESET, OP_RESET_ALL, OP_STEP, EnvWorkerError, SubEnvs, WorkerPool, allocate,
@@ -164,7 +165,7 @@ class _BatchedEnv(ArrayEnvBase):
         self.full_done_spec = meta.full_done_spec.expand(*shape)
         self.full_action_spec = meta.full_action_spec.expand(*shape)
         self.full_state_spec = meta.full_state_spec.expand(*shape)
-        self.__dict__["_meta_repr"] = repr(meta)
+        set_plain(self, "_meta_repr", repr(meta))
 
     def _set_arrays(self, layout: dict, arrays) -> None:
         d = self.__dict__
@@ -215,7 +216,7 @@ class _BatchedEnv(ArrayEnvBase):
             for key, state in self._state_carry:
                 state[...] = current[key]
         self._run_step()
-        self.__dict__["_after_step"] = True
+        set_plain(self, "_after_step", True)
         return self._next_views
 
     def _np_reset(self, mask=None) -> dict:
@@ -234,7 +235,7 @@ class _BatchedEnv(ArrayEnvBase):
         elif mask is None:
             self._np_synced[0] = True  # every sub-env starts from its own reset values
         self._run_reset(mask is None)
-        self.__dict__["_after_step"] = False
+        set_plain(self, "_after_step", False)
         return self._root_views
 
     def _np_current(self) -> dict:
@@ -257,7 +258,7 @@ class _BatchedEnv(ArrayEnvBase):
             dst[...] = as_array(tensordict.get(key))
         self._write_inputs(tensordict, self._state_arrays)  # state inputs (RNN states, masks...) go with the action
         self._run_step()
-        self.__dict__["_after_step"] = True
+        set_plain(self, "_after_step", True)
         return self._to_td(self._next_views)
 
     def maybe_reset(self, tensordict):
@@ -266,23 +267,23 @@ class _BatchedEnv(ArrayEnvBase):
         A state input left in the tensordict by the step (an RNN state, say)
         is not handed to the reset, so a done sub-env starts afresh.
         """
-        self.__dict__["_reset_only"] = True
+        set_plain(self, "_reset_only", True)
         try:
             return super().maybe_reset(tensordict)
         finally:
-            self.__dict__["_reset_only"] = False
+            set_plain(self, "_reset_only", False)
 
     def _reset(self, tensordict=None, **kwargs):
         self._check_open()
         flag = self._state_at_reset
         flag[0] = (tensordict is not None and not self.__dict__.get("_reset_only", False)
                    and self._write_inputs(tensordict, self._state_arrays))
-        self.__dict__["_td_call"] = True
+        set_plain(self, "_td_call", True)
         try:
             return super()._reset(tensordict, **kwargs)
         finally:
             flag[0] = False
-            self.__dict__["_td_call"] = False
+            set_plain(self, "_td_call", False)
 
     def _set_seed(self, seed):
         self.set_seed(seed)
@@ -358,7 +359,7 @@ class SerialEnv(_BatchedEnv):
         arrays = allocate(layout)
         self._set_specs(envs[0])
         self._set_arrays(layout, arrays)
-        self.__dict__["_subs"] = SubEnvs(envs, arrays, layout, 0)
+        set_plain(self, "_subs", SubEnvs(envs, arrays, layout, 0))
 
     @property
     def envs(self) -> list:
@@ -400,7 +401,7 @@ class SerialEnv(_BatchedEnv):
     def close(self, *, raise_if_closed: bool = True) -> None:
         """Close every sub-env; closing twice is harmless."""
         if not self.is_closed:
-            self.__dict__["is_closed"] = True
+            set_plain(self, "is_closed", True)
             self._subs.close()
         super().close()
 
@@ -718,7 +719,7 @@ class ParallelEnv(_BatchedEnv):
 
     def _check_open(self) -> None:
         if self.is_closed or self._pool.closed:
-            self.__dict__["is_closed"] = True
+            set_plain(self, "is_closed", True)
             raise RuntimeError(f"{type(self).__name__} is closed (by close() or after a worker fault); make a new one")
 
     def set_seed(self, seed: int | None = None, static_seed: bool = False) -> int | None:
@@ -732,7 +733,7 @@ class ParallelEnv(_BatchedEnv):
 
     def close(self, *, raise_if_closed: bool = True) -> None:
         """Stop the workers and unlink the shared block; closing twice is harmless."""
-        self.__dict__["is_closed"] = True
+        set_plain(self, "is_closed", True)
         finalizer = self.__dict__.get("_finalizer")
         if finalizer is not None:
             finalizer()
