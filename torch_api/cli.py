@@ -205,11 +205,14 @@ def _build_transform(name: str, kwargs: dict, key: str):
     cls_name, keyed, defaults = TRANSFORMS[name]
     cls = getattr(T, cls_name)
     full = {**defaults, **({"in_keys": [key]} if keyed else {}), **kwargs}
+    params = inspect.signature(cls).parameters
+    allowed = [p for p, v in params.items() if v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
+    bad = sorted(set(kwargs) - set(allowed))  # named arguments only: a class's **kwargs takes no CLI words
     try:
+        if bad:
+            raise TypeError(bad)
         inspect.signature(cls).bind(**full)
     except TypeError:
-        allowed = [p for p in inspect.signature(cls).parameters if p not in ("args", "kwargs")]
-        bad = sorted(set(kwargs) - set(allowed))
         raise UsageError(f"--transforms {name}: unknown argument(s) {', '.join(bad) or '?'}; "
                          f"{cls_name} takes {', '.join(allowed)}") from None
     try:
