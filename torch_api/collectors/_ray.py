@@ -306,19 +306,42 @@ class RayCollector:
 
     # ------------------------------------------------------------- shutdown
     def shutdown(self, timeout: float | None = None, shutdown_ray: bool = False) -> None:
-        """Kill every actor; shut Ray down if this collector started it or ``shutdown_ray``."""
+        """Kill every actor and wait until Ray reports each one dead (at most ``timeout`` s, default 30).
+
+        ``ray.kill`` only sends the kill; waiting means the actors' CPUs are free again when
+        this returns, so a next collector asking for them does not queue behind dead ones.
+        Shuts Ray down if this collector started it or ``shutdown_ray``.
+        """
         if self.closed and not self._actors:
             return
         self.closed = True
+        killed = []
         while self._actors:
             actor = self._actors.pop()
             try:
                 self._ray.kill(actor, no_restart=True)
+                killed.append(actor)
             except Exception:
                 pass
+        self._wait_dead(killed, 30.0 if timeout is None else float(timeout))
         if (shutdown_ray or self._started_ray) and self._ray.is_initialized():
             self._ray.shutdown()
         self._started_ray = False
+
+    def _wait_dead(self, actors, timeout: float) -> None:
+        """Probe each killed actor until its calls fail with RayActorError, or ``timeout`` passes."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        for actor in actors:
+            while time.monotonic() < deadline:
+                try:
+                    self._ray.get(actor.ready.remote(), timeout=max(0.1, deadline - time.monotonic()))
+                except self._ray.exceptions.RayActorError:
+                    break
+                except Exception:  # GetTimeoutError or Ray going down: stop waiting
+                    return
+                time.sleep(0.05)
 
     def __del__(self):
         try:
