@@ -63,9 +63,10 @@ CASES = {
     "ObservationNorm": (lambda: ObservationNorm(loc=0.5, scale=2.0, in_keys=["obs"]), lambda: {"obs": _vec()},
                         [], 0, [], 0),
     "RewardSum": (RewardSum, lambda: {"reward": _vec()[:, :1].contiguous()}, [], 0, [], 0),
-    # the fused Atari pipeline: one gray+resize pass and one push per step
-    "AtariCompose": (lambda: Compose(ToTensorImage(), GrayScale(), Resize(84, 84), CatFrames(4, dim=-3)),
-                     lambda: {"pixels": _hwc(210, 160)},
+    # the fused Atari pipeline: one gray+resize pass and one push per step (frames a quarter of
+    # Atari's size: the counts do not depend on it, and the simulator runs one Python thread per pixel)
+    "AtariCompose": (lambda: Compose(ToTensorImage(), GrayScale(), Resize(21, 21), CatFrames(4, dim=-3)),
+                     lambda: {"pixels": _hwc(52, 80)},
                      ["pixels.gray_resize", "frames.frames_state", "frames.frames_reset", "frames.frames_push"], 4,
                      ["pixels.gray_resize", "frames.frames_push"], 2),
 }

@@ -202,10 +202,12 @@ def test_doctests():
 def test_gray_resize_row_kernel_and_wide_fallback_equal_cpu(shape):
     # 12 source columns: more than a row block's threads; 70: wider than the row kernel's shared row
     x = np.random.default_rng(shape[2]).integers(0, 256, shape, dtype=np.uint8)
+    # 35 output columns: with few live threads and wide antialias filters the simulator's block
+    # manager starves them of the GIL (a 70 -> 7 antialiased resize took 600 s)
     for antialias in (False, True):
-        out = cuda.to_device(np.full((shape[0], 1, 5, 7), np.nan, np.float32))
-        gpu.gray_resize(cuda.to_device(x), 5, 7, antialias=antialias, out=out)
-        np.testing.assert_array_equal(out.copy_to_host(), cpu.gray_resize(x, 5, 7, antialias=antialias))
+        out = cuda.to_device(np.full((shape[0], 1, 5, 35), np.nan, np.float32))
+        gpu.gray_resize(cuda.to_device(x), 5, 35, antialias=antialias, out=out)
+        np.testing.assert_array_equal(out.copy_to_host(), cpu.gray_resize(x, 5, 35, antialias=antialias))
     assert (shape[2] > gpu.GR_MAX_W) == (shape[2] == 70)
 
 
@@ -214,7 +216,7 @@ def test_gray_resize_row_kernel_and_wide_fallback_equal_cpu(shape):
 def test_resize_row_kernel_and_wide_fallback_equal_cpu(shape, dtype):
     rng = np.random.default_rng(shape[-1])
     x = rng.integers(0, 256, shape).astype(dtype)
-    for antialias in (False, True):
-        out = cuda.to_device(np.zeros(shape[:-2] + (5, 7), dtype) + (7 if dtype == np.uint8 else np.nan))
-        gpu.resize(cuda.to_device(x), 5, 7, antialias=antialias, out=out)
-        np.testing.assert_array_equal(out.copy_to_host(), cpu.resize(x, 5, 7, antialias=antialias))
+    for antialias in (False, True):  # 35 output columns, as in the gray_resize test above
+        out = cuda.to_device(np.zeros(shape[:-2] + (5, 35), dtype) + (7 if dtype == np.uint8 else np.nan))
+        gpu.resize(cuda.to_device(x), 5, 35, antialias=antialias, out=out)
+        np.testing.assert_array_equal(out.copy_to_host(), cpu.resize(x, 5, 35, antialias=antialias))
