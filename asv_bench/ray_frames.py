@@ -57,7 +57,8 @@ def main(argv=None) -> None:
         makers["torchrl direct"] = lambda: trl_collectors.Collector(trl_factory(), make_policy(),
                                                                     frames_per_batch=FRAMES, total_frames=-1)
         makers["torchrl ray x2"] = lambda: TorchRLRayCollector(
-            [trl_factory, trl_factory], make_policy(), frames_per_batch=FRAMES, total_frames=-1, sync=True,
+            [trl_factory, trl_factory], make_policy(), frames_per_batch=FRAMES,
+            total_frames=FRAMES * (args.batches + 1), sync=True,  # it stops at once on total_frames=-1
             ray_init_config={"address": "local", "num_cpus": 2, "include_dashboard": False},
             remote_configs={"num_cpus": 1, "memory": 512 * 1024 ** 2})
     except ImportError as err:

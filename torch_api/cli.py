@@ -205,16 +205,16 @@ def _build_transform(name: str, kwargs: dict, key: str):
     cls_name, keyed, defaults = TRANSFORMS[name]
     cls = getattr(T, cls_name)
     full = {**defaults, **({"in_keys": [key]} if keyed else {}), **kwargs}
-    params = inspect.signature(cls).parameters
-    allowed = [p for p, v in params.items() if v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
+    signature = inspect.signature(cls)
+    allowed = [p for p, v in signature.parameters.items() if v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
     bad = sorted(set(kwargs) - set(allowed))  # named arguments only: a class's **kwargs takes no CLI words
     try:
-        if bad:
-            raise TypeError(bad)
-        inspect.signature(cls).bind(**full)
+        signature.bind(**full)
     except TypeError:
-        raise UsageError(f"--transforms {name}: unknown argument(s) {', '.join(bad) or '?'}; "
-                         f"{cls_name} takes {', '.join(allowed)}") from None
+        bad = bad or ["?"]
+    if bad:
+        raise UsageError(f"--transforms {name}: unknown argument(s) {', '.join(bad)}; "
+                         f"{cls_name} takes {', '.join(allowed)}")
     try:
         return cls(**full)
     except (TypeError, ValueError) as err:

@@ -5,6 +5,7 @@ Ray is imported only when a ``RayCollector`` is built; install it with
 """
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from typing import Iterator, Sequence
 
@@ -330,8 +331,6 @@ class RayCollector:
 
     def _wait_dead(self, actors, timeout: float) -> None:
         """Probe each killed actor until its calls fail with RayActorError, or ``timeout`` passes."""
-        import time
-
         deadline = time.monotonic() + timeout
         for actor in actors:
             while time.monotonic() < deadline:
