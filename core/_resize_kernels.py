@@ -13,7 +13,9 @@ The kernels run the vertical pass first (one output row at a time, a sum of
 whole source rows, which vectorises over the width) into a float32 row
 buffer, then the horizontal pass from that buffer, with the sum for each
 output taken tap by tap in order. Accumulation is float32. A uint8 output is
-rounded half up and clamped to [0, 255].
+rounded half to even and clamped to [0, 255]: torchvision's tensor ``resize``
+(which TorchRL's ``Resize`` calls) resizes a uint8 image in float32 and then
+applies ``torch.round`` (half to even) and ``.to(torch.uint8)``.
 """
 import numpy as np
 from numba import njit, prange
@@ -75,17 +77,26 @@ def _hpass(tmp, drow, xs, xw):
             drow[ox] = acc
 
 
+@njit(cache=True, nogil=True, inline="always")
+def round_u8(v):
+    """float32 ``v`` rounded half to even (as ``torch.round``) and clamped to [0, 255], as an int32."""
+    if v <= 0.0:
+        return np.int32(0)
+    if v >= 255.0:
+        return np.int32(255)
+    f = np.floor(v)
+    i = np.int32(f)
+    d = v - f  # exact: v < 256 has at least 15 fraction bits
+    if d > 0.5 or (d == 0.5 and (i & 1) == 1):
+        i += 1
+    return i
+
+
 @njit(cache=True, nogil=True)
 def _round_u8(orow, drow):
-    """Round half up and clamp a float32 row into a uint8 row."""
+    """Round a float32 row into a uint8 row with :func:`round_u8`."""
     for i in range(drow.shape[0]):
-        v = orow[i]
-        if v <= 0.0:
-            drow[i] = 0
-        elif v >= 255.0:
-            drow[i] = 255
-        else:
-            drow[i] = np.int32(v + np.float32(0.5))
+        drow[i] = round_u8(orow[i])
 
 
 @njit(cache=True, nogil=True)
@@ -179,13 +190,15 @@ def scaled_bytes(out, how):
 
 
 @njit(cache=True, nogil=True)
-def _gray_rows(frame, g, rows, wr, wg, wb, how):
+def _gray_rows(frame, g, rows, wr, wg, wb, how, trunc):
     """Float32 luma ``(wr * r + wg * g) + wb * b`` of the flagged rows of one frame.
 
     ``frame`` is ``[H, 3 * W]`` (RGB interleaved). Each channel is first
     scaled as ``how`` says: not at all, divided by 255, or (uint8 only) the
     division-free split, which gives the same float32 values. Either scaled
-    form reproduces ``grayscale(to_tensor_image(frame))`` bit for bit.
+    form reproduces ``grayscale(to_tensor_image(frame))`` bit for bit. With
+    ``trunc`` the luma is truncated to an integer, the value a uint8
+    ``grayscale`` stores (kept in float32, which holds it exactly).
     """
     nh, nw = g.shape
     for h in range(nh):
@@ -196,26 +209,42 @@ def _gray_rows(frame, g, rows, wr, wg, wb, how):
                 r = _scaled(src[3 * w], how)
                 gg = _scaled(src[3 * w + 1], how)
                 b = _scaled(src[3 * w + 2], how)
-                dst[w] = (wr * r + wg * gg) + wb * b
+                v = (wr * r + wg * gg) + wb * b
+                dst[w] = np.float32(np.int32(v)) if trunc else v
 
 
 @njit(cache=True, nogil=True)
-def _gray_resize_frames(x, dst, rows, yi, yw, xs, xw, wr, wg, wb, how):
-    """Fused luma + resample of ``x`` ``[B, H, 3 * W]`` into float32 ``dst`` ``[B, oh, ow]``."""
+def _gray_resize_frame(frame, out, rows, yi, yw, xs, xw, wr, wg, wb, how, to_u8, g, tmp, orow):
+    """One frame of :func:`_gray_resize_frames`; ``g``, ``tmp`` and ``orow`` are float32 scratch."""
+    _gray_rows(frame, g, rows, wr, wg, wb, how, to_u8)
+    if to_u8:
+        _resize_plane_u8(g, out, yi, yw, xs, xw, tmp, orow)
+    else:
+        _resize_plane_f32(g, out, yi, yw, xs, xw, tmp)
+
+
+@njit(cache=True, nogil=True)
+def _gray_resize_frames(x, dst, rows, yi, yw, xs, xw, wr, wg, wb, how, to_u8):
+    """Fused luma + resample of ``x`` ``[B, H, 3 * W]`` into ``dst`` ``[B, oh, ow]``.
+
+    ``dst`` is float32, or uint8 when ``to_u8`` (then ``how`` must be
+    ``SCALE_NONE``): the luma is truncated as a uint8 ``grayscale`` and the
+    resampled value rounded as a uint8 ``resize``.
+    """
     nh, nw = x.shape[1], x.shape[2] // 3
     g = np.empty((nh, nw), dtype=np.float32)
     tmp = np.empty(nw + xw.shape[1] - 1, dtype=np.float32)
+    orow = np.empty(dst.shape[2], dtype=np.float32)
     for b in range(x.shape[0]):
-        _gray_rows(x[b], g, rows, wr, wg, wb, how)
-        _resize_plane_f32(g, dst[b], yi, yw, xs, xw, tmp)
+        _gray_resize_frame(x[b], dst[b], rows, yi, yw, xs, xw, wr, wg, wb, how, to_u8, g, tmp, orow)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _gray_resize_frames_parallel(x, dst, rows, yi, yw, xs, xw, wr, wg, wb, how):
+def _gray_resize_frames_parallel(x, dst, rows, yi, yw, xs, xw, wr, wg, wb, how, to_u8):
     """:func:`_gray_resize_frames` with the frames split over threads."""
     nh, nw = x.shape[1], x.shape[2] // 3
     for b in prange(x.shape[0]):
         g = np.empty((nh, nw), dtype=np.float32)
         tmp = np.empty(nw + xw.shape[1] - 1, dtype=np.float32)
-        _gray_rows(x[b], g, rows, wr, wg, wb, how)
-        _resize_plane_f32(g, dst[b], yi, yw, xs, xw, tmp)
+        orow = np.empty(dst.shape[2], dtype=np.float32)
+        _gray_resize_frame(x[b], dst[b], rows, yi, yw, xs, xw, wr, wg, wb, how, to_u8, g, tmp, orow)

@@ -11,7 +11,9 @@ PyTorch code that TorchRL 0.14.1 runs for ``ToTensorImage``, ``GrayScale``,
 * :func:`grayscale` is bit-identical to TorchRL's ``rgb_to_grayscale``
   (weights 0.2989, 0.587, 0.114; uint8 results are truncated, not rounded);
 * :func:`resize` matches ``torch.nn.functional.interpolate`` with
-  ``align_corners=False`` to 1e-5 for float32 and within 1 for uint8;
+  ``align_corners=False`` to 1e-5 for float32; uint8 images are resampled in
+  float32 and rounded half to even, as torchvision's tensor ``resize`` does
+  (within 1 of ``interpolate`` on uint8, whose fixed-point path differs);
 * :func:`center_crop` and :func:`crop` follow torchvision, including zero
   padding when the window leaves the image.
 
@@ -335,9 +337,12 @@ def resize(x, h, w, mode="bilinear", antialias=False, out=None):
     """Resize ``[..., H, W]`` images (usually ``[..., C, H, W]``) to ``h x w``.
 
     Matches ``torch.nn.functional.interpolate(x, (h, w), mode=mode,
-    align_corners=False, antialias=antialias)``: to 1e-5 for float32, and
-    within 1 for uint8 (accumulation is float32, then rounded half up and
-    clamped). ``mode="nearest"`` picks ``floor(i * H / h)`` as PyTorch's
+    align_corners=False, antialias=antialias)``: to 1e-5 for float32. A
+    uint8 image is resampled in float32 and rounded half to even (clamped to
+    [0, 255]), the values of torchvision's tensor ``resize`` (float32
+    ``interpolate``, ``torch.round``, cast) that TorchRL's ``Resize`` runs;
+    that is within 1 of ``interpolate`` on uint8 itself, whose fixed-point
+    path rounds differently. ``mode="nearest"`` picks ``floor(i * H / h)`` as PyTorch's
     legacy ``"nearest"`` (not ``"nearest-exact"``) and copies values exactly.
     With ``antialias=True`` a shrinking axis averages every source pixel
     under the output pixel (the triangle filter widened by the scale).
@@ -402,6 +407,22 @@ def resize(x, h, w, mode="bilinear", antialias=False, out=None):
 
 
 # -------------------------------------------------------------- gray_resize
+def _gray_resize_dtype(x, dtype, from_int, fn) -> bool:
+    """Whether ``gray_resize`` writes uint8 (checked: ``dtype`` and, for uint8, ``x`` and ``from_int``)."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{fn} requires dtype np.float32 or np.uint8, got {dtype!r}") from None
+    if dtype not in (np.dtype(np.float32), np.dtype(np.uint8)):
+        raise ValueError(f"{fn} requires dtype np.float32 or np.uint8, got {dtype}")
+    if dtype != np.uint8:
+        return False
+    if x.dtype != np.uint8 or from_int is not False:
+        raise ValueError(f"{fn} with dtype=np.uint8 requires uint8 x and from_int=False (no scaling), "
+                         f"got x of dtype {x.dtype} and from_int={from_int!r}")
+    return True
+
+
 _SCALE_CHECK = {}
 
 
@@ -415,7 +436,7 @@ def _exact_scale_holds() -> bool:
     return ok
 
 
-def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=None, from_int=None):
+def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=None, from_int=None, dtype=np.float32):
     """``ToTensorImage -> GrayScale -> Resize`` (-> ``CenterCrop``) in one pass.
 
     Takes HWC frames ``[..., H, W, 3]`` straight to ``[..., 1, h, w]``
@@ -427,6 +448,12 @@ def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=Non
     significant bits, so the first product is exact), which equals the
     float32 quotient for all 256 bytes (checked once per process; the kernel
     divides should a compiler ever fuse the two products).
+
+    With ``dtype=np.uint8`` (uint8 ``x``, ``from_int=False``) the frames stay
+    bytes end to end, bit-identical to the uint8 chain
+    ``resize(grayscale(permute_last(x, (-1, -3, -2))), h, w)``: the luma is
+    truncated to an integer as uint8 ``grayscale`` stores it, and the
+    resampled value is rounded as uint8 ``resize`` rounds it.
 
     Args:
         x: uint8 or float32 array ``[..., H, W, 3]``.
@@ -440,14 +467,16 @@ def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=Non
             ``cw <= w``); only the kept pixels are computed.
         from_int: scale by 1/255 when ``True``; ``None`` (default) scales
             uint8 input only, as ``ToTensorImage``.
+        dtype: ``np.float32`` (default) or ``np.uint8`` (see above).
 
     Returns:
-        The float32 array (``out`` when given).
+        The array of ``dtype`` (``out`` when given).
 
     Raises:
         TypeError: wrong types, as :func:`resize`.
         ValueError: fewer than 3 dimensions, a last dimension other than 3,
-            bad sizes, or a crop larger than ``(h, w)``.
+            bad sizes, a crop larger than ``(h, w)``, another ``dtype``, or
+            ``dtype=np.uint8`` with non-uint8 ``x`` or ``from_int`` not False.
 
     Examples:
         >>> import numpy as np
@@ -457,6 +486,8 @@ def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=Non
         ((2, 1, 84, 84), dtype('float32'), 0.9999)
         >>> gray_resize(frames, 84, 84, crop=(64, 64)).shape
         (2, 1, 64, 64)
+        >>> gray_resize(frames, 84, 84, antialias=True, from_int=False, dtype=np.uint8).max()
+        np.uint8(254)
     """
     fn = "gray_resize"
     _check_array(x, fn)
@@ -467,6 +498,7 @@ def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=Non
     h, w, antialias = _check_resize_args(fn, h, w, mode, antialias)
     if from_int not in (True, False, None):
         raise ValueError(f"{fn} requires from_int to be True, False or None, got {from_int!r}")
+    to_u8 = _gray_resize_dtype(x, dtype, from_int, fn)
     scale = bool(from_int) if from_int is not None else x.dtype == np.uint8
     n_h, n_w = x.shape[-3], x.shape[-2]
     if n_h == 0 or n_w == 0:
@@ -485,7 +517,7 @@ def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=Non
         yi, yw = yi[top : top + ch], yw[top : top + ch]
         xs, xw = xs[left : left + cw], xw[left : left + cw]
         oh, ow = ch, cw
-    out = _check_out(out, x, x.shape[:-3] + (1, oh, ow), np.dtype(np.float32), fn)
+    out = _check_out(out, x, x.shape[:-3] + (1, oh, ow), np.dtype(np.uint8 if to_u8 else np.float32), fn)
     if out.size == 0:
         return out
     xv = _batched_input(x, 3, (n_h, n_w * 3))
@@ -500,7 +532,7 @@ def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=Non
         how = _rk.SCALE_SPLIT  # the float32 v / 255 of every byte, without a division
     else:
         how = _rk.SCALE_DIVIDE
-    kernel(xv, ov, rows, yi, yw, xs, xw, _pk.GRAY_R, _pk.GRAY_G, _pk.GRAY_B, how)
+    kernel(xv, ov, rows, yi, yw, xs, xw, _pk.GRAY_R, _pk.GRAY_G, _pk.GRAY_B, how, to_u8)
     if scratch:
         out[...] = ov.reshape(out.shape)
     return out

@@ -11,7 +11,8 @@ product and sum rounded on its own (see :mod:`numbarl.core.cuda._common`):
 ``to_tensor_image`` and ``grayscale`` give the CPU's bits, and ``resize``
 sums its taps in the CPU kernels' order (vertical taps per source column,
 then horizontal taps), so it gives the same float32 values and the same
-uint8 rounding.
+uint8 rounding (half to even). ``gray_resize`` also has the CPU's uint8
+chain (``dtype=np.uint8``).
 
 Resize tables (per-axis source indices and weights) are built on the host by
 the CPU module's table builders, copied to the device once per ``(size in,
@@ -21,6 +22,8 @@ Importing this module imports ``numba.cuda``; ``numbarl.core`` does not import
 it. Set ``NUMBA_ENABLE_CUDASIM=1`` before the first import of ``numba.cuda``
 to run it on the simulator.
 """
+import math
+
 import numpy as np
 from numba import cuda
 from numbarl.core import pixels as _cpu
@@ -101,14 +104,18 @@ def _column(src, p, oy, col, yi, yw):
 
 @cuda.jit(device=True)
 def _store(dst, p, oy, ox, v, to_u8):
-    """Write float32 ``v``; a uint8 ``dst`` gets it rounded half up and clamped to [0, 255]."""
+    """Write float32 ``v``; a uint8 ``dst`` gets it rounded half to even and clamped to [0, 255]."""
     if to_u8:
         if v <= 0.0:
             dst[p, oy, ox] = 0
         elif v >= 255.0:
             dst[p, oy, ox] = 255
         else:
-            dst[p, oy, ox] = np.int32(add32(v, np.float32(0.5)))
+            i = np.int32(math.floor(v))
+            d = v - np.float32(i)  # exact below 256
+            if d > 0.5 or (d == 0.5 and (i & 1) == 1):
+                i += 1
+            dst[p, oy, ox] = i
     else:
         dst[p, oy, ox] = v
 
@@ -207,26 +214,33 @@ def _scale(v, how):
 
 
 @cuda.jit(device=True)
-def _luma(x, b, row, col, wr, wg, wb, how):
-    """float32 ``(wr * r + wg * g) + wb * b`` of HWC pixel ``(row, col)`` of frame ``b``."""
+def _luma(x, b, row, col, wr, wg, wb, how, trunc):
+    """float32 ``(wr * r + wg * g) + wb * b`` of HWC pixel ``(row, col)`` of frame ``b`` (truncated if ``trunc``)."""
     r = _scale(x[b, row, 3 * col], how)
     g = _scale(x[b, row, 3 * col + 1], how)
     bl = _scale(x[b, row, 3 * col + 2], how)
-    return add32(add32(mul32(wr, r), mul32(wg, g)), mul32(wb, bl))
+    v = add32(add32(mul32(wr, r), mul32(wg, g)), mul32(wb, bl))
+    if trunc:
+        return np.float32(np.int32(v))
+    return v
 
 
 @cuda.jit(device=True)
-def _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, how):
+def _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, how, trunc):
     """Vertical pass over the luma at one source column, in tap order."""
-    acc = mul32(yw[oy, 0], _luma(x, b, yi[oy, 0], col, wr, wg, wb, how))
+    acc = mul32(yw[oy, 0], _luma(x, b, yi[oy, 0], col, wr, wg, wb, how, trunc))
     for k in range(1, yw.shape[1]):
-        acc = add32(acc, mul32(yw[oy, k], _luma(x, b, yi[oy, k], col, wr, wg, wb, how)))
+        acc = add32(acc, mul32(yw[oy, k], _luma(x, b, yi[oy, k], col, wr, wg, wb, how, trunc)))
     return acc
 
 
 @cuda.jit
-def _gray_resize_kernel(x, dst, yi, yw, xs, xw, wr, wg, wb, how):
-    """Fused luma + resample of ``x`` ``[B, H, 3 * W]`` into float32 ``dst`` ``[B, oh, ow]``."""
+def _gray_resize_kernel(x, dst, yi, yw, xs, xw, wr, wg, wb, how, to_u8):
+    """Fused luma + resample of ``x`` ``[B, H, 3 * W]`` into ``dst`` ``[B, oh, ow]``.
+
+    ``dst`` is float32, or uint8 when ``to_u8``: then the luma is truncated
+    (as uint8 ``grayscale``) and the result rounded (as uint8 ``resize``).
+    """
     i = cuda.grid(1)
     nb, oh, ow = dst.shape
     if i >= nb * oh * ow:
@@ -238,15 +252,15 @@ def _gray_resize_kernel(x, dst, yi, yw, xs, xw, wr, wg, wb, how):
     last = x.shape[2] // 3 - 1
     start = np.int64(xs[ox])
     col = min(start, last)
-    acc = mul32(xw[ox, 0], _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, how))
+    acc = mul32(xw[ox, 0], _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, how, to_u8))
     for k in range(1, xw.shape[1]):
         col = min(start + k, last)
-        acc = add32(acc, mul32(xw[ox, k], _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, how)))
-    dst[b, oy, ox] = acc
+        acc = add32(acc, mul32(xw[ox, k], _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, how, to_u8)))
+    _store(dst, b, oy, ox, acc, to_u8)
 
 
 @cuda.jit
-def _gray_resize_rows_kernel(x, dst, yi, yw, xs, xw, wr, wg, wb, how):
+def _gray_resize_rows_kernel(x, dst, yi, yw, xs, xw, wr, wg, wb, how, to_u8):
     """Same results as ``_gray_resize_kernel``; block ``b * oh + oy`` makes output row ``oy`` of frame ``b``.
 
     Each source column's vertical pass is computed once per output row (not
@@ -264,7 +278,7 @@ def _gray_resize_rows_kernel(x, dst, yi, yw, xs, xw, wr, wg, wb, how):
     step = cuda.blockDim.x
     n_w = x.shape[2] // 3
     for col in range(tid, n_w, step):
-        cols[col] = _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, how)
+        cols[col] = _gray_column(x, b, oy, col, yi, yw, wr, wg, wb, how, to_u8)
     cuda.syncthreads()
     last = n_w - 1
     for ox in range(tid, ow, step):
@@ -272,7 +286,7 @@ def _gray_resize_rows_kernel(x, dst, yi, yw, xs, xw, wr, wg, wb, how):
         acc = mul32(xw[ox, 0], cols[min(start, last)])
         for k in range(1, xw.shape[1]):
             acc = add32(acc, mul32(xw[ox, k], cols[min(start + k, last)]))
-        dst[b, oy, ox] = acc
+        _store(dst, b, oy, ox, acc, to_u8)
 
 
 @cuda.jit
@@ -512,7 +526,8 @@ def resize(x, h, w, mode="bilinear", antialias=False, out=None, stream=0):
     return result
 
 
-def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=None, from_int=None, stream=0):
+def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=None, from_int=None,
+                dtype=np.float32, stream=0):
     """``ToTensorImage -> GrayScale -> Resize`` (-> ``CenterCrop``) in one kernel.
 
     Same arguments and results as :func:`numbarl.core.pixels.gray_resize`,
@@ -528,6 +543,8 @@ def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=Non
         mode: ``"bilinear"`` (default) or ``"nearest"``.
         crop: optional ``(ch, cw)`` centre crop of the resized image.
         from_int: scale by 1/255 when ``True``; ``None`` scales uint8 only.
+        dtype: ``np.float32`` (default) or ``np.uint8`` (uint8 ``x`` with
+            ``from_int=False``: the uint8 chain, as the CPU function).
         stream: CUDA stream to run on.
 
     Returns:
@@ -555,6 +572,7 @@ def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=Non
     if from_int not in (True, False, None):
         raise ValueError(f"{fn} (CUDA) requires from_int to be True, False or None, got {from_int!r}")
     is_u8 = np.dtype(x.dtype) == _U8
+    to_u8 = _cpu._gray_resize_dtype(x, dtype, from_int, fn + " (CUDA)")
     scale = bool(from_int) if from_int is not None else is_u8
     n_h, n_w = shape[-3], shape[-2]
     if n_h == 0 or n_w == 0:
@@ -573,7 +591,8 @@ def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=Non
         yi, yw = yi[top : top + ch], yw[top : top + ch]
         xs, xw = xs[left : left + cw], xw[left : left + cw]
         oh, ow = ch, cw
-    result, dev = prepare_out(out, shape[:-3] + (1, oh, ow), np.float32, fn, stream, (("x", x),))
+    result, dev = prepare_out(out, shape[:-3] + (1, oh, ow), np.uint8 if to_u8 else np.float32, fn, stream,
+                              (("x", x),))
     if dev.size == 0:
         return result
     xv = _batched(x, 3, (n_h, n_w * 3))
@@ -586,10 +605,10 @@ def gray_resize(x, h, w, antialias=False, out=None, *, mode="bilinear", crop=Non
         how = _SCALE_DIVIDE
     if n_w <= GR_MAX_W:
         _gray_resize_rows_kernel[ov.shape[0] * oh, _row_threads(n_w), stream](
-            xv, ov, yi, yw, xs, xw, GRAY_R, GRAY_G, GRAY_B, how
+            xv, ov, yi, yw, xs, xw, GRAY_R, GRAY_G, GRAY_B, how, to_u8
         )
     else:
-        _launch(_gray_resize_kernel, ov.size, stream, xv, ov, yi, yw, xs, xw, GRAY_R, GRAY_G, GRAY_B, how)
+        _launch(_gray_resize_kernel, ov.size, stream, xv, ov, yi, yw, xs, xw, GRAY_R, GRAY_G, GRAY_B, how, to_u8)
     return result
 
 

@@ -220,3 +220,42 @@ def test_resize_row_kernel_and_wide_fallback_equal_cpu(shape, dtype):
         out = cuda.to_device(np.zeros(shape[:-2] + (5, 35), dtype) + (7 if dtype == np.uint8 else np.nan))
         gpu.resize(cuda.to_device(x), 5, 35, antialias=antialias, out=out)
         np.testing.assert_array_equal(out.copy_to_host(), cpu.resize(x, 5, 35, antialias=antialias))
+
+
+# ------------------------------------------------------------- uint8 chain
+@SETTINGS
+@given(data=st.data(), h=st.integers(1, 6), w=st.integers(1, 6),
+       kind=st.sampled_from(["bilinear", "antialias", "nearest"]), crop=st.booleans())
+def test_uint8_gray_resize_matches_cpu_exactly(data, h, w, kind, crop):
+    x = _pixels(np.random.default_rng(data.draw(st.integers(0, 2**16))),
+                tuple(data.draw(st.lists(st.integers(1, 2), max_size=2))) + (data.draw(st.integers(1, 8)),
+                                                                             data.draw(st.integers(1, 8)), 3), np.uint8)
+    kwargs = dict(mode="nearest" if kind == "nearest" else "bilinear", antialias=kind == "antialias",
+                  from_int=False, dtype=np.uint8)
+    if crop:
+        kwargs["crop"] = (max(1, h - 1), max(1, w - 2))
+    want = cpu.gray_resize(x, h, w, **kwargs)
+    got = gpu.gray_resize(cuda.to_device(x), h, w, **kwargs).copy_to_host()
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("shape", [(2, 10, 12, 3), (1, 3, 70, 3)])
+def test_uint8_gray_resize_row_kernel_and_wide_fallback_equal_cpu(shape):
+    x = np.random.default_rng(shape[2]).integers(0, 256, shape, dtype=np.uint8)
+    out = cuda.to_device(np.full((shape[0], 1, 3, 35), 7, np.uint8))
+    gpu.gray_resize(cuda.to_device(x), 3, 35, antialias=True, out=out, from_int=False, dtype=np.uint8)
+    want = cpu.gray_resize(x, 3, 35, antialias=True, from_int=False, dtype=np.uint8)
+    np.testing.assert_array_equal(out.copy_to_host(), want)
+
+
+def test_uint8_resize_rounds_ties_half_to_even_as_cpu():
+    x = np.array([[[0, 1, 2, 5, 6, 7, 254, 255]]], np.uint8)  # a 2x shrink: 0.5, 3.5, 6.5, 254.5
+    got = gpu.resize(cuda.to_device(x), 1, 4).copy_to_host()
+    np.testing.assert_array_equal(got, [[[0, 4, 6, 254]]])
+    np.testing.assert_array_equal(got, cpu.resize(x, 1, 4))
+
+
+def test_uint8_gray_resize_refuses_scaling():
+    with pytest.raises(ValueError, match=r"gray_resize \(CUDA\) with dtype=np.uint8 requires uint8 x and from_int=False"):
+        gpu.gray_resize(cuda.to_device(np.zeros((4, 4, 3), np.uint8)), 2, 2, dtype=np.uint8)
