@@ -295,3 +295,28 @@ def test_fused_plan_object_is_used_on_device():
     t = _pipeline()
     (run,) = t._plan()
     assert isinstance(run, FusedPixelRun) and run.cat is t.transforms[-1]
+
+
+# ------------------------------------------------------------- uint8 chain
+@pytest.mark.parametrize("out_dtype,modules", [(torch.uint8, [PIXELS]), (torch.int16, [])])
+def test_integer_to_tensor_image(out_dtype, modules):
+    # uint8 -> uint8 is the permute kernel; other integer outputs are torch operations on the device
+    _check(ToTensorImage(from_int=False, dtype=out_dtype), _hwc(), modules, EXACT)
+
+
+def test_fused_uint8_run_on_device_equals_the_unfused_cpu_chain(fused_calls):
+    t = Compose(ToTensorImage(from_int=False, dtype=torch.uint8), GrayScale(), Resize(6, 5), CenterCrop(4, 4),
+                CatFrames(N=3, dim=-3))
+    assert [type(s).__name__ for s in t._plan()] == ["FusedPixelRun"]
+    frames = [_hwc(seed) for seed in range(3)]
+    want = _unfused_cpu(t.transforms, [("reset", TensorDict({"pixels": frames[0]}, [2]))]
+                        + [("step", TensorDict({"pixels": f}, [2])) for f in frames[1:]])
+    got = []
+    with simulated_cuda() as sim:
+        got.append(t._reset(None, TensorDict({"pixels": frames[0].clone()}, [2]))["pixels"])
+        for f in frames[1:]:
+            got.append(t._step(None, TensorDict({"pixels": f.clone()}, [2]))["pixels"])
+    assert sim.attempts == [] and fused_calls == [(4, 4)] * 3
+    for g, w in zip(got, want):
+        assert g.dtype == torch.uint8 and g.shape == (2, 3, 4, 4)
+        _compare(g, w, EXACT)

@@ -251,7 +251,10 @@ def test_permute_inverse_spec_is_consistent():
     (lambda: GrayScale(in_keys=[1]), TypeError, "in_keys must hold str or tuple-of-str keys, got int"),
     (lambda: ToTensorImage(in_keys=[("a", 2)]), TypeError, "in_keys"),
     (lambda: GrayScale(in_keys=["a", "b"], out_keys=["c"]), ValueError, "out_keys must have the same length"),
-    (lambda: ToTensorImage(dtype=torch.int64), ValueError, "dtype torch.float16, torch.float32 or torch.float64"),
+    (lambda: ToTensorImage(dtype=torch.bool), ValueError, r"dtype torch.float16, torch.float32, torch.float64 or "
+                                                           r"\(with from_int=False\) torch.uint8"),
+    (lambda: ToTensorImage(dtype=torch.int64), ValueError, r"integer dtype \(torch.int64\) requires from_int=False"),
+    (lambda: ToTensorImage(True, dtype=torch.uint8), ValueError, r"requires from_int=False: .* got from_int=True"),
     (lambda: ToTensorImage(dtype="float32"), TypeError, "ToTensorImage requires dtype to be a torch.dtype"),
     (lambda: ToTensorImage(from_int=1), TypeError, "ToTensorImage requires from_int to be a bool"),
     (lambda: PermuteTransform((0, 1)), ValueError, r"permutation of \[-2, -1\]"),

@@ -3,7 +3,8 @@
 :func:`plan_fused` scans the transforms of a ``Compose`` and replaces each
 run of consecutive transforms that act on one key,
 
-- ``ToTensorImage`` (float32 output; it may write to another key),
+- ``ToTensorImage`` (float32 output, or uint8 output with
+  ``from_int=False``; it may write to another key),
 - ``GrayScale``, ``Resize`` and optionally ``CenterCrop``, in place on that key,
 - optionally ``CatFrames``, in place on that key,
 
@@ -20,7 +21,10 @@ source frame instead of one pass per transform. With ``CatFrames`` the frame
 is written straight into the slot of the frame-stack ring and the stack is
 copied out once. The output is identical to running the transforms one by
 one, and the ring state is the ``CatFrames`` instance's own, so the fused and
-unfused paths can be mixed.
+unfused paths can be mixed. With a uint8 ``ToTensorImage`` the run stays
+uint8: the luma is truncated as uint8 ``GrayScale`` stores it, the
+resampled value rounded as uint8 ``Resize`` rounds it, and the frame stacks
+are uint8.
 
 CUDA tensors take the fused path on their device, with
 :func:`numbarl.core.cuda.pixels.gray_resize` and the ``CatFrames`` device
@@ -29,7 +33,8 @@ device array and ``frames_push`` copies it into the ring with the stack: the
 slot to write straight into is only known by reading the positions back,
 and a batch's slot is not contiguous, which the CUDA kernel requires.
 
-Inputs the kernel does not take (a dtype other than uint8 / float32, a last
+Inputs the kernel does not take (a dtype other than uint8 / float32, or
+other than uint8 for a uint8 run, a last
 dim other than 3, a 3-dim image with ``unsqueeze=True``, a tensor on a
 device other than the CPU or a CUDA GPU, a missing key) and runs whose
 members were changed since planning go through the transforms one by one.
@@ -61,6 +66,7 @@ from .image import CenterCrop, GrayScale, Resize, ToTensorImage
 __all__ = ["plan_fused", "fuse_pixel_run", "FusedPixelRun"]
 
 _U8, _F32 = np.dtype(np.uint8), np.dtype(np.float32)
+_RUN_DTYPES = {torch.float32: _F32, torch.uint8: _U8}
 
 
 def _one_key(t) -> bool:
@@ -90,7 +96,9 @@ def _signature(members) -> tuple:
 def _match(transforms, i):
     """The fusable run starting at ``transforms[i]``, or None."""
     first = transforms[i]
-    if type(first) is not ToTensorImage or not _one_key(first) or first.dtype != torch.float32:
+    if type(first) is not ToTensorImage or not _one_key(first) or first.dtype not in _RUN_DTYPES:
+        return None
+    if first.dtype == torch.uint8 and first.from_int is not False:
         return None
     key = first.out_keys[0]
     run = [first]
@@ -157,13 +165,16 @@ class FusedPixelRun:
         self.key = self.to_tensor.out_keys[0]
         self._sig = _signature(self.members)
         self._bufs = {}
+        self.dtype = _RUN_DTYPES[self.to_tensor.dtype]  # of the frames and stacks
+        self._torch_dtype = self.to_tensor.dtype
 
     def __repr__(self) -> str:
         return f"FusedPixelRun({', '.join(type(t).__name__ for t in self.members)}, key={self.key!r})"
 
     # --------------------------------------------------------------- helpers
     def _fusable(self, x) -> bool:
-        return (x.dtype in (_U8, _F32) and x.ndim >= 3 and x.shape[-1] == 3
+        dtypes = (_U8,) if self.dtype == _U8 else (_U8, _F32)
+        return (x.dtype in dtypes and x.ndim >= 3 and x.shape[-1] == 3
                 and not (self.to_tensor.unsqueeze and x.ndim == 3) and _signature(self.members) == self._sig)
 
     def _out_hw(self):
@@ -179,18 +190,18 @@ class FusedPixelRun:
         r = self.resize
         crop = None if self.crop is None else (self.crop.w, self.crop.h)
         launch(x, "pixels", "gray_resize", x, r.w, r.h, antialias=r.interpolation == "bilinear", out=out,
-               mode=r.interpolation, crop=crop, from_int=self.to_tensor.from_int)
+               mode=r.interpolation, crop=crop, from_int=self.to_tensor.from_int, dtype=self.dtype)
 
     def _gray_device(self, x) -> torch.Tensor:
         """The fused frames of CUDA tensor ``x``, in a new tensor on its device."""
-        out = torch.empty(self._frame_shape(x), dtype=torch.float32, device=x.device)
+        out = torch.empty(self._frame_shape(x), dtype=self._torch_dtype, device=x.device)
         self._gray(x, out)
         return out
 
     def _buf(self, name, shape) -> np.ndarray:
         out = self._bufs.get(name)
         if out is None or out.shape != tuple(shape):
-            out = self._bufs[name] = np.empty(shape, dtype=np.float32)
+            out = self._bufs[name] = np.empty(shape, dtype=self.dtype)
         return out
 
     def _push(self, x, nb, out) -> None:
@@ -198,7 +209,7 @@ class FusedPixelRun:
         cat = self.cat
         shape = self._frame_shape(x)
         cat.check_frame(shape[nb:])
-        buffer, pos = cat.ring(cat.in_keys[0], shape[:nb], shape[nb:], _F32)
+        buffer, pos = cat.ring(cat.in_keys[0], shape[:nb], shape[nb:], self.dtype)
         if pos.size == 0:
             return
         if pos.size == 1 or bool((pos == pos.flat[0]).all()):
@@ -231,7 +242,7 @@ class FusedPixelRun:
         else:
             nb = self.cat.array_batch_ndim(mask)
             cat = self.cat
-            out = cat.out_buffer(cat.out_keys[0], cat.stack_shape(self._frame_shape(x)), _F32)
+            out = cat.out_buffer(cat.out_keys[0], cat.stack_shape(self._frame_shape(x)), self.dtype)
             if reset:
                 self._restart(x, nb, mask, out)
             else:
@@ -274,11 +285,11 @@ class FusedPixelRun:
         mask = None if request is None else self.cat.host_mask(request, td.batch_size)
         shape = self._frame_shape(x)
         if self.cat is None:
-            out = torch.empty(shape, dtype=torch.float32)
+            out = torch.empty(shape, dtype=self._torch_dtype)
             self._gray(x, out.numpy())
         else:
             nb = td.batch_dims
-            out = torch.empty(self.cat.stack_shape(shape), dtype=torch.float32)
+            out = torch.empty(self.cat.stack_shape(shape), dtype=self._torch_dtype)
             if reset:
                 self._restart(x, nb, mask, out.numpy())
             else:
@@ -321,7 +332,7 @@ class FusedPixelRun:
         if isinstance(x, torch.Tensor):
             out = self._gray_device(x)
         else:
-            out = torch.empty(self._frame_shape(x), dtype=torch.float32)
+            out = torch.empty(self._frame_shape(x), dtype=self._torch_dtype)
             self._gray(x, out.numpy())
         tensordict.set(self.key, out)
         if self.cat is not None:

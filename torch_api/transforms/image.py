@@ -43,6 +43,9 @@ __all__ = ["ToTensorImage", "GrayScale", "Resize", "CenterCrop", "Crop", "Permut
 _U8, _F16, _F32, _F64 = (np.dtype(t) for t in (np.uint8, np.float16, np.float32, np.float64))
 _CORE_IN = (_U8, _F32)
 _FLOAT_OUT = {torch.float16: _F16, torch.float32: _F32, torch.float64: _F64}
+_INT_OUT = {torch.uint8: _U8, torch.int8: np.dtype(np.int8), torch.int16: np.dtype(np.int16),
+            torch.int32: np.dtype(np.int32), torch.int64: np.dtype(np.int64)}
+_HWC_TO_CHW = (-1, -3, -2)
 _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 
 
@@ -79,12 +82,20 @@ class ToTensorImage(KeyedArrayTransform):
     integer input) cast to ``dtype``, as TorchRL; uint8 and float32 input
     take the Numba kernel of :func:`numbarl.core.pixels.to_tensor_image`.
 
+    With an integer ``dtype`` (``torch.uint8`` keeps Atari frames as bytes,
+    4x smaller than float32) and ``from_int=False`` the images are only
+    permuted and cast, as TorchRL's ``.to(dtype)``; uint8 to uint8 is a
+    plain permuted copy. TorchRL also accepts an integer ``dtype`` with
+    scaling, but ``x / 255`` cast to an integer is 0 or 1 (1 only for 255):
+    that is refused here.
+
     Args:
         from_int: ``True`` scales by 1/255, ``False`` does not, ``None``
             (default) scales non-float input only.
         unsqueeze: add a leading dim of size 1 to 3-dim images.
         dtype: output dtype, float16, float32 or float64 (default: torch's
-            default dtype).
+            default dtype), or uint8, int8, int16, int32 or int64 with
+            ``from_int=False``.
         in_keys: keyword-only; default ``["pixels"]``. out_keys: default ``in_keys``.
         shape_tolerant: leave images whose last dim is not 3 in their layout
             (they are still scaled and cast).
@@ -92,7 +103,8 @@ class ToTensorImage(KeyedArrayTransform):
     Raises:
         TypeError: ``from_int`` not a bool or None, ``unsqueeze`` /
             ``shape_tolerant`` not bools, ``dtype`` not a torch dtype, bad keys.
-        ValueError: ``dtype`` not a float dtype; at run time, fewer than 3 dims.
+        ValueError: ``dtype`` not one of the above, an integer ``dtype``
+            without ``from_int=False``; at run time, fewer than 3 dims.
 
     Examples:
         >>> import torch
@@ -100,6 +112,9 @@ class ToTensorImage(KeyedArrayTransform):
         >>> x = torch.tensor([[[0, 51, 255]]], dtype=torch.uint8)  # H=1, W=1, C=3
         >>> ToTensorImage()(TensorDict({"pixels": x}, []))["pixels"].flatten()
         tensor([0.0000, 0.2000, 1.0000])
+        >>> t = ToTensorImage(from_int=False, dtype=torch.uint8)
+        >>> t(TensorDict({"pixels": x}, []))["pixels"].flatten()
+        tensor([  0,  51, 255], dtype=torch.uint8)
     """
 
     def __init__(self, from_int: bool | None = None, unsqueeze: bool = False, dtype: torch.dtype | None = None, *,
@@ -113,14 +128,18 @@ class ToTensorImage(KeyedArrayTransform):
             dtype = torch.get_default_dtype()
         if not isinstance(dtype, torch.dtype):
             raise TypeError(f"{owner} requires dtype to be a torch.dtype, got {type(dtype).__name__}: {dtype!r}")
-        if dtype not in _FLOAT_OUT:
-            raise ValueError(f"{owner} requires dtype torch.float16, torch.float32 or torch.float64, got {dtype}")
+        if dtype not in _FLOAT_OUT and dtype not in _INT_OUT:
+            raise ValueError(f"{owner} requires dtype torch.float16, torch.float32, torch.float64 or (with "
+                             f"from_int=False) torch.uint8, int8, int16, int32 or int64, got {dtype}")
+        if dtype in _INT_OUT and from_int is not False:
+            raise ValueError(f"{owner} with an integer dtype ({dtype}) requires from_int=False: images scaled "
+                             f"to [0, 1] and cast to {dtype} are 0 or 1, got from_int={from_int!r}")
         super().__init__(in_keys=["pixels"] if in_keys is None else in_keys, out_keys=out_keys)
         self.from_int = from_int
         self.unsqueeze = unsqueeze
         self.dtype = dtype
         self.shape_tolerant = shape_tolerant
-        self._np_dtype = _FLOAT_OUT[dtype]
+        self._np_dtype = _FLOAT_OUT[dtype] if dtype in _FLOAT_OUT else _INT_OUT[dtype]
 
     def _permutes(self, x) -> bool:
         return not (self.shape_tolerant and (x.ndim == 0 or x.shape[-1] != 3))
@@ -143,6 +162,9 @@ class ToTensorImage(KeyedArrayTransform):
         permute = self._permutes(x)
         if permute and dtype in _CORE_IN and np_dtype(out) in (_F32, _F64):
             launch(x, "pixels", "to_tensor_image", x, out=out, dtype=self._np_dtype, from_int=scale)
+            return
+        if permute and dtype == _U8 and np_dtype(out) == _U8:  # bytes stay bytes: a permuted copy
+            launch(x, "pixels", "permute_last", x, _HWC_TO_CHW, out=out)
             return
         # other dtypes: x.div(255) in the input's float dtype (float32 for integers), then cast
         x, out = as_torch(x), as_torch(out)
@@ -223,8 +245,10 @@ class Resize(KeyedArrayTransform):
     number of rows and ``h`` the number of columns. ``"bilinear"`` is
     antialiased when shrinking (torchvision's default, which TorchRL uses)
     and matches ``torch.nn.functional.interpolate(mode="bilinear",
-    antialias=True, align_corners=False)`` to 1e-5 for float32 and within 1
-    for uint8; ``"nearest"`` matches interpolate's ``"nearest"`` exactly.
+    antialias=True, align_corners=False)`` to 1e-5 for float32; uint8 images
+    stay uint8, resampled in float32 and rounded half to even as
+    torchvision's tensor ``resize`` does (within 1 of ``interpolate`` on
+    uint8 itself); ``"nearest"`` matches interpolate's ``"nearest"`` exactly.
     float16 and float64 images are resized in float32 and cast back.
 
     Args:
