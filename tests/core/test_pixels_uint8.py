@@ -42,7 +42,7 @@ def _uint8_interpolate(x, h, w, antialias):
 
 
 def _check_against_torch(x, h, w, antialias):
-    """Ours equals torchvision's rounding except where torch's own float32 sum sits at a .5 tie; within 1 of uint8 interpolate."""
+    """Ours equals torchvision's rounding but where torch's float32 value sits at a .5 tie; within 1 of uint8 interpolate."""
     y = pixels.resize(x, h, w, antialias=antialias)
     assert y.dtype == np.uint8
     ref = _torchvision_resize(x, h, w, antialias)
@@ -67,9 +67,11 @@ def test_resize_uint8_rounds_half_to_even_as_torch_round():
 
 @SETTINGS
 @given(batch=st.lists(st.integers(1, 3), min_size=1, max_size=2).map(tuple),
-       hw_in=st.tuples(st.integers(1, 40), st.integers(1, 40)), hw_out=st.tuples(st.integers(1, 40), st.integers(2, 40)),
+       hw_in=st.tuples(st.integers(1, 40), st.integers(1, 40)),
+       hw_out=st.tuples(st.integers(1, 40), st.integers(2, 40)),
        antialias=st.booleans(), seed=st.integers(0, 2**32 - 1))
 def test_resize_uint8_matches_torchvision_resize(batch, hw_in, hw_out, antialias, seed):
+    # output width >= 2: torch's float antialias kernel is wrong for width 1 (see test_pixels.py)
     x = np.random.default_rng(seed).integers(0, 256, batch + hw_in, dtype=np.uint8)
     _check_against_torch(x, *hw_out, antialias)
 

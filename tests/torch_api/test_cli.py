@@ -46,6 +46,23 @@ def test_collect_saves_and_prints(tmp_path, capsys):
     assert not data["done"][200].any()
 
 
+def test_atari_preset_saves_uint8_frame_stacks(tmp_path):
+    pytest.importorskip("ale_py", reason="the Atari preset needs the ale-py package")
+    path = tmp_path / "f.pt"
+    proc = _run("collect", "--preset", "atari", "--steps", "20", "--save", str(path), "--quiet", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    data = torch.load(path, weights_only=True)
+    pixels, nxt = data["pixels"], data["next"]["pixels"]
+    assert pixels.dtype == nxt.dtype == torch.uint8  # 4x smaller than float32 stacks
+    assert pixels.shape == nxt.shape == (20, 4, 84, 84)
+    assert int(nxt.max()) > 0
+    done = data["next"]["done"].squeeze(-1)
+    for t in range(19):
+        if not done[t]:
+            assert torch.equal(pixels[t + 1], nxt[t])  # the root stack of step t + 1 is the next stack of step t
+            assert torch.equal(nxt[t + 1][:3], nxt[t][1:])  # the stack shifts by one frame per step
+
+
 def test_summary_counts_episodes_and_lists_root_keys_first(tmp_path, capsys):
     path = tmp_path / "out.pt"
     assert main(["collect", "--steps", "450", "--chunk", "70", "--save", str(path)]) == 0
