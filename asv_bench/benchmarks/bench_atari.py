@@ -9,6 +9,9 @@ stack in the TensorDict. ``impl``:
 * ``numbarl_fused``: ``Compose(...)`` of numbarl's transforms (the fused run);
 * ``numbarl_unfused``: the same transforms, each in its own ``Compose`` so
   nothing fuses (one kernel pass per transform);
+* ``numbarl_fused_uint8`` / ``numbarl_unfused_uint8``: the uint8 chain
+  (``ToTensorImage(from_int=False, dtype=torch.uint8)``, the preset of
+  ``numbarl collect --preset atari``), leaving a uint8 stack;
 * ``torch``: the tensor ops TorchRL runs: ``permute().div(255)``, the
   weighted channel sum, ``F.interpolate(antialias=True)``, ``torch.cat``;
 * ``opencv``: ``cv2.cvtColor`` + ``cv2.resize(INTER_AREA)`` per frame,
@@ -51,10 +54,12 @@ def _frames():
     return np.random.default_rng(0).integers(0, 256, (BATCH, H, W, C), dtype=np.uint8)
 
 
-def _numbarl_pipeline(fused):
+def _numbarl_pipeline(fused, uint8=False):
+    import torch
     from numbarl.torch_api import CatFrames, Compose, GrayScale, Resize, ToTensorImage
 
-    ts = [ToTensorImage(), GrayScale(), Resize(OUT, OUT), CatFrames(STACK, dim=-3)]
+    to_tensor = ToTensorImage(from_int=False, dtype=torch.uint8) if uint8 else ToTensorImage()
+    ts = [to_tensor, GrayScale(), Resize(OUT, OUT), CatFrames(STACK, dim=-3)]
     return Compose(*ts) if fused else Compose(*[Compose(t) for t in ts])
 
 
@@ -65,8 +70,8 @@ def atari_step(impl):
 
     pixels = torch.from_numpy(_frames())
     root = TensorDict({}, [BATCH])
-    if impl in ("numbarl_fused", "numbarl_unfused"):
-        t = _numbarl_pipeline(impl == "numbarl_fused")
+    if impl in ("numbarl_fused", "numbarl_unfused", "numbarl_fused_uint8", "numbarl_unfused_uint8"):
+        t = _numbarl_pipeline(impl.startswith("numbarl_fused"), uint8=impl.endswith("_uint8"))
         t._reset(root, TensorDict({"pixels": pixels}, [BATCH]))
         return lambda: t._step(root, TensorDict({"pixels": pixels}, [BATCH]))
     if impl == "torch":
@@ -107,7 +112,7 @@ def atari_step(impl):
     raise NotImplementedError(f"no Atari pipeline for {impl}")
 
 
-ATARI_IMPLS = ["numbarl_fused", "numbarl_unfused", "torch", "opencv"]
+ATARI_IMPLS = ["numbarl_fused", "numbarl_unfused", "numbarl_fused_uint8", "numbarl_unfused_uint8", "torch", "opencv"]
 
 
 class TimeAtariTransforms:
@@ -209,7 +214,7 @@ def _side_by_side(repeat=51, single_thread=False):
     base = ms["numbarl_fused"]
     print("Atari pipeline, one step of 16 envs (ms; ratio = time / numbarl_fused)")
     for name, t in ms.items():
-        print(f"  {name:<16} {t:9.3f}  {t / base:7.2f}x")
+        print(f"  {name:<22} {t:9.3f}  {t / base:7.2f}x")
     runs = {}
     for impl, pipeline in (("numbarl", "to_tensor_cat"), ("torchrl", "to_tensor_cat"), ("numbarl", "full")):
         try:
