@@ -28,6 +28,8 @@ Examples:
     >>> buffer[:, 1]
     array([-3., -2.,  0.])
 """
+import math
+
 import numpy as np
 
 from numbarl.core import _time_pool_kernels as _tk
@@ -38,6 +40,7 @@ __all__ = ["time_pool_state", "time_pool_push", "time_pool_reset"]
 
 _DTYPES = frozenset(np.dtype(d) for d in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
                                           np.uint32, np.uint64, np.float32, np.float64))
+_EVERY = np.ones(1, dtype=np.bool_)  # the mask of "every sub-env" (one row: the whole frame)
 
 
 def _check_array(a, fn, name):
@@ -82,7 +85,7 @@ def _run(fn, buffer, frame, mask, out, clear):
         raise ValueError(f"{fn} requires frame not to overlap buffer")
     if mask is None:
         nbd = 0
-        mask1 = np.ones(1, dtype=np.bool_)
+        mask1 = _EVERY
     else:
         if isinstance(mask, (bool, np.bool_)):
             mask = np.array(mask)
@@ -106,17 +109,17 @@ def _run(fn, buffer, frame, mask, out, clear):
             raise ValueError(f"{fn} requires a writeable out")
         if np.may_share_memory(out, buffer):
             raise ValueError(f"{fn} requires out not to overlap buffer")
-    nb = int(np.prod(frame.shape[:nbd], dtype=np.int64))
-    nl = int(np.prod(frame.shape[nbd:], dtype=np.int64))
     if frame.size == 0:
         return out
-    buf3 = _view(buffer, (buffer.shape[0], nb, nl))
+    nb = math.prod(frame.shape[:nbd])
+    nl = frame.size // nb
+    # C-contiguous arrays (the common case) reshape to views directly; others are checked by _view
+    buf3 = buffer.reshape(buffer.shape[0], nb, nl) if buffer.flags.c_contiguous else \
+        _view(buffer, (buffer.shape[0], nb, nl))
     if buf3 is None:
         raise ValueError(f"{fn} requires a buffer viewable as [T, B, L] without a copy (e.g. C-contiguous)")
-    frame2 = _view(frame, (nb, nl))
-    if frame2 is None:
-        frame2 = np.ascontiguousarray(frame).reshape(nb, nl)
-    out2 = _view(out, (nb, nl))
+    frame2 = frame.reshape(nb, nl) if frame.flags.c_contiguous else np.ascontiguousarray(frame).reshape(nb, nl)
+    out2 = out.reshape(nb, nl) if out.flags.c_contiguous else _view(out, (nb, nl))
     scratch = out2 is None
     if scratch:
         out2 = np.empty((nb, nl), dtype=out.dtype)
