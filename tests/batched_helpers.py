@@ -220,3 +220,10 @@ def trl_seeded_pendulum(seed: int = 0):
     env = trl.GymEnv("Pendulum-v1")
     env.set_seed(seed)
     return env
+
+
+def make_pooled_cartpole(T: int = 3):
+    """CartPole with ``TimeMaxPool(in_keys=["observation"], out_keys=["observation_max"], T=T)``."""
+    from numbarl.torch_api import TimeMaxPool, TransformedEnv
+
+    return TransformedEnv(make_cartpole(), TimeMaxPool(in_keys=["observation"], out_keys=["observation_max"], T=T))

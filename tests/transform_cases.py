@@ -315,4 +315,5 @@ CASES: dict[str, Case] = {
     "UnsqueezeTransform": Case(_t("UnsqueezeTransform", -1, in_keys=["observation"]), "pendulum"),
     "SqueezeTransform": Case(_t("SqueezeTransform", -1, in_keys=["velocity"]), "image"),
     "CatFrames": Case(_t("CatFrames", 3, -1, in_keys=["observation"]), "pendulum"),
+    "TimeMaxPool": Case(_t("TimeMaxPool", in_keys=["observation"], out_keys=["pooled"], T=3), "pendulum"),
 }

@@ -11,6 +11,7 @@ from .normalization import *  # noqa: F401,F403
 from .vecnorm import *  # noqa: F401,F403
 from .image import *  # noqa: F401,F403
 from .frames import *  # noqa: F401,F403
+from .time_pool import *  # noqa: F401,F403
 from . import fused_pixels  # noqa: F401,E402  (registers the pixel-run fuser with Compose)
 from .shape import *  # noqa: F401,F403
 from .action import *  # noqa: F401,F403
