@@ -297,46 +297,158 @@ def test_terminate_bad_result_shape_and_forward():
 @pytest.mark.torchrl
 @pytest.mark.parametrize("name, batched", [("CartPole-v1", 0), ("Pendulum-v1", 0), ("CartPole-v1", 3)])
 @pytest.mark.parametrize("delta_dtype", [torch.float16, torch.float32])
-def test_next_observation_delta_matches_torchrl(torchrl, name, batched, delta_dtype):
+@pytest.mark.parametrize("keys", ["auto", "explicit"])
+def test_next_observation_delta_matches_torchrl(torchrl, name, batched, delta_dtype, keys):
     import torchrl.envs as T
 
-    ours, theirs = envs(name, lambda M: M.NextObservationDelta(delta_dtype=delta_dtype), batched)
+    in_keys = None if keys == "auto" else ["observation"]
+    ours, theirs = envs(name, lambda M: M.NextObservationDelta(in_keys, delta_dtype=delta_dtype), batched)
+    assert ours.transform.in_keys == theirs.transform.in_keys == ["observation"]
+    assert_specs(ours, theirs)
     ours.set_seed(0)
     theirs.set_seed(0)
     torch.manual_seed(0)
     a = ours.rollout(60, policy, break_when_any_done=False)
     torch.manual_seed(0)
     b = theirs.rollout(60, policy, break_when_any_done=False).to_tensordict()
-    assert ours.transform.in_keys == theirs.transform.in_keys == ["observation"]
+    # TorchRL's layout: the root observation and ("next", "delta", obs); no ("next", obs), no root delta
+    assert ("next", "observation") not in a.keys(True, True)
     assert a["next", "delta", "observation"].dtype == delta_dtype
-    assert_td_equal(a["next", "delta"], b["next", "delta"])
-    assert_td_equal(a.exclude("delta", ("next", "delta"), ("next", "observation")),
-                    b.exclude(("next", "delta"), ("next", "observation")))
+    if batched:
+        assert a["next", "done"].any()
+    assert_td_equal(a, b)
+    assert_td_equal(ours.fake_tensordict(), theirs.fake_tensordict())
     ours.set_seed(0)
     slow = ours._td_rollout(60, policy, None, None, True, False, False, None, False)
     assert_td_equal(a, slow)
     # replay-buffer side: rebuild ("next", "observation") from the stored delta
-    stored = a.exclude(("next", "observation"))
     for restore in ("root", torch.float64):
-        mine = N.NextObservationDelta(in_keys=["observation"], restore_dtype=restore)(stored.clone())
-        ref = T.NextObservationDelta(in_keys=["observation"], restore_dtype=restore)(stored.exclude("delta").clone())
-        assert_td_equal(mine, ref.exclude(("next", "delta")))  # TorchRL leaves an empty ("next", "delta")
-    kept = N.NextObservationDelta(in_keys=["observation"], drop_delta=False)(stored.clone())
-    assert ("next", "delta", "observation") in kept.keys(True, True)
+        for drop in (True, False):
+            mine = N.NextObservationDelta(in_keys=["observation"], restore_dtype=restore, drop_delta=drop)(a.clone())
+            ref = T.NextObservationDelta(in_keys=["observation"], restore_dtype=restore, drop_delta=drop)(a.clone())
+            assert_td_equal(mine, ref)
+            assert (("next", "delta", "observation") in mine.keys(True, True)) is not drop
 
 
-def test_next_observation_delta_partial_reset_and_root_delta():
+@pytest.mark.torchrl
+@pytest.mark.parametrize("break_when_any_done", [True, False])
+def test_next_observation_delta_step_and_rollout_paths_match_torchrl(torchrl, break_when_any_done):
+    ours, theirs = envs("CartPole-v1", lambda M: M.NextObservationDelta())
+    for env in (ours, theirs):
+        env.set_seed(3)
+    actions = [cartpole_action(i) for i in range(40)]
+    a = ours.rollout(40, actions=actions, break_when_any_done=break_when_any_done)
+    given = iter(actions)
+    b = theirs.rollout(40, lambda td: td.set("action", next(given)), break_when_any_done=break_when_any_done)
+    assert_td_equal(a, b)
+    assert a["next", "done"].any()
+    ours.set_seed(3)
+    slow = ours._td_rollout(40, None, None, actions, True, break_when_any_done, False, None, False)
+    assert_td_equal(a, slow)
+    # env.step keeps ("next", obs) beside the delta; step_and_maybe_reset drops it, the next root keeps it
+    for env in (ours, theirs):
+        env.set_seed(0)
+    root_a, root_b = ours.reset(), theirs.reset()
+    for td in (root_a, root_b):
+        td.set("action", cartpole_action(0))
+    assert_td_equal(ours.step(root_a.clone()), theirs.step(root_b.clone()))
+    (sa, na), (sb, nb) = ours.step_and_maybe_reset(root_a), theirs.step_and_maybe_reset(root_b)
+    assert_td_equal(sa, sb)
+    assert_td_equal(na, nb)
+    assert ("next", "observation") not in sa.keys(True, True) and na["observation"].dtype == torch.float32
+    assert_td_equal(ours.fake_tensordict(), theirs.fake_tensordict())
+
+
+@pytest.mark.torchrl
+def test_next_observation_delta_auto_keys_skip_integer_observations(torchrl):
+    ours, theirs = envs("CartPole-v1", lambda M: M.Compose(
+        M.CatTensors(["observation"], "obs_copy", del_keys=False),
+        M.DTypeCastTransform(torch.float32, torch.float64, in_keys=["obs_copy"]),
+        M.StepCounter(), M.NextObservationDelta()))
+    assert ours.transform[-1].in_keys == theirs.transform[-1].in_keys == ["observation", "obs_copy"]
+    for env in (ours, theirs):
+        env.set_seed(1)
+    torch.manual_seed(0)
+    a = ours.rollout(30, policy, break_when_any_done=False)
+    torch.manual_seed(0)
+    b = theirs.rollout(30, policy, break_when_any_done=False)
+    assert ("next", "step_count") in a.keys(True, True)
+    assert_td_equal(a, b)
+    assert a["next", "delta", "obs_copy"].dtype == torch.float16
+
+
+@pytest.mark.torchrl
+def test_next_observation_delta_collector_matches_torchrl(torchrl):
+    import torchrl.envs as T
+    from torchrl.collectors import Collector as TCollector
+
+    def make(M):
+        return lambda: M.TransformedEnv(M.GymEnv("CartPole-v1"), M.NextObservationDelta(in_keys=["observation"]))
+
+    batches = []
+    for M, C in ((N, N.collectors.Collector), (T, TCollector)):
+        env = make(M)()
+        env.set_seed(0)
+        torch.manual_seed(0)
+        collector = C(env, policy, frames_per_batch=32, total_frames=64)
+        try:
+            batches.append([b.exclude("collector") for b in collector])
+        finally:
+            collector.shutdown()
+    for mine, ref in zip(*batches):
+        assert ("next", "observation") not in mine.keys(True, True)
+        assert_td_equal(mine, ref)
+
+
+@pytest.mark.torchrl
+def test_next_observation_delta_bfloat16_matches_torchrl(torchrl):
+    # bfloat16 has no NumPy dtype: the rollout takes the TensorDict path
+    ours, theirs = envs("Pendulum-v1", lambda M: M.NextObservationDelta(delta_dtype=torch.bfloat16))
+    assert not ours._array_path_ready()
+    for env in (ours, theirs):
+        env.set_seed(0)
+    torch.manual_seed(0)
+    a = ours.rollout(20, policy)
+    torch.manual_seed(0)
+    assert_td_equal(a, theirs.rollout(20, policy))
+    assert a["next", "delta", "observation"].dtype == torch.bfloat16
+
+
+def test_next_observation_delta_in_a_transformed_base_env():
+    inner = N.TransformedEnv(N.GymEnv("CartPole-v1"), N.NextObservationDelta())
+    env = N.TransformedEnv(inner, N.StepCounter(12))
+    fast, slow = both_paths(env, 40, pol=policy)
+    assert_td_equal(fast, slow)
+    assert ("next", "observation") not in fast.keys(True, True)
+    assert set(env.fake_tensordict().keys(True, True)) == set(fast.keys(True, True))
+    N.check_env_specs(env, seed=0)
+
+
+def test_next_observation_delta_partial_reset():
     needs_serial()
     env = N.TransformedEnv(N.SerialEnv(3, lambda: N.GymEnv("CartPole-v1")), N.NextObservationDelta())
     fast, slow = both_paths(env, 50, pol=policy)
     assert_td_equal(fast, slow)
     done = fast["next", "done"].squeeze(-1)
-    assert done.any()
-    # the root delta is the change that led to the current observation: zero right after a reset
-    after = torch.cat([torch.ones(3, 1, dtype=torch.bool), done[:, :-1]], 1)
-    assert (fast["delta", "observation"][after] == 0).all()
-    assert torch.equal(fast["delta", "observation"][:, 1:][~after[:, 1:]],
-                       fast["next", "delta", "observation"][:, :-1][~after[:, 1:]])
+    assert done.any() and not done.all()
+    # within an episode the delta is the change to the next root observation, in float16
+    expected = (fast["observation"][:, 1:] - fast["observation"][:, :-1]).to(torch.float16)
+    keep = ~done[:, :-1]
+    assert torch.equal(fast["next", "delta", "observation"][:, :-1][keep], expected[keep])
+    assert ("delta", "observation") not in fast.keys(True, True)
+
+
+def test_next_observation_delta_in_batched_worker_raises():
+    needs_serial()
+
+    def make():
+        return N.TransformedEnv(N.GymEnv("CartPole-v1"), N.Compose(N.StepCounter(), N.NextObservationDelta()))
+
+    with pytest.raises(RuntimeError, match="cannot live inside a SerialEnv/ParallelEnv worker"):
+        N.SerialEnv(2, make)
+    if hasattr(N, "ParallelEnv"):
+        with pytest.raises(RuntimeError, match="cannot live inside a SerialEnv/ParallelEnv worker"):
+            N.ParallelEnv(2, make, mp_start_method="fork")
 
 
 # ----------------------------------------------------- running state
@@ -419,6 +531,8 @@ def test_check_env_specs(case):
     (lambda: N.NextObservationDelta(delta_dtype=torch.int32), ValueError, "delta_dtype to be a floating"),
     (lambda: N.NextObservationDelta(delta_dtype="float16"), TypeError, "delta_dtype to be a torch.dtype"),
     (lambda: N.NextObservationDelta(restore_dtype="x"), ValueError, "restore_dtype"),
+    (lambda: N.NextObservationDelta(restore_dtype=3), ValueError, "restore_dtype"),
+    (lambda: N.NextObservationDelta(restore_dtype=torch.int64), ValueError, "restore_dtype"),
     (lambda: N.NextObservationDelta(in_keys=[3]), TypeError, "in_keys"),
 ])
 def test_bad_arguments(make, error, match):
@@ -426,11 +540,14 @@ def test_bad_arguments(make, error, match):
         make()
 
 
-def test_next_observation_delta_needs_keys_and_data():
-    with pytest.raises(ValueError, match="requires in_keys when used outside an env"):
-        N.NextObservationDelta()(TensorDict({"observation": torch.zeros(3)}, []))
-    with pytest.raises(KeyError, match="delta"):
-        N.NextObservationDelta(in_keys=["observation"])(TensorDict({"observation": torch.zeros(3)}, []))
+def test_next_observation_delta_forward_skips_what_it_cannot_rebuild():
+    # as TorchRL: no in_keys outside an env, or no stored delta, leaves the data as it is
+    td = TensorDict({"observation": torch.zeros(3)}, [])
+    assert N.NextObservationDelta().in_keys is None
+    assert_td_equal(N.NextObservationDelta()(td.clone()), td)
+    assert_td_equal(N.NextObservationDelta(in_keys=["observation"])(td.clone()), td)
+    other = TensorDict({"other": torch.zeros(3)}, [])
+    assert_td_equal(N.Compose(N.NextObservationDelta(in_keys=["observation"]))(other.clone()), other)
     env = N.TransformedEnv(N.GymEnv("Pendulum-v1"), N.NextObservationDelta(in_keys=["velocity"]))
     with pytest.raises(KeyError, match="'velocity' is not in the observation spec"):
         env.observation_spec

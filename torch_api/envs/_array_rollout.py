@@ -91,6 +91,14 @@ class ArrayRunner:
         self.action_key = env.action_key
         self.done_key = "done"
         self.leaves = {key: fake.get(key) for key in fake.keys(True, True)}
+        # "next" keys the specs give but the output lacks: dropped after each step by a post-step-mdp hook
+        # (NextObservationDelta's ("next", obs)). The env still returns them and the next root values come
+        # from them, so they are kept in scratch tensors outside the output.
+        spec_fake = env._spec_fake_tensordict()
+        self.hidden = {key: spec_fake.get(key) for key in spec_fake.keys(True, True)
+                       if _is_next(key) and key not in self.leaves}
+        self.leaves.update(self.hidden)
+        self._scratch = {}
         self.root_keys = [k for k in self.leaves if not _is_next(k) and k != self.action_key]
         self.next_keys = [k for k in self.leaves if _is_next(k)]
         self.root_from_next = [k for k in self.root_keys if _to_next(k) in self.leaves]
@@ -117,6 +125,8 @@ class ArrayRunner:
         bs = tuple(self.env.batch_size)
         out = TensorDict(batch_size=(*bs, steps), device=self.env.device)
         for key, leaf in self.leaves.items():
+            if key in self.hidden:
+                continue
             tensor = torch.empty((*bs, steps, *leaf.shape[self.nb:]), dtype=leaf.dtype)
             if not _is_next(key) and key != self.action_key:
                 tensor.zero_()  # state keys the env does not write stay at their zero
@@ -176,6 +186,17 @@ class ArrayRunner:
         inputs = [self.td.get(k) for k in in_keys]
         return policy.module, inputs, [views[k] for k in out_keys]
 
+    def _hidden_views(self, length: int) -> dict:
+        """Scratch arrays ``[*batch_size, length, ...]`` for the hidden "next" keys, kept between runs."""
+        if not self.hidden:
+            return {}
+        if self._scratch.get("length") != length:
+            bs = tuple(self.env.batch_size)
+            self._scratch = {"length": length, "views": {
+                key: torch.zeros((*bs, length, *leaf.shape[self.nb:]), dtype=leaf.dtype).numpy()
+                for key, leaf in self.hidden.items()}}
+        return self._scratch["views"]
+
     # --------------------------------------------------------------- running
     def reset(self) -> None:
         """Reset every sub-env and take its root values as the current state."""
@@ -226,7 +247,8 @@ class ArrayRunner:
         """
         env = self.env
         pre, nb = self.pre, self.nb
-        views = {key: out.get(key).numpy() for key in self.leaves}
+        views = {key: out.get(key).numpy() for key in self.leaves if key not in self.hidden}
+        views.update(self._hidden_views(out.batch_size[nb]))
         action_view = views[self.action_key]
         next_pairs = [(views[k], _unnest(k)) for k in self.next_keys]
         for key, arr in self.state.items():

@@ -98,6 +98,21 @@ def check_env_layout(env, layout: dict, where: str) -> None:
                              f"(key, shape, dtype) differ: first env {mine}, this env {theirs}")
 
 
+def check_worker_env(env) -> None:
+    """Let each transform of ``env`` (and of its transformed base envs) refuse to run in a batched-env worker.
+
+    ``SerialEnv`` and ``ParallelEnv`` call it on their sub-envs when they are
+    built; a transform whose work needs the outer env's
+    ``step_and_maybe_reset`` (``NextObservationDelta``) raises RuntimeError.
+    """
+    while env is not None:
+        modules = env.__dict__.get("_modules", {})
+        transform = modules.get("transform")
+        if transform is not None:
+            transform._check_batched_worker_compat()
+        env = modules.get("base_env")
+
+
 def allocate(layout: dict) -> dict:
     """Process-local zero-filled batch arrays for ``layout`` (the ``SerialEnv`` storage)."""
     return {name: np.zeros(shape, dtype=dtype) for name, (shape, dtype) in layout["shm"].items()}

@@ -48,7 +48,7 @@ import torch
 __all__ = []
 
 # The layout and the sub-env stepping live in ``_sub_envs``; these names stay importable from here.
-from ._sub_envs import GROUPS, SubEnvs, _array_ready, allocate, check_env_layout, make_layout  # noqa: E402,F401
+from ._sub_envs import GROUPS, SubEnvs, _array_ready, allocate, check_env_layout, check_worker_env, make_layout  # noqa: E402,F401
 
 # Command words (see "Flag protocol" in the module docstring).
 CTL_WORDS = 32  # int32 words per worker: two 64-byte lines, one written by each side
@@ -125,6 +125,7 @@ def worker_main(conn, payload, shared, lo: int, layout: dict, parent_pid: int, t
             fns, kwargs = pickle.loads(payload) if isinstance(payload, bytes) else payload
             for j, (fn, kw) in enumerate(zip(fns, kwargs)):
                 envs.append(fn(**kw))
+                check_worker_env(envs[-1])
                 check_env_layout(envs[-1], layout, f"sub-env {lo + j}")
             subs = SubEnvs(envs, shared, layout, lo)
         except BaseException:

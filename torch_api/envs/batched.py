@@ -61,7 +61,7 @@ from .._attrs import set_plain
 from .._arrays import as_array
 from ._array_env import ArrayEnvBase
 from ._worker import (OP_RESET, OP_RESET_ALL, OP_STEP, EnvWorkerError, SubEnvs, WorkerPool, allocate,
-                      check_env_layout, control_layout, make_layout)
+                      check_env_layout, check_worker_env, control_layout, make_layout)
 
 __all__ = ["EnvWorkerError", "ParallelEnv", "SerialEnv"]
 
@@ -348,6 +348,7 @@ class SerialEnv(_BatchedEnv):
         try:
             for fn, kw in zip(fns, kwargs):
                 envs.append(fn(**kw))
+                check_worker_env(envs[-1])
             layout = make_layout(envs[0], num_workers)
             for i, env in enumerate(envs):
                 check_env_layout(env, layout, f"{name}: the env of create_env_fn number {i}")
@@ -629,6 +630,7 @@ class ParallelEnv(_BatchedEnv):
         if made:
             meta = fns[0](**kwargs[0])
         try:
+            check_worker_env(meta)
             layout = make_layout(meta, num_workers)
             check_env_layout(meta, layout, f"{name}: the env of create_env_fn")
             super().__init__(device=_sub_device(device, meta), batch_size=[num_workers, *layout["sub_batch"]])

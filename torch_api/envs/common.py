@@ -538,10 +538,20 @@ class EnvBase(nn.Module):
     def step_and_maybe_reset(self, tensordict: TensorDictBase) -> tuple[TensorDictBase, TensorDictBase]:
         """``step``, then the next root tensordict with done sub-envs reset: ``(tensordict, tensordict_)``."""
         tensordict = self.step(tensordict)
-        nxt = step_mdp(tensordict, reward_keys=self._mdp_reward_keys(), done_keys=self.done_keys,
-                       action_keys=self.action_keys)
+        nxt = self._step_mdp(tensordict)
+        if self._post_step_mdp_hooks is not None:
+            tensordict, nxt = self._post_step_mdp_hooks(tensordict, nxt)
         nxt = self.maybe_reset(nxt)
         return tensordict, nxt
+
+    # A callable ``(tensordict, tensordict_) -> (tensordict, tensordict_)`` run after ``step_mdp`` in
+    # ``step_and_maybe_reset`` and ``rollout`` (as TorchRL's): ``TransformedEnv`` runs its transforms' hooks.
+    _post_step_mdp_hooks = None
+
+    def _step_mdp(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """The next root tensordict; as TorchRL's env-bound step_mdp, it keeps the action."""
+        return step_mdp(tensordict, reward_keys=self._mdp_reward_keys(), done_keys=self.done_keys,
+                        action_keys=self.action_keys, exclude_action=False)
 
     def rand_action(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
         """Write a random action from the action spec into ``tensordict``."""
@@ -556,6 +566,10 @@ class EnvBase(nn.Module):
 
     def fake_tensordict(self) -> TensorDictBase:
         """A tensordict of zeros with every key, shape and dtype one step of this env produces."""
+        return self._spec_fake_tensordict()
+
+    def _spec_fake_tensordict(self) -> TensorDictBase:
+        """``fake_tensordict`` as the specs alone give it (every observation key also under ``"next"``)."""
         obs = self.full_observation_spec.zero()
         done = self.full_done_spec.zero()
         root = TensorDict(batch_size=self.batch_size, device=self.device)
@@ -639,17 +653,20 @@ class EnvBase(nn.Module):
             if break_when_any_done:
                 if not (set_truncated and i == max_steps - 1):
                     td = self.step(td)
+                nxt = self._step_mdp(td)
+                if self._post_step_mdp_hooks is not None:
+                    td, nxt = self._post_step_mdp_hooks(td, nxt)
                 steps.append(td.clone(False))
                 if self._any_done(td.get("next")):
                     break
-                td = step_mdp(td, reward_keys=self._mdp_reward_keys(), done_keys=self.done_keys,
-                              action_keys=self.action_keys)
+                td = nxt
             else:
                 if not (set_truncated and i == max_steps - 1):
                     td, nxt = self.step_and_maybe_reset(td)
                 else:
-                    nxt = step_mdp(td, reward_keys=self._mdp_reward_keys(), done_keys=self.done_keys,
-                                   action_keys=self.action_keys)
+                    nxt = self._step_mdp(td)
+                    if self._post_step_mdp_hooks is not None:
+                        td, nxt = self._post_step_mdp_hooks(td, nxt)
                 steps.append(td)
                 done = td.get(("next", "done"), None)
                 if break_when_all_done and done is not None:

@@ -237,6 +237,24 @@ class Transform(nn.Module):
         """The inverse transform (policy side to env side) on a shallow copy of ``tensordict``."""
         return self._inv_call(tensordict.clone(False))
 
+    def _post_step_mdp_hooks(self, tensordict: TensorDictBase,
+                             tensordict_: TensorDictBase) -> tuple[TensorDictBase, TensorDictBase]:
+        """Adjust ``(tensordict, tensordict_)`` after ``step_mdp`` in ``step_and_maybe_reset`` and ``rollout``.
+
+        ``tensordict`` is the stepped tensordict (with ``"next"``: what a
+        rollout or collector stacks), ``tensordict_`` the next root one (what
+        the policy reads next). The default changes nothing.
+        """
+        return tensordict, tensordict_
+
+    def transform_fake_tensordict(self, fake_tensordict: TensorDictBase) -> TensorDictBase:
+        """Mirror on ``env.fake_tensordict()`` any key change not told by the specs (default: none)."""
+        return fake_tensordict
+
+    def _check_batched_worker_compat(self) -> None:
+        """Raise if this transform cannot sit in a ``SerialEnv`` / ``ParallelEnv`` worker (default: it can)."""
+        return None
+
     # ----------------------------------------------------------------- arrays
     def _np_step(self, arrays: dict) -> dict:
         raise NotImplementedError(f"{type(self).__name__} has no array path")
@@ -403,6 +421,20 @@ class Compose(Transform):
         for t in reversed(self.transforms):
             tensordict = t._inv_call(tensordict)
         return tensordict
+
+    def _post_step_mdp_hooks(self, tensordict, tensordict_):
+        for t in self.transforms:
+            tensordict, tensordict_ = t._post_step_mdp_hooks(tensordict, tensordict_)
+        return tensordict, tensordict_
+
+    def transform_fake_tensordict(self, fake_tensordict):
+        for t in self.transforms:
+            fake_tensordict = t.transform_fake_tensordict(fake_tensordict)
+        return fake_tensordict
+
+    def _check_batched_worker_compat(self) -> None:
+        for t in self.transforms:
+            t._check_batched_worker_compat()
 
     def _np_step(self, arrays):
         for t in self._plan():

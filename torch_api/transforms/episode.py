@@ -34,7 +34,7 @@ from tensordict import TensorDictBase, unravel_key
 from .._attrs import set_plain
 from .._device import HOST, launch, ops_for
 from .._keys import key_list, key_of
-from ..specs import Bounded, Categorical, Unbounded
+from ..specs import Bounded, Categorical
 from ._checks import check_bool
 from .._keys import key_tuple, with_leaf
 from ._checks import check_int, check_str_key
@@ -402,25 +402,32 @@ def _check_float_dtype(name: str, value) -> None:
 
 
 class NextObservationDelta(RunningState, Transform):
-    """Store each step's observation change ``next_obs - obs`` in low precision, and rebuild ``next_obs`` from it.
+    """Store each step's next observation as a low-precision change ``next_obs - obs``, and rebuild it from that.
 
     Env side: for each in_key ``k`` a step writes
-    ``("next", "delta", k) = (next_obs - obs).to(delta_dtype)``. Replay-buffer
-    side (``forward``): ``("next", k) = obs + delta`` in ``restore_dtype``
-    (``"root"``: the dtype of ``obs``), then the delta entries are dropped
-    (``drop_delta``). Keys, keyword arguments and the auto-selection of
-    in_keys (every floating observation leaf not in ``excluded_dtypes``) are
-    TorchRL 0.14.1's.
+    ``("next", "delta", k) = (next_obs - obs).to(delta_dtype)``; after
+    ``step_mdp`` has carried the full ``("next", k)`` to the root (so the
+    policy reads it in full precision), ``step_and_maybe_reset`` and
+    ``rollout`` drop ``("next", k)`` from the stepped tensordict: rollouts
+    and collector batches hold ``k`` at the root and only the delta under
+    ``"next"`` (``env.step`` alone keeps both). The specs are unchanged;
+    ``env.fake_tensordict()`` shows the delta instead of ``("next", k)``.
+    Replay-buffer side (``forward``): ``("next", k) = obs + delta`` in
+    ``restore_dtype`` (``"root"``: the dtype of ``obs``), then the delta entry
+    is removed (``drop_delta``); keys without both parts are skipped, and
+    without in_keys (no env to choose them from) nothing is done. Keys,
+    arguments, the choice of in_keys (every floating observation leaf not in
+    ``excluded_dtypes``, read from the env when first needed) and the layout
+    are TorchRL 0.14.1's.
 
-    Differences from TorchRL: the delta is registered in the observation spec
-    (``("delta", k)``), so rollouts hold it at the root too (the change that led
-    to the current observation; zero after a reset). Rollouts keep
-    ``("next", k)``; to store only the compressed form, drop it with
-    ``td.exclude(("next", k))`` before writing to a buffer. ``forward``
-    without in_keys, or on data without the delta, raises instead of doing
-    nothing. The last observation of each sub-env is kept in the transform
-    (saved in ``state_dict``) so that the array path of the rollout can take
-    the difference; for CUDA data it is kept on the data's device.
+    The transform must sit outside batched envs
+    (``TransformedEnv(SerialEnv(...), NextObservationDelta())``): building a
+    ``SerialEnv`` / ``ParallelEnv`` whose sub-env holds one raises
+    RuntimeError, as in TorchRL. The last observation of each sub-env is kept
+    in the transform (saved in ``state_dict``) so that the array path of the
+    rollout can take the difference; for CUDA data it is kept on the data's
+    device. Unlike TorchRL, a transformed base env's key drop also shows in
+    the outer env's ``fake_tensordict()``.
 
     Args:
         in_keys: observation keys (default: chosen from the env's spec).
@@ -430,24 +437,26 @@ class NextObservationDelta(RunningState, Transform):
         excluded_dtypes: dtypes left out when choosing in_keys.
 
     Raises:
-        TypeError: a dtype argument that is not a ``torch.dtype`` (or ``"root"``),
-            ``drop_delta`` not a bool, or a bad key.
-        ValueError: a non-floating ``delta_dtype`` / ``restore_dtype``; ``forward``
-            without in_keys outside an env.
-        KeyError: ``forward`` on data without an observation or its delta.
+        TypeError: ``delta_dtype`` not a ``torch.dtype`` (TorchRL: AttributeError), ``drop_delta`` not a
+            bool, ``excluded_dtypes`` holding something else than dtypes, or a bad key.
+        ValueError: a non-floating ``delta_dtype``; a ``restore_dtype`` that is neither a floating dtype nor
+            ``"root"``.
+        KeyError: an explicit in_key that is not in the observation spec (when the env's specs are built).
+        RuntimeError: inside a ``SerialEnv`` / ``ParallelEnv`` sub-env.
 
     Examples:
         >>> import torch
         >>> from numbarl.torch_api import GymEnv, TransformedEnv
         >>> env = TransformedEnv(GymEnv("Pendulum-v1"), NextObservationDelta())
+        >>> env.transform.in_keys
+        ['observation']
         >>> _ = env.set_seed(0)
         >>> td = env.rollout(3)
-        >>> td["next", "delta", "observation"].dtype
-        torch.float16
-        >>> stored = td.exclude(("next", "observation"))
-        >>> rebuilt = NextObservationDelta(in_keys=["observation"])(stored)
-        >>> (rebuilt["next", "observation"] - td["next", "observation"]).abs().max() < 1e-3
-        tensor(True)
+        >>> td["next", "delta", "observation"].dtype, ("next", "observation") in td.keys(True, True)
+        (torch.float16, False)
+        >>> rebuilt = NextObservationDelta(in_keys=["observation"])(td.clone())
+        >>> bool((rebuilt["next", "observation"][:-1] - td["observation"][1:]).abs().max() < 1e-2)
+        True
     """
 
     _state_names = ("_last",)
@@ -455,11 +464,10 @@ class NextObservationDelta(RunningState, Transform):
     def __init__(self, in_keys=None, *, delta_dtype: torch.dtype = torch.float16, restore_dtype="root",
                  drop_delta: bool = True, excluded_dtypes: tuple = _EXCLUDED_DTYPES):
         _check_float_dtype("delta_dtype", delta_dtype)
-        if not (isinstance(restore_dtype, str) and restore_dtype == "root"):
-            if isinstance(restore_dtype, str):
-                raise ValueError(f"NextObservationDelta requires restore_dtype to be a floating dtype or 'root', "
-                                 f"got {restore_dtype!r}")
-            _check_float_dtype("restore_dtype", restore_dtype)
+        if not (isinstance(restore_dtype, str) and restore_dtype == "root") and not (
+                isinstance(restore_dtype, torch.dtype) and restore_dtype.is_floating_point):
+            raise ValueError(f"NextObservationDelta requires restore_dtype to be a floating-point torch.dtype or "
+                             f"'root', got {restore_dtype!r}")
         drop_delta = check_bool(drop_delta, "NextObservationDelta", "drop_delta")
         excluded_dtypes = tuple(excluded_dtypes)
         if not all(isinstance(d, torch.dtype) for d in excluded_dtypes):
@@ -468,7 +476,6 @@ class NextObservationDelta(RunningState, Transform):
         keys = None if in_keys is None else key_list(in_keys, "in_keys")
         super().__init__(in_keys=keys or [])
         set_plain(self, "_auto_keys", keys is None)
-        set_plain(self, "_resolved", keys is not None)
         set_plain(self, "delta_dtype", delta_dtype)
         set_plain(self, "restore_dtype", restore_dtype)
         set_plain(self, "drop_delta", drop_delta)
@@ -476,18 +483,45 @@ class NextObservationDelta(RunningState, Transform):
         set_plain(self, "_bufs", {})
         self._init_state()
 
+    # ------------------------------------------------------------------ keys
+    @property
+    def in_keys(self):
+        """The observation keys; chosen from the env's observation spec when none were given (None outside an env)."""
+        if self.__dict__["_auto_keys"]:
+            if not self.__dict__.get("_choosing", False):
+                set_plain(self, "_choosing", True)
+                try:
+                    ensure_specs(self)  # runs transform_output_spec, which chooses them
+                finally:
+                    set_plain(self, "_choosing", False)
+            if self.__dict__["_auto_keys"]:
+                return None
+        return self.__dict__["in_keys"]
+
+    @in_keys.setter
+    def in_keys(self, value) -> None:
+        keys = None if value is None else key_list(value, "in_keys")
+        set_plain(self, "in_keys", keys or [])
+        set_plain(self, "out_keys", list(keys or []))
+        set_plain(self, "_auto_keys", keys is None)
+        self._erase_metadata()
+
+    @property
+    def out_keys(self):
+        keys = self.in_keys
+        return None if keys is None else list(keys)
+
+    @out_keys.setter
+    def out_keys(self, value) -> None:
+        set_plain(self, "out_keys", value)
+
+    def _pairs(self):
+        """``[(key, ("delta", *key))]`` for the in_keys (none when they cannot be chosen)."""
+        return [(k, _key(("delta",) + key_tuple(k))) for k in (self.in_keys or ())]
+
     @property
     def _np_supported(self) -> bool:
         return self.delta_dtype != torch.bfloat16
-
-    def _pairs(self):
-        """``[(key, delta_key)]``, choosing the keys from the env's spec when they were not given."""
-        if not self._resolved:
-            ensure_specs(self)
-            if not self._resolved:
-                raise ValueError("NextObservationDelta requires in_keys when used outside an env (on a replay "
-                                 "buffer): pass in_keys=[...]")
-        return [(k, _key(("delta",) + key_tuple(k))) for k in self.in_keys]
 
     def _buf(self, key, shape) -> np.ndarray:
         buf = self._bufs.get(key)
@@ -499,11 +533,8 @@ class NextObservationDelta(RunningState, Transform):
 
     # -------------------------------------------------------------- arrays
     def _np_reset(self, arrays: dict, mask) -> dict:
-        for key, delta_key in self._pairs():
-            obs = arrays[key]
-            HOST.keep(self._last, key, obs, mask)
-            zero = self._buf(("zero", key), obs.shape)
-            arrays[delta_key] = zero
+        for key, _ in self._pairs():
+            HOST.keep(self._last, key, arrays[key], mask)
         return arrays
 
     def _np_step(self, arrays: dict) -> dict:
@@ -512,7 +543,7 @@ class NextObservationDelta(RunningState, Transform):
             last = host_state(self._last, key)
             if last is None:
                 raise KeyError(f"NextObservationDelta: no previous {key!r}; reset the env first")
-            delta = self._buf(("delta", key), obs.shape)
+            delta = self._buf(delta_key, obs.shape)
             np.subtract(obs, last, out=delta)
             last[...] = obs
             arrays[delta_key] = delta
@@ -521,68 +552,88 @@ class NextObservationDelta(RunningState, Transform):
     # --------------------------------------------------------- tensordicts
     def _reset(self, tensordict, tensordict_reset):
         batch = tuple(tensordict_reset.batch_size)
-        for key, delta_key in self._pairs():
-            obs = tensordict_reset.get(key)
+        for key, _ in self._pairs():
+            obs = tensordict_reset.get(key, None)
+            if obs is None:
+                continue
             ops = ops_for(obs)
             mask = ops.reset_mask(tensordict, _reset_key(self, ()), batch, obs)
             ops.keep(self._last, key, ops.view(obs), mask)
-            mask = ops.tensor(mask)
-            delta = torch.zeros(obs.shape, dtype=self.delta_dtype, device=obs.device)
-            prev = tensordict.get(delta_key, None) if (tensordict is not None and mask is not None) else None
-            if prev is not None:
-                delta = torch.where(batch_view(mask, obs.ndim), delta, prev)
-            tensordict_reset.set(delta_key, delta)
         return tensordict_reset
 
     def _step(self, tensordict, next_tensordict):
         for key, delta_key in self._pairs():
             obs, nxt = tensordict.get(key, None), next_tensordict.get(key, None)
             if obs is None or nxt is None:
-                self._missing(key, tensordict if obs is None else next_tensordict)
                 continue
             next_tensordict.set(delta_key, (nxt - obs).to(self.delta_dtype))
             ops = ops_for(nxt)
             ops.keep(self._last, key, ops.view(nxt), None)
         return next_tensordict
 
+    def _post_step_mdp_hooks(self, tensordict, tensordict_):
+        """Drop the full ``("next", k)`` from the stepped tensordict once ``step_mdp`` has carried it to the root."""
+        nxt = tensordict.get("next", None)
+        if nxt is None:
+            return tensordict, tensordict_
+        obs_keys = self.__dict__.get("_obs_keys", ())
+        for key, delta_key in self._pairs():
+            if nxt.get(key, None) is not None:
+                nxt.pop(key)
+            # step_mdp carries every "next" entry to the root, TorchRL's only the spec's keys: the delta stays put
+            if delta_key not in obs_keys and tensordict_.get(delta_key, None) is not None:
+                tensordict_.pop(delta_key)
+        holder = tensordict_.get("delta", None)
+        if isinstance(holder, TensorDictBase) and holder.is_empty():
+            tensordict_.pop("delta")
+        return tensordict, tensordict_
+
+    def transform_fake_tensordict(self, fake_tensordict):
+        nxt = fake_tensordict.get("next", None)
+        if nxt is not None:
+            for key, delta_key in self._pairs():
+                leaf = nxt.get(key, None)
+                if leaf is not None:
+                    nxt.set(delta_key, leaf.to(self.delta_dtype))
+                    nxt.pop(key)
+        return fake_tensordict
+
+    def _check_batched_worker_compat(self) -> None:
+        raise RuntimeError(
+            "NextObservationDelta cannot live inside a SerialEnv/ParallelEnv worker: it drops (\"next\", obs) "
+            "in the step_and_maybe_reset of the env holding it, which a batched env does not call on its "
+            "sub-envs. Put it outside the batched env: TransformedEnv(ParallelEnv(n, make_env), "
+            "NextObservationDelta(...))")
+
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        """Rebuild ``("next", k)`` from ``k`` and ``("next", "delta", k)`` (replay-buffer side)."""
+        """Rebuild ``("next", k)`` from ``k`` and ``("next", "delta", k)`` (replay-buffer side); skip missing keys."""
         for key, delta_key in self._pairs():
             next_delta = ("next",) + key_tuple(delta_key)
             obs, delta = tensordict.get(key, None), tensordict.get(next_delta, None)
             if obs is None or delta is None:
-                self._missing(key if obs is None else next_delta, tensordict)
                 continue
             dtype = obs.dtype if self.restore_dtype == "root" else self.restore_dtype
             tensordict.set(("next",) + key_tuple(key), obs.to(dtype) + delta.to(dtype))
             if self.drop_delta:
-                for where in (next_delta, key_tuple(delta_key)):
-                    if tensordict.get(where, None) is not None:
-                        tensordict = tensordict.exclude(where)
-        if self.drop_delta:
-            for where in (("next", "delta"), "delta"):
-                sub = tensordict.get(where, None)
-                if sub is not None and isinstance(sub, TensorDictBase) and sub.is_empty():
-                    tensordict = tensordict.exclude(where)
+                tensordict.pop(next_delta)
         return tensordict
 
     def transform_output_spec(self, output_spec):
-        output_spec = output_spec.clone()
         obs = output_spec["full_observation_spec"]
         if self._auto_keys:
-            keys = [k for k in obs.keys(True, True) if key_tuple(k)[0] != "delta"
-                    and obs[k].dtype.is_floating_point and obs[k].dtype not in self.excluded_dtypes]
+            keys = [unravel_key(k) for k in obs.keys(True, True)
+                    if obs[k].dtype is not None and obs[k].dtype not in self.excluded_dtypes
+                    and obs[k].dtype.is_floating_point]
             set_plain(self, "in_keys", keys)
             set_plain(self, "out_keys", list(keys))
-            set_plain(self, "_resolved", True)
-        for key in self.in_keys:
-            spec = obs.get(key, None)
-            if spec is None:
+            set_plain(self, "_auto_keys", False)
+        set_plain(self, "_obs_keys", frozenset(unravel_key(k) for k in obs.keys(True, True)))
+        for key in self.__dict__["in_keys"]:
+            if obs.get(key, None) is None:
                 raise KeyError(f"NextObservationDelta: in_key {key!r} is not in the observation spec; keys: "
                                f"{sorted(map(str, obs.keys(True, True)))}")
-            obs[("delta",) + key_tuple(key)] = Unbounded(shape=spec.shape, device=spec.device,
-                                                        dtype=self.delta_dtype)
         return output_spec
 
     def __repr__(self) -> str:
-        return f"NextObservationDelta(in_keys={self.in_keys}, delta_dtype={self.delta_dtype})"
+        keys = None if self.__dict__["_auto_keys"] else self.__dict__["in_keys"]
+        return f"NextObservationDelta(in_keys={keys}, delta_dtype={self.delta_dtype})"

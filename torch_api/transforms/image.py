@@ -469,8 +469,8 @@ class PermuteTransform(KeyedArrayTransform):
         values = [check_int(d, owner, "each entry of dims") for d in dims]
         k = len(values)
         if k == 0 or sorted(values) != list(range(-k, 0)):
-            raise ValueError(f"{owner} requires dims to be a permutation of {list(range(-k, 0))} (negative, "
-                             f"trailing dims), got {dims!r}")
+            raise ValueError(f"{owner} requires dims to be a permutation of {list(range(-k, 0))}, got {dims!r}. "
+                             f"Only tailing dims with negative indices are supported")
         super().__init__(in_keys=in_keys, out_keys=out_keys, in_keys_inv=in_keys_inv, out_keys_inv=out_keys_inv)
         self.dims = dims
         self._perm = tuple(d + k for d in values)

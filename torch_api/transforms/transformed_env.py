@@ -146,6 +146,24 @@ class TransformedEnv(EnvBase):
         next_td = self.base_env._complete_done(next_td, at_reset=False)
         return self.transform._step(tensordict, next_td)
 
+    def _post_step_mdp_hooks(self, tensordict, tensordict_):
+        """The transforms' post-``step_mdp`` hooks, then the base env's (as TorchRL)."""
+        tensordict, tensordict_ = self.transform._post_step_mdp_hooks(tensordict, tensordict_)
+        base_hooks = self.base_env._post_step_mdp_hooks
+        if base_hooks is not None:
+            tensordict, tensordict_ = base_hooks(tensordict, tensordict_)
+        return tensordict, tensordict_
+
+    def fake_tensordict(self):
+        """The specs' fake tensordict as the transforms (and those of a transformed base env) change it."""
+        return self._transform_fake(self._spec_fake_tensordict())
+
+    def _transform_fake(self, fake):
+        base = self.base_env
+        if isinstance(base, TransformedEnv):
+            fake = base._transform_fake(fake)
+        return self.transform.transform_fake_tensordict(fake)
+
     def set_seed(self, seed=None, static_seed: bool = False):
         return self.base_env.set_seed(seed, static_seed=static_seed)
 
