@@ -76,8 +76,8 @@ def test_decay_below_one_equals_naive_weighted_merge(ranks):
         loc, sc, extra = out["legacy_after"]
         assert _rel(loc, mean) < 1e-9 and _rel(sc, scale) < 1e-9
         assert _rel(extra["x_weight"], W / world) < 1e-12  # weights as they are, averaged over the ranks
-    counts = sum(int(o["legacy_before"]["x_count"][0]) for o in outs)
-    assert int(outs[0]["legacy_after"][2]["x_count"][0]) == int(counts / world + 0.5)  # rounded half up
+    counts = sum(int(o["legacy_before"]["x_samples"][0]) for o in outs)
+    assert int(outs[0]["legacy_after"][2]["x_samples"][0]) == int(counts / world + 0.5)  # rounded half up
 
 
 def test_observation_norm_equals_pooled_init_stats(ranks):
@@ -106,7 +106,7 @@ def test_env_creator_shared_statistics_take_part(ranks):
     var = (m2 + w[:, None] * (mu - mean) ** 2).sum(0) / w.sum()
     for out in outs:
         extra = out["shared_after"]
-        assert int(extra["observation_count"][0]) == seen.shape[0]
+        assert int(extra["observation_samples"][0]) == seen.shape[0]
         assert _rel(extra["observation_loc"], mean) < 1e-9  # Chan's merge of the nodes' shared blocks
         assert _rel(extra["observation_m2"] / extra["observation_weight"], var) < 1e-9
         # and the statistics of all the observations (float32 data: the kernels' float32 rounding)

@@ -379,7 +379,7 @@ def test_vecnorm_nothing_lost():
         creator.close()
     # rewards: one per step
     rewards = out["next", "reward"].double().reshape(-1, 1)
-    assert int(state["reward_count"]) == workers * steps == 8 * 10**4
+    assert int(state["reward_samples"]) == workers * steps == 8 * 10**4
     np.testing.assert_allclose(state["reward_loc"], rewards.mean(0), rtol=1e-6)
     np.testing.assert_allclose(state["reward_m2"] / state["reward_weight"], rewards.var(0, unbiased=False), rtol=1e-6)
     # observations: one per step plus the first one of every episode (VecNorm also sees reset observations)
@@ -387,7 +387,7 @@ def test_vecnorm_nothing_lost():
     first = torch.ones_like(done)
     first[:, 1:] = done[:, :-1]
     obs = torch.cat([out["next", "observation"].reshape(-1, 3), out["observation"][first]]).double()
-    assert int(state["observation_count"]) == obs.shape[0] == workers * steps + int(first.sum())
+    assert int(state["observation_samples"]) == obs.shape[0] == workers * steps + int(first.sum())
     np.testing.assert_allclose(state["observation_loc"], obs.mean(0), rtol=1e-6)
     np.testing.assert_allclose(state["observation_m2"] / state["observation_weight"], obs.var(0, unbiased=False),
                                rtol=1e-6)

@@ -100,6 +100,62 @@ def test_step_mdp():
     assert set(kept.keys()) == {"observation", "done", "reward", "action"}
 
 
+def _mdp_input(lazy: bool = False):
+    """A (32, 1) batch with a nested (32, 1, 4) agent tensordict, a nested action and extra root entries."""
+    def one(n):
+        agents = TensorDict({"obs": torch.zeros(n, 1, 4, 2), "action": torch.ones(n, 1, 4, 1)}, [n, 1, 4])
+        return TensorDict({"obs": torch.zeros(n, 1, 3), "extra": torch.ones(n, 1), "agents": agents,
+                           "action": torch.ones(n, 1, 1), "done": torch.zeros(n, 1, 1, dtype=torch.bool),
+                           "reward": torch.full((n, 1, 1), 5.0),
+                           "next": {"obs": torch.ones(n, 1, 3), "reward": torch.ones(n, 1, 1),
+                                    "terminated": torch.ones(n, 1, 1, dtype=torch.bool),
+                                    "agents": TensorDict({"obs": torch.ones(n, 1, 4, 2),
+                                                          "reward": torch.ones(n, 1, 4, 1)}, [n, 1, 4])}},
+                          [n, 1])
+    if lazy:
+        return TensorDict.lazy_stack([one(32)[:, 0], one(32)[:, 0]], 1)
+    return one(32)
+
+
+@pytest.mark.torchrl
+@pytest.mark.parametrize("lazy", [False, True])
+@pytest.mark.parametrize("kwargs", [
+    {}, {"keep_other": False}, {"keep_other": False, "exclude_action": False},
+    {"exclude_reward": False, "exclude_done": True}, {"exclude_action": False},
+    {"action_keys": [("agents", "action")], "reward_keys": [("agents", "reward")],
+     "done_keys": ["done", "terminated"], "exclude_done": True},
+    {"keep_other": False, "exclude_action": False, "action_keys": ("agents", "action")},
+])
+def test_step_mdp_matches_torchrl(torchrl, kwargs, lazy):
+    """Nested tensordicts keep their own batch size (here (32, 1, 4) under a (32, 1) env), as in TorchRL."""
+    from torchrl.envs.utils import step_mdp as theirs
+
+    ours = step_mdp(_mdp_input(lazy), **kwargs)
+    ref = theirs(_mdp_input(lazy), **kwargs)
+    assert_td_equal(ours, ref)
+    assert type(ours) is type(ref)
+    if not lazy and "agents" in ours.keys():
+        assert ours["agents"].batch_size == torch.Size([32, 1, 4])
+
+
+@pytest.mark.torchrl
+def test_step_mdp_into_next_tensordict_matches_torchrl(torchrl):
+    from torchrl.envs.utils import step_mdp as theirs
+
+    dest_ours, dest_ref = TensorDict({"kept": torch.zeros(32, 1)}, [32, 1]), TensorDict({"kept": torch.zeros(32, 1)}, [32, 1])
+    out = step_mdp(_mdp_input(), next_tensordict=dest_ours)
+    assert out is dest_ours
+    theirs(_mdp_input(), next_tensordict=dest_ref)
+    assert_td_equal(dest_ours, dest_ref)
+
+
+def test_step_mdp_bad_input():
+    with pytest.raises(KeyError, match="'next' entry"):
+        step_mdp(TensorDict({"obs": torch.zeros(2)}, []))
+    with pytest.raises(TypeError, match="tensordict to be a TensorDictBase"):
+        step_mdp({"next": {}})
+
+
 def test_append_transform_returns_transformed_env():
     from numbarl.torch_api import Compose, TransformedEnv
 

@@ -475,7 +475,9 @@ def test_step_counter_partial_reset(path):
     assert init.squeeze(-1).tolist() == [False, True, False]
 
 
-def test_step_counter_state_dict_round_trip_resumes_counts():
+def test_step_counter_running_counts_resume_through_extra_state():
+    """The counts are not in state_dict (TorchRL's format); get/set_extra_state move them, as does an
+    earlier checkpoint that still holds them under ``_extra_state``."""
     def make():
         return N.TransformedEnv(N.GymEnv("Pendulum-v1"), N.StepCounter(max_steps=15))
 
@@ -483,7 +485,8 @@ def test_step_counter_state_dict_round_trip_resumes_counts():
     env = make()
     env.set_seed(5)
     first = env.rollout(10, actions=acts[:10])
-    state = env.transform.state_dict()
+    assert "_extra_state" not in env.transform.state_dict()
+    state = {"_extra_state": env.transform.get_extra_state()}  # an earlier version's checkpoint
     assert state["_extra_state"]["_counts"]["step_count"].tolist() == [10]
     start = N.step_mdp(first[-1])
     resumed = make()

@@ -26,6 +26,8 @@ def trained(cls):
 
 
 def entry(state, field):
+    if field == "count" and any(n.endswith("_samples") for n in state):
+        field = "samples"  # VecNorm's sample count (its "_count" is TorchRL's decayed weight)
     return next(n for n in state if n.startswith(field) or n.endswith("_" + field))
 
 

@@ -65,7 +65,7 @@ def test_four_processes_lose_no_update(no_block_left):
     assert [p.exitcode for p in procs] == [0] * N_WORKERS
     state = vecnorm.get_extra_state()
     data = np.concatenate([worker_data(seed) for seed in range(N_WORKERS)])
-    assert state["obs_count"].item() == N_WORKERS * N_STEPS
+    assert state["obs_samples"].item() == N_WORKERS * N_STEPS
     var = (state["obs_m2"] / state["obs_weight"]).numpy()
     np.testing.assert_allclose(state["obs_loc"].numpy(), data.mean(0), rtol=1e-6)
     np.testing.assert_allclose(var, data.var(0), rtol=1e-6)
@@ -143,7 +143,7 @@ def test_env_creator_shares_statistics():
     assert local.transform.get_extra_state()["count.-|-.reward"].item() == 20
     assert local.transform.scale["reward"].item() > 0
     # TorchRL's EnvCreator.state_dict: the template env's, shared statistics included
-    assert make.state_dict()["transform._extra_state"]["count.-|-.reward"].item() == 20
+    assert make.state_dict()["_extra_state"]["count.-|-.reward"].item() == 20
     env.close()
     make.close()
     with pytest.raises(RuntimeError, match="EnvCreator.state_dict needs the template env"):

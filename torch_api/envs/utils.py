@@ -14,7 +14,7 @@ Examples:
 from __future__ import annotations
 
 import numpy as np
-from tensordict import TensorDict, TensorDictBase
+from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase, is_non_tensor
 from tensordict.nn import InteractionType, set_interaction_type
 
 from .._keys import key_list, unravel_key
@@ -43,42 +43,105 @@ def step_mdp(
     exclude_done: bool = False,
     exclude_action: bool = True,
     reward_keys="reward",
-    done_keys=("done", "terminated", "truncated"),
+    done_keys="done",
     action_keys="action",
 ) -> TensorDictBase:
     """The tensordict of the next step: the content of ``"next"`` moved to the root.
 
-    Reward keys are dropped unless ``exclude_reward=False``, action keys unless
-    ``exclude_action=False``; other root keys are kept when ``keep_other``.
+    As in TorchRL: the result is an empty copy of ``tensordict["next"]`` (its
+    batch size and device); with ``keep_other`` the root entries other than
+    ``"next"`` are copied first, then the entries of ``"next"`` over them.
+    Reward keys are left out when ``exclude_reward``, done keys when
+    ``exclude_done``, action keys when ``exclude_action`` (with
+    ``keep_other=False`` the action is still copied when
+    ``exclude_action=False``). Nested tensordicts keep their own batch size
+    (e.g. an agent dimension); one left with no entry is dropped. A lazy
+    stack is handled one stacked tensordict at a time. With
+    ``next_tensordict`` the result is written into it and it is returned.
+
+    Examples:
+        >>> import torch
+        >>> from tensordict import TensorDict
+        >>> agents = TensorDict({"obs": torch.zeros(4, 3, 2)}, [4, 3])
+        >>> td = TensorDict({"agents": agents, "next": {"agents": agents + 1}}, [4])
+        >>> step_mdp(td)["agents"].batch_size
+        torch.Size([4, 3])
     """
+    if not isinstance(tensordict, TensorDictBase):
+        raise TypeError(f"step_mdp requires tensordict to be a TensorDictBase, got {type(tensordict).__name__}")
     reward_keys = key_list(reward_keys, "reward_keys")
     done_keys = key_list(done_keys, "done_keys")
     action_keys = key_list(action_keys, "action_keys")
-    nxt = tensordict.get("next")
-    out = next_tensordict if next_tensordict is not None else TensorDict(batch_size=tensordict.batch_size, device=tensordict.device)
+    if isinstance(tensordict, LazyStackedTensorDict):
+        parts = [None] * len(tensordict.tensordicts) if next_tensordict is None else \
+            next_tensordict.unbind(tensordict.stack_dim)
+        out = LazyStackedTensorDict.lazy_stack(
+            [step_mdp(td, part, keep_other, exclude_reward, exclude_done, exclude_action, reward_keys, done_keys,
+                      action_keys) for td, part in zip(tensordict.tensordicts, parts)],
+            tensordict.stack_dim)
+        return out if next_tensordict is None else next_tensordict.update(out)
+    excluded = set()
+    for flag, keys in ((exclude_reward, reward_keys), (exclude_done, done_keys), (exclude_action, action_keys)):
+        if flag:
+            excluded.update(_as_tuple(k) for k in keys)
+    nxt = tensordict.get("next", None)
+    if nxt is None:
+        raise KeyError(f"step_mdp requires a 'next' entry, got keys {sorted(map(str, tensordict.keys()))}")
+    out = nxt.empty()
     if keep_other:
-        skip = {"next"}
-        skip.update(k for k in done_keys)
-        skip.update(k for k in reward_keys)
-        if exclude_action:
-            skip.update(k for k in action_keys)
-        for key in tensordict.keys(True, True):
-            if key in skip or (isinstance(key, tuple) and key[0] == "next"):
-                continue
-            if key in nxt.keys(True, True):
-                continue
-            out.set(key, tensordict.get(key))
+        for key in tensordict.keys():
+            if key != "next":
+                _copy_entry(tensordict, out, key, (), excluded)
     elif not exclude_action:
         for key in action_keys:
-            if key in tensordict.keys(True, True):
-                out.set(key, tensordict.get(key))
-    for key in nxt.keys(True, True):
-        if exclude_reward and key in reward_keys:
-            continue
-        if exclude_done and key in done_keys:
-            continue
-        out.set(key, nxt.get(key))
-    return out
+            _copy_entry(tensordict, out, _as_tuple(key), (), set(), path_only=True)
+    for key in nxt.keys():
+        _copy_entry(nxt, out, key, (), excluded)
+    return out if next_tensordict is None else next_tensordict.update(out)
+
+
+def _as_tuple(key) -> tuple:
+    return key if isinstance(key, tuple) else (key,)
+
+
+def _copy_entry(source, dest, key, prefix: tuple, excluded: set, path_only: bool = False) -> bool:
+    """Copy ``source[key]`` into ``dest``, skipping ``excluded`` full keys; True when something was written.
+
+    A nested tensordict is copied as an empty tensordict of its own batch size
+    filled entry by entry; with ``path_only`` ``key`` is a tuple path, followed
+    down to one entry (which need not exist).
+    """
+    if path_only:
+        head, rest = key[0], key[1:]
+        value = source.get(head, None)
+        if value is None:
+            return False
+        if not rest:
+            dest.set(head, value)
+            return True
+        sub = dest.get(head, None)
+        if sub is None:
+            sub = value.empty()
+        if _copy_entry(value, sub, rest, prefix, excluded, path_only=True):
+            dest.set(head, sub)
+            return True
+        return False
+    full = prefix + (key,)
+    if full in excluded:
+        return False
+    value = source.get(key)
+    if isinstance(value, TensorDictBase) and not is_non_tensor(value):
+        sub = dest.get(key, None)
+        if sub is None:
+            sub = value.empty()
+        written = False
+        for name in value.keys():
+            written = _copy_entry(value, sub, name, full, excluded) or written
+        if written:
+            dest.set(key, sub)
+        return written
+    dest.set(key, value)
+    return True
 
 
 def check_env_specs(env, return_contiguous: bool = True, check_dtype: bool = True, seed: int | None = None,

@@ -604,12 +604,15 @@ class _VecNormBase(Transform):
         return norms[0] if len(norms) == 1 else Compose(*norms)
 
     def get_extra_state(self) -> dict:
-        """The statistics as a dict of plain float64 / int64 tensors (copies), saved by ``state_dict()``.
+        """The statistics as a dict of plain tensors (copies), saved by ``state_dict()``.
 
         Per in_key: ``loc`` (mean), ``m2`` (weighted centred sum of squares),
-        ``weight`` (sum of sample weights) and ``count`` (samples accepted);
-        named ``{key}_loc`` etc. by VecNorm, ``loc.-|-.{key}`` etc. by
-        VecNormV2 (TorchRL's separators for nested keys). Keys without data
+        ``weight`` (sum of sample weights), float64, and the int64 number of
+        samples accepted; named ``loc.-|-.{key}`` / ... / ``count.-|-.{key}``
+        by VecNormV2 (TorchRL's separators for nested keys), ``{key}_loc`` /
+        ... / ``{key}_samples`` by VecNorm, which also writes TorchRL's
+        legacy entries ``{key}_sum`` / ``_ssq`` (data dtype) and ``_count``
+        (float32 decayed weight) so that TorchRL loads them. Keys without data
         yet are left out. The copies are on the statistics' device (CPU
         tensors, or CUDA tensors once the statistics followed CUDA data), as
         a module's buffers would be; nothing is read back.
@@ -621,8 +624,9 @@ class _VecNormBase(Transform):
             >>> t = VecNorm(in_keys=["x"], decay=1.0)
             >>> _ = t(TensorDict({"x": torch.tensor([[1.0], [3.0]])}, [2]))
             >>> t.get_extra_state()
-            {'x_loc': tensor([2.], dtype=torch.float64), 'x_m2': tensor([2.], dtype=torch.float64),
-             'x_weight': tensor([2.], dtype=torch.float64), 'x_count': tensor([2])}
+            {'x_sum': tensor([4.]), 'x_ssq': tensor([10.]), 'x_count': tensor([2.]),
+             'x_loc': tensor([2.], dtype=torch.float64), 'x_m2': tensor([2.], dtype=torch.float64),
+             'x_weight': tensor([2.], dtype=torch.float64), 'x_samples': tensor([2])}
         """
         return self._stats.extra_state(self._style)
 

@@ -152,6 +152,33 @@ def state_to_torchrl_legacy(state: MomentState):
     return mean * W, state.m2 + mean * mean * W, np.array([W])
 
 
+def legacy_entries(loc, m2, weight, dtype):
+    """TorchRL's legacy VecNorm ``(sum, ssq, count)`` of float64 moments (tensors, on their device).
+
+    ``sum`` and ``ssq`` in ``dtype`` (TorchRL's sums have the data's dtype),
+    ``count`` (the decayed weight) in float32, as TorchRL keeps them.
+    """
+    w = weight.reshape(())
+    return (loc * w).to(dtype), (m2 + loc * loc * w).to(dtype), weight.to(torch.float32)
+
+
+def _legacy_entries_agree(state, ours, theirs) -> bool:
+    """Whether TorchRL's entries of ``state`` are those computed from its exact moments (nothing changed them)."""
+    loc, m2, weight = (torch.as_tensor(state[n]).detach().cpu().to(torch.float64) for n in ours[:3])
+    saved = [torch.as_tensor(state[n]).detach().cpu() for n in theirs]
+    if not saved[0].dtype.is_floating_point:
+        return False
+    try:
+        expected = legacy_entries(loc, m2, weight, saved[0].dtype)
+    except RuntimeError:  # shapes that do not broadcast
+        return False
+    for e, a in zip(expected, saved):
+        tol = 4 * torch.finfo(a.dtype).eps if a.dtype.is_floating_point else 0.0
+        if e.shape != a.shape or not torch.allclose(e.to(torch.float64), a.to(torch.float64), rtol=tol, atol=0.0):
+            return False
+    return True
+
+
 def check_loaded_moments(state: MomentState, names, owner: str) -> None:
     """ValueError naming the entry when loaded moments cannot be statistics.
 
@@ -455,15 +482,29 @@ class _Stats:
 
     # ---------------------------------------------------------- state dicts
     def extra_state(self, style: str) -> dict:
-        """Plain float64/int64 tensors, copies of the statistics (on their device)."""
+        """Plain tensors, copies of the statistics (on their device).
+
+        ``v2``: float64 ``loc`` / ``m2`` / ``weight`` and int64 ``count`` per key.
+        ``legacy``: TorchRL's legacy VecNorm entries ``{key}_sum`` / ``_ssq``
+        (the data's float dtype) and ``_count`` (float32, the decayed weight),
+        so that TorchRL loads the checkpoint, plus the exact float64
+        ``{key}_loc`` / ``_m2`` / ``_weight`` and the int64 sample count
+        ``{key}_samples``, which numbarl loads back bit for bit.
+        """
         out = {}
         with self.locked():
-            for key, s in zip(self.keys, self.states):
+            for i, (key, s) in enumerate(zip(self.keys, self.states)):
                 if s is None:
                     continue
-                for field, a in zip(_FIELDS, s.arrays):
-                    out[field_name(field, key, style)] = a.clone() if isinstance(a, torch.Tensor) else \
-                        torch.from_numpy(a.copy())
+                arrays = [a.clone() if isinstance(a, torch.Tensor) else torch.from_numpy(a.copy()) for a in s.arrays]
+                if style == "v2":
+                    out.update({field_name(f, key, style): a for f, a in zip(_FIELDS, arrays)})
+                    continue
+                sum_, ssq, count = legacy_entries(*arrays[:3], self.dtypes[i] or torch.float32)
+                out.update({field_name("sum", key, style): sum_, field_name("ssq", key, style): ssq,
+                            field_name("count", key, style): count})
+                out.update({field_name(f, key, style): a for f, a in zip(("loc", "m2", "weight"), arrays)})
+                out[field_name("samples", key, style)] = arrays[3]
         return out
 
     def load(self, i: int, new: MomentState, owner: str) -> None:
@@ -482,7 +523,14 @@ class _Stats:
                     dst[...] = src
 
     def load_extra_state(self, state, style: str, decay: float, owner: str) -> None:
-        """Load ours (loc/m2/weight/count) or TorchRL's format, chosen per key by the names present."""
+        """Load ours or TorchRL's format, chosen per key by the names present.
+
+        Legacy style: this version's entries (exact moments beside TorchRL's
+        sums, see :meth:`extra_state`) load the exact moments, unless TorchRL's
+        sums no longer agree with them (TorchRL loaded the checkpoint and
+        updated the sums since): then the sums are loaded. Earlier versions'
+        ``loc`` / ``m2`` / ``weight`` / ``count`` and TorchRL's own entries load too.
+        """
         if not isinstance(state, Mapping):
             raise TypeError(f"{owner}.set_extra_state requires a dict of tensors, got {type(state).__name__}")
         used = set()
@@ -490,6 +538,10 @@ class _Stats:
         for i, key in enumerate(self.keys):
             ours = [field_name(f, key, style) for f in _FIELDS]
             other = [field_name(f, key, style) for f in theirs]
+            samples = field_name("samples", key, style)
+            beside = style != "v2" and samples in state  # this version's legacy format: exact moments and
+            if beside:                                   # TorchRL's sums side by side
+                ours = ours[:3] + [samples]
             if all(n in state for n in ours):
                 arrays = [_f64(state[n]) for n in ours[:3]]
                 count = np.array(torch.as_tensor(state[ours[3]]).reshape(-1).tolist(), dtype=np.int64)
@@ -500,6 +552,13 @@ class _Stats:
                     raise ValueError(f"{owner}: malformed state of key {key!r}: {err}") from None
                 check_loaded_moments(new, ours, owner)
                 used.update(ours)
+                if beside and all(n in state for n in other):
+                    used.update(other)
+                    if not _legacy_entries_agree(state, ours, other):
+                        # TorchRL loaded this checkpoint and updated its sums since: they are the statistics
+                        a, b, c = (state[n] for n in other)
+                        _check_torchrl_entries([_f64(a), _f64(b), _f64(c)], other, style, owner)
+                        new = torchrl_legacy_to_state(a, b, c)
             elif all(n in state for n in other):
                 a, b, c = (state[n] for n in other)
                 _check_torchrl_entries([_f64(a), _f64(b), _f64(c)], other, style, owner)

@@ -31,11 +31,21 @@ class RunningState:
 
     Subclasses name the dict attributes holding ``{key: state}`` in
     ``_state_names``; a state is a NumPy array (CPU data) or a tensor on the
-    device of CUDA data. Those states go into ``state_dict()`` (as the
-    module's extra state, tensors on the state's device) and come back with
-    ``load_state_dict`` as NumPy arrays (moved to the device at the next CUDA
-    step); a state dict without them (e.g. saved by TorchRL) loads and leaves
-    the state empty, so it starts again from zero.
+    device of CUDA data. As in TorchRL, ``state_dict()`` leaves them out (so
+    TorchRL loads numbarl's checkpoints, strict): ``get_extra_state()`` gives
+    them (tensors on the state's device) and ``set_extra_state`` puts them
+    back as NumPy arrays (moved to the device at the next CUDA step). A state
+    dict holding them (``_extra_state``, written by earlier versions) still
+    loads them; one without them leaves the state empty, so it starts again
+    from zero.
+
+    Examples:
+        >>> import torch
+        >>> from numbarl.torch_api import RewardSum
+        >>> t = RewardSum()
+        >>> t.set_extra_state({"_sums": {"episode_reward": torch.tensor([2.0])}})
+        >>> list(t.state_dict()), t.get_extra_state()["_sums"]["episode_reward"]
+        ([], tensor([2.]))
     """
 
     _state_names: tuple = ()
@@ -55,6 +65,10 @@ class RunningState:
             values = state.get(name, {})
             set_plain(self, name, {key: np.array(torch.as_tensor(v).cpu().numpy(), copy=True)
                                    for key, v in values.items()})
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination.pop(prefix + "_extra_state", None)  # running state is not a checkpoint entry (TorchRL's format)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):

@@ -47,6 +47,30 @@ def _env_device(transform, device):
     return device if hook is None else hook(device)
 
 
+_LEGACY_PREFIXES = ("transform.", "base_env.")
+
+
+def _legacy_split(env, state_dict):
+    """``(transform entries, base-env entries)`` of an old ``transform.``-prefixed checkpoint, or None.
+
+    A checkpoint is old when some key starts with ``transform.`` or
+    ``base_env.`` while none of the transform's own keys do.
+    """
+    if not any(k.startswith(_LEGACY_PREFIXES) for k in state_dict):
+        return None
+    if any(k.startswith(_LEGACY_PREFIXES) for k in env.transform.state_dict()):
+        return None
+    own, base = {}, {}
+    for key, value in state_dict.items():
+        if key.startswith("transform."):
+            own[key[len("transform."):]] = value
+        elif key.startswith("base_env."):
+            base[key[len("base_env."):]] = value
+        else:
+            own[key] = value  # left for the transform's loader to report
+    return own, base
+
+
 class TransformedEnv(EnvBase):
     """An env whose outputs go through ``transform`` and whose inputs go through its inverse.
 
@@ -208,6 +232,56 @@ class TransformedEnv(EnvBase):
         if not isinstance(self.transform, Compose):
             self._set_transform(Compose(self.transform))
         return self.transform
+
+    # ------------------------------------------------------------ checkpoints
+    def state_dict(self, *args, **kwargs):
+        """The transform's ``state_dict`` (no ``transform.`` prefix, no base-env entries), as in TorchRL.
+
+        A checkpoint saved by TorchRL's ``TransformedEnv`` with the same
+        transforms loads here, and the reverse (entries whose format differs,
+        such as VecNorm's statistics, are documented by the transform).
+
+        Examples:
+            >>> from numbarl.torch_api import GymEnv, ObservationNorm
+            >>> env = TransformedEnv(GymEnv("Pendulum-v1"), ObservationNorm(loc=1.0, scale=2.0, in_keys=["observation"]))
+            >>> list(env.state_dict())
+            ['standard_normal', 'loc', 'scale']
+        """
+        return self.transform.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Load a checkpoint of :meth:`state_dict` (or TorchRL's) into the transform.
+
+        Checkpoints of earlier numbarl versions, whose keys start with
+        ``transform.`` (and ``base_env.`` for the base env's entries), load too.
+
+        Examples:
+            >>> from numbarl.torch_api import GymEnv, ObservationNorm
+            >>> env = TransformedEnv(GymEnv("Pendulum-v1"), ObservationNorm(loc=1.0, scale=2.0, in_keys=["observation"]))
+            >>> import torch
+            >>> _ = env.load_state_dict({"transform.standard_normal": torch.tensor(False),
+            ...                          "transform.loc": torch.tensor(3.0), "transform.scale": torch.tensor(4.0)})
+            >>> env.transform.loc
+            tensor(3.)
+        """
+        legacy = _legacy_split(self, state_dict)
+        if legacy is None:
+            return self.transform.load_state_dict(state_dict, strict=strict, assign=assign)
+        own, base = legacy
+        if base:
+            self.base_env.load_state_dict(base, strict=strict, assign=assign)
+        return self.transform.load_state_dict(own, strict=strict, assign=assign)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # A module holding this env saves the transform's entries under ``<prefix>`` (see state_dict):
+        # send them on to the transform child, where nn.Module's loader looks for them.
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            head = key[len(prefix):].split(".", 1)[0]
+            if head not in self._modules and head not in self._parameters and head not in self._buffers:
+                state_dict[prefix + "transform." + key[len(prefix):]] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def close(self, *, raise_if_closed: bool = True) -> None:
         if not self.is_closed:

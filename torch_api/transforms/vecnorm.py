@@ -72,11 +72,16 @@ class VecNorm(_VecNormBase):
     does not (TorchRL's documentation says it does, its code does not, and
     a ``TransformedEnv`` puts its transforms in ``eval()`` mode).
 
-    ``get_extra_state`` returns plain tensors (``{key}_loc``, ``_m2``,
-    ``_weight``, ``_count``); ``set_extra_state`` / ``load_state_dict`` also
-    take TorchRL's ``{key}_sum`` / ``_ssq`` / ``_count`` (E[x**2] sums,
-    converted to the mean and variance TorchRL normalizes with);
-    ``to_torchrl_state_dict()`` writes TorchRL's format. NaN or inf raises
+    ``get_extra_state`` returns plain tensors: TorchRL's ``{key}_sum`` /
+    ``_ssq`` / ``_count`` (so that TorchRL's VecNorm loads numbarl's
+    checkpoints) beside the exact float64 ``{key}_loc`` / ``_m2`` /
+    ``_weight`` and the int64 sample count ``{key}_samples`` (which numbarl
+    loads back bit for bit, unless TorchRL has updated the sums since);
+    ``set_extra_state`` / ``load_state_dict`` also take TorchRL's own
+    checkpoints (E[x**2] sums, converted to the mean and variance TorchRL
+    normalizes with) and earlier numbarl versions' ``{key}_loc`` / ``_m2`` /
+    ``_weight`` / ``_count``; ``to_torchrl_state_dict()`` writes TorchRL's
+    entries only. NaN or inf raises
     ``NonFiniteError`` naming the key unless ``nonfinite="skip"``.
 
     CUDA data is normalized on its device (``numbarl.core.cuda.moments``)
