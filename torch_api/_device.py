@@ -57,6 +57,10 @@ def kernel_module(ref, module: str):
     return kernels_for(ref, module) if is_cuda(ref) else _cpu_module(module)
 
 
+_NDARRAY = np.ndarray
+_TENSOR = torch.Tensor
+
+
 def _arg(value):
     return as_array(value) if isinstance(value, torch.Tensor) else value
 
@@ -119,13 +123,17 @@ def launch(ref, module, name: str, *args, check=None, **kwargs):
     Returns:
         what the function returns.
     """
-    if not is_cuda(ref):
-        fn = getattr(_cpu_module(module) if module.__class__ is str else module, name)
-        args = tuple(map(_arg, args))
+    if ref.__class__ is _NDARRAY or not is_cuda(ref):
+        if module.__class__ is str:
+            module = _CPU_MODULES.get(module) or _cpu_module(module)
+        for value in args:  # the array path hands NumPy arrays only: nothing to convert
+            if isinstance(value, _TENSOR):
+                args = tuple(map(_arg, args))
+                break
         for key, value in kwargs.items():
-            if isinstance(value, torch.Tensor):
+            if isinstance(value, _TENSOR):
                 kwargs[key] = as_array(value)
-        return fn(*args, **kwargs)
+        return getattr(module, name)(*args, **kwargs)
     fn = getattr(kernels_for(ref, module) if module.__class__ is str else module, name)
     args = tuple(device_array(a) if isinstance(a, torch.Tensor) else a for a in args)
     for key, value in kwargs.items():
