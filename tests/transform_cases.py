@@ -318,4 +318,5 @@ CASES: dict[str, Case] = {
     "SqueezeTransform": Case(_t("SqueezeTransform", -1, in_keys=["velocity"]), "image"),
     "CatFrames": Case(_t("CatFrames", 3, -1, in_keys=["observation"]), "pendulum"),
     "TimeMaxPool": Case(_t("TimeMaxPool", in_keys=["observation"], out_keys=["pooled"], T=3), "pendulum"),
+    "MultiStepTransform": Case(_t("MultiStepTransform", 2, 0.9), offline=True, data=_trajectories, call="inv"),
 }
