@@ -86,6 +86,16 @@ def test_flat_done_mask_nested_entries_and_several_rewards():
              t=dict(reward_keys=["reward", "bonus"]), t_theirs=dict(reward_keys=["reward", "bonus"]))
 
 
+def test_done_per_agent():
+    ours, theirs = N.MultiStepTransform(3, 0.9), T.MultiStepTransform(3, 0.9)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        td = TensorDict({"obs": torch.randn(2, 9, 3, 2, generator=g), "next": {
+            "obs": torch.randn(2, 9, 3, 2, generator=g), "reward": torch.randn(2, 9, 3, 1, generator=g),
+            "done": torch.rand(2, 9, 3, generator=g) < 0.2}}, [2, 9])
+        assert_same(ours.inv(td.clone()), theirs.inv(td.clone()))
+
+
 def test_custom_keys():
     kw = dict(done_key="terminated", done_keys=["done", "terminated", "truncated", "obs"], mask_key="valid")
     ours, theirs = N.MultiStepTransform(2, 0.8, **kw), T.MultiStepTransform(2, 0.8, **kw)

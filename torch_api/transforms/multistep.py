@@ -62,7 +62,8 @@ class MultiStepTransform(Transform):
     A done entry of the batch shape plus one trailing singleton is read
     without it; a done entry with more trailing dims (one flag per agent)
     makes every such index a trajectory of its own, the reward and the
-    ``"next"`` entries being indexed the same way.
+    ``"next"`` entries being indexed the same way (the ``"next"`` tensordict
+    then gets the done entry's batch dims, as in TorchRL).
 
     Differences from TorchRL: the sums are exact up to rounding, accumulated
     in float64 (TorchRL convolves in the reward's dtype); integer and half
@@ -267,6 +268,8 @@ class MultiStepTransform(Transform):
                 nxt.shape + value.shape[nxt.ndim:]).to(value.device)
             out.set(("next",) + parts, torch.gather(value, time_dim, index))
 
+        if len(done_shape) > out.batch_dims:  # one flag per agent: "next" gets the done's dims, as in TorchRL
+            out.get("next").batch_size = steps.shape
         out.set("steps_to_next_obs", steps)
         for key, reward_sum in zip(self.reward_keys, sums):
             out.set(("next", "original_reward"), out.get(_next(key)))
