@@ -72,25 +72,29 @@ def _sums_kernel(reward, done, steps, n, powers, out, head):
         for c in range(n_cols):
             for d in range(n_feat):
                 start = 0
+                pos = 0  # u % n, kept without a division
                 for u in range(n_t):
-                    if u % n == 0 or done[a, u - 1, c]:
+                    if pos == 0 or done[a, u - 1, c]:
                         start = u
                         head[u] = np.float64(reward[a, u, c, d])
                     else:
                         head[u] = head[u - 1] + powers[u - start] * np.float64(reward[a, u, c, d])
+                    pos = 0 if pos == n - 1 else pos + 1
                 tail = 0.0
+                pos = (n_t - 1) % n  # t % n
                 for t in range(n_t - 1, -1, -1):
                     r = np.float64(reward[a, t, c, d])
-                    if done[a, t, c] or t == n_t - 1 or (t + 1) % n == 0:
+                    if done[a, t, c] or t == n_t - 1 or pos == n - 1:
                         tail = r
                     else:
                         tail = r + powers[1] * tail
                     last = t + steps[a, t, c] - 1
-                    block_end = t - t % n + n - 1
+                    block_end = t - pos + n - 1
                     if last <= block_end:
                         out[a, t, c, d] = tail
                     else:
                         out[a, t, c, d] = tail + powers[block_end + 1 - t] * head[last]
+                    pos = n - 1 if pos == 0 else pos - 1
 
 
 def _check_out(array, name, shape, dtype):
