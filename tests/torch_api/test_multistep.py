@@ -43,8 +43,8 @@ def assert_same(ours, theirs):
 
 
 def run_both(lengths, n_steps, gamma, seed=0, change_n=None, **kwargs):
-    ours, theirs = N.MultiStepTransform(n_steps, gamma, **kwargs.pop("t", {})), None
-    theirs = T.MultiStepTransform(n_steps, gamma, **kwargs.pop("t_theirs", {})) if theirs is None else theirs
+    ours = N.MultiStepTransform(n_steps, gamma, **kwargs.pop("t", {}))
+    theirs = T.MultiStepTransform(n_steps, gamma, **kwargs.pop("t_theirs", {}))
     start = 0
     outs = []
     for i, length in enumerate(lengths):
