@@ -141,12 +141,15 @@ class EndOfLifeTransform(Transform):
                            f"{list(next_tensordict.keys(True, True))}. Make sure to pass the appropriate done_key "
                            f"to the {type(self)} transform.")
         previous = tensordict.get(self.lives_key, None)
+        if previous is None:  # a step input holding only the action (e.g. from a batched env): the last reading
+            previous = self.__dict__.get("_last_lives")
         if previous is None:
             raise KeyError(f"EndOfLifeTransform: key {self.lives_key!r} not found in the step's input (reset the env "
                            f"first); keys present: {sorted(map(str, tensordict.keys(True, True)))}")
         lost = previous.to(lives.device) > lives
         next_tensordict.set(self.eol_key, _right_expand(lost, done) | done)
         next_tensordict.set(self.lives_key, lives)
+        set_plain(self, "_last_lives", lives)
         return next_tensordict
 
     def _reset(self, tensordict, tensordict_reset):
@@ -156,6 +159,7 @@ class EndOfLifeTransform(Transform):
         shape = done.shape if done is not None else self._done_shape(env)
         tensordict_reset.set(self.eol_key, torch.zeros((), dtype=torch.bool, device=lives.device).expand(shape))
         tensordict_reset.set(self.lives_key, lives)
+        set_plain(self, "_last_lives", lives)
         return tensordict_reset
 
     def _done_shape(self, env):

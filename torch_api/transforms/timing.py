@@ -57,6 +57,9 @@ class Timer(Transform):
     - at a reset: ``*_reset`` is the time the base env's reset took,
       ``*_step`` and ``*_policy`` are 0.
 
+    A nested out_key whose sub-tensordict does not exist yet is created
+    (TorchRL 0.14.1 raises AttributeError there).
+
     So in a rollout the root entries are 0 where an episode starts and the
     ``"next"`` entries are never 0 for step and policy. The entries are
     added to the observation spec as ``Unbounded`` with the env's batch shape.
