@@ -132,6 +132,8 @@ def make_env(name: str):
         return GymEnv("CartPole-v1")
     if name == "masked":
         return make_masked_env()
+    if name == "breakout":
+        return GymEnv("ALE/Breakout-v5", obs_type="ram")
     wrapped = {"image": TinyImageEnv, "double": DoubleEnv, "matrix": MatrixActionEnv, "box": BoxActionEnv}[name]
     return GymWrapper(wrapped())
 
@@ -232,6 +234,25 @@ def _burn_in():
                                burn_in=2)
 
 
+class _SteppedClock:
+    """A clock that advances by 0.5 at each reading: Timer's intervals become exact and repeatable."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 0.5
+        return self.now
+
+
+def _timer():
+    import numbarl.torch_api as api
+
+    t = api.Timer()
+    t._clock = _SteppedClock()
+    return t
+
+
 # ------------------------------------------------------------------ the registry
 @dataclass
 class Case:
@@ -243,6 +264,7 @@ class Case:
     ``serial_skip`` is a reason to skip the check inside a ``SerialEnv``;
     ``fixed_actions=False`` lets rollouts draw their own actions (for envs
     whose legal actions change).
+    ``skip`` is a reason to skip every env check (a transform that cannot run here).
     """
 
     transform: Callable
@@ -252,6 +274,7 @@ class Case:
     call: str = "forward"
     serial_skip: str | None = None
     fixed_actions: bool = True
+    skip: str | None = None
 
     def make_env(self):
         return make_env(self.env)
@@ -319,4 +342,8 @@ CASES: dict[str, Case] = {
     "CatFrames": Case(_t("CatFrames", 3, -1, in_keys=["observation"]), "pendulum"),
     "TimeMaxPool": Case(_t("TimeMaxPool", in_keys=["observation"], out_keys=["pooled"], T=3), "pendulum"),
     "MultiStepTransform": Case(_t("MultiStepTransform", 2, 0.9), offline=True, data=_trajectories, call="inv"),
+    "Timer": Case(_timer, "pendulum"),
+    "PinMemoryTransform": Case(_t("PinMemoryTransform"), "pendulum",
+                               skip=None if torch.cuda.is_available() else "pinning memory needs an accelerator"),
+    "EndOfLifeTransform": Case(_t("EndOfLifeTransform"), "breakout"),
 }

@@ -49,6 +49,8 @@ def test_registry_has_no_stale_entries():
 
 # ------------------------------------------------------------------ env cases
 def _env(case, transform=None):
+    if case.skip:
+        pytest.skip(case.skip)
     return api.TransformedEnv(case.make_env(), case.transform() if transform is None else transform)
 
 
@@ -130,6 +132,8 @@ def test_inside_serial_env(name):
     if not hasattr(api, "SerialEnv"):
         pytest.skip("numbarl.torch_api.SerialEnv does not exist yet")
     case = CASES[name]
+    if case.skip:
+        pytest.skip(case.skip)
     if case.serial_skip:
         pytest.skip(case.serial_skip)
     env = api.SerialEnv(2, functools.partial(_transformed, name))

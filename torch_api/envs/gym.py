@@ -306,6 +306,26 @@ class GymWrapper(ArrayEnvBase):
         """The wrapped gymnasium env."""
         return self._env
 
+    def __getattr__(self, name):
+        """A public attribute the wrapper lacks is read from the gymnasium env (``env.unwrapped.ale``), as in TorchRL.
+
+        Examples:
+            >>> from numbarl.torch_api import GymEnv
+            >>> GymEnv("CartPole-v1").unwrapped.__class__.__name__
+            'CartPoleEnv'
+        """
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            env = self.__dict__.get("_env")
+            if env is None or name.startswith("_"):
+                raise
+        try:
+            return getattr(env, name)
+        except AttributeError:
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}, nor has its gymnasium env "
+                                 f"({type(env).__name__})") from None
+
 
 def _np(dtype):
     from .._arrays import numpy_dtype
