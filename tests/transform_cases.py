@@ -318,4 +318,7 @@ CASES: dict[str, Case] = {
     "SqueezeTransform": Case(_t("SqueezeTransform", -1, in_keys=["velocity"]), "image"),
     "CatFrames": Case(_t("CatFrames", 3, -1, in_keys=["observation"]), "pendulum"),
     "TimeMaxPool": Case(_t("TimeMaxPool", in_keys=["observation"], out_keys=["pooled"], T=3), "pendulum"),
+    "LineariseRewards": Case(_t("LineariseRewards", in_keys=["reward"], out_keys=["scalar"], weights=[-2.0]),
+                             "pendulum"),
+    "TargetReturn": Case(_t("TargetReturn", 10.0), "cartpole"),
 }
