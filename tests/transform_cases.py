@@ -346,4 +346,7 @@ CASES: dict[str, Case] = {
     "PinMemoryTransform": Case(_t("PinMemoryTransform"), "pendulum",
                                skip=None if torch.cuda.is_available() else "pinning memory needs an accelerator"),
     "EndOfLifeTransform": Case(_t("EndOfLifeTransform"), "breakout"),
+    "LineariseRewards": Case(_t("LineariseRewards", in_keys=["reward"], out_keys=["scalar"], weights=[-2.0]),
+                             "pendulum"),
+    "TargetReturn": Case(_t("TargetReturn", 10.0), "cartpole"),
 }
