@@ -145,7 +145,7 @@ class TrajCounter(Transform):
             ``out_key``.
 
     Examples:
-        >>> from numbarl.torch_api import SerialEnv, GymEnv, TransformedEnv, StepCounter
+        >>> from numbarl.torch_api import SerialEnv, GymEnv, TransformedEnv, StepCounter, Compose
         >>> env = TransformedEnv(SerialEnv(2, lambda: GymEnv("Pendulum-v1")), Compose(StepCounter(2), TrajCounter()))
         >>> _ = env.set_seed(0)
         >>> td = env.rollout(4, break_when_any_done=False)
