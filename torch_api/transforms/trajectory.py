@@ -541,8 +541,9 @@ class AutoResetEnv(TransformedEnv):
     hands back the observations kept at the done step. A reset without one
     resets the base env. For an env without batch dims, whose rollout asks
     for resets without ``"_reset"``, a request whose root ``"done"`` is set
-    counts as such a reset too. Transforms cannot be inserted (as in TorchRL;
-    there it raises AttributeError through a typo, here RuntimeError).
+    counts as such a reset too while the transform holds kept observations.
+    Transforms cannot be inserted (as in TorchRL; there it raises
+    AttributeError through a typo, here RuntimeError).
 
     Examples:
         >>> from numbarl.torch_api import GymEnv
@@ -562,7 +563,7 @@ class AutoResetEnv(TransformedEnv):
         keys = tensordict.keys(True)
         if any(k in keys for k in self.base_env.reset_keys):
             return True
-        if len(self.batch_size) == 0:
+        if len(self.batch_size) == 0 and self.transform.__dict__.get("_saved") is not None:
             done = tensordict.get("done", None)
             return done is not None and bool(done.any())
         return False
