@@ -40,18 +40,19 @@ def counting_class(lib):
 
     class Counting(lib.EnvBase):
         def __init__(self, max_steps=(2, 3, 5), auto=False):
-            b = len(max_steps)
-            super().__init__(batch_size=[b])
-            self.max_steps = torch.tensor(max_steps).unsqueeze(-1)
+            # an int: one env without batch dims
+            batch = () if isinstance(max_steps, int) else (len(max_steps),)
+            super().__init__(batch_size=batch)
+            self.max_steps = torch.tensor(max_steps).reshape(*batch, 1)
             self.auto = auto
-            self.observation_spec = S.Composite(observation=S.Unbounded((b, 1)),
-                                                  steps=S.Unbounded((b, 1), dtype=torch.int64), shape=(b,))
-            self.action_spec = S.Unbounded((b, 1))
-            self.reward_spec = S.Unbounded((b, 1))
+            self.observation_spec = S.Composite(observation=S.Unbounded((*batch, 1)),
+                                                steps=S.Unbounded((*batch, 1), dtype=torch.int64), shape=batch)
+            self.action_spec = S.Unbounded((*batch, 1))
+            self.reward_spec = S.Unbounded((*batch, 1))
             self.full_done_spec = S.Composite(
-                done=S.Categorical(2, (b, 1), dtype=torch.bool),
-                terminated=S.Categorical(2, (b, 1), dtype=torch.bool), shape=(b,))
-            self.count = torch.zeros(b, 1, dtype=torch.int64)
+                done=S.Categorical(2, (*batch, 1), dtype=torch.bool),
+                terminated=S.Categorical(2, (*batch, 1), dtype=torch.bool), shape=batch)
+            self.count = torch.zeros(*batch, 1, dtype=torch.int64)
 
         def _obs(self, done):
             return TD(observation=self.count.float() * 1.5, steps=self.count.clone(), done=done.clone(),
@@ -228,6 +229,23 @@ def test_shared_counter_across_sub_envs(batched, predefined):
     assert not s0 & s1
     assert s0 | s1 == set(range(len(s0) + len(s1)))  # no id skipped: 30 steps of 4 and 5 -> 8 + 6 episodes
     assert len(s0) + len(s1) == 14
+
+
+def test_serial_env_of_tensordict_sub_envs_shares_counter(torchrl):
+    """Sub-envs without the array path are stepped with the action alone: the ids kept at reset carry on."""
+    import torchrl.envs as T
+
+    outs = []
+    for lib in (N, T):
+        t = lib.TrajCounter()
+        env = lib.SerialEnv(2, [lambda: lib.TransformedEnv(counting_class(lib)(2), t.clone()),
+                                lambda: lib.TransformedEnv(counting_class(lib)(3), t.clone())])
+        try:
+            outs.append(env.rollout(8, Replay(actions(8, 2)), break_when_any_done=False))
+        finally:
+            env.close()
+    assert outs[0]["next", "traj_count"].tolist() == outs[1]["next", "traj_count"].tolist()
+    assert outs[0]["next", "traj_count"][..., 0].tolist() == [[0, 0, 2, 2, 4, 4, 5, 5], [1, 1, 1, 3, 3, 3, 6, 6]]
 
 
 def test_array_path_writes_with_kernel():

@@ -98,7 +98,17 @@ class _SharedCount:
         return self
 
     def __reduce__(self):
-        return _SharedCount, (self.value, self.block)
+        # the block by name, through a module-level function: cloudpickle (lambdas and closures sent to
+        # workers) cannot pickle the block's own reduction (a bound classmethod)
+        return _rebuild_count, (self.value, None if self.block is None else self.block.name)
+
+
+def _rebuild_count(value: int, name):
+    if name is None:
+        return _SharedCount(value)
+    from ...core.shared import SharedArrays
+
+    return _SharedCount(block=SharedArrays.attach(name))
 
 
 def _reset_keys(done_keys) -> list:
@@ -278,8 +288,13 @@ class TrajCounter(Transform):
         return tensordict_reset
 
     def _keep(self, ids, reset, tensordict) -> None:
-        """Keep the ids (CPU data) for the array path: new ones where reset, the root's elsewhere."""
+        """Keep the ids for the array path and for steps without them: new ones where reset, the root's elsewhere."""
         if ids.device.type != "cpu":
+            prev = tensordict.get(self.out_keys[0], None) if tensordict is not None else None
+            held = self._ids if isinstance(self._ids, torch.Tensor) else None
+            base = prev if prev is not None and prev.shape == ids.shape else held
+            set_plain(self, "_ids", ids.clone() if base is None or base.shape != ids.shape
+                      else torch.where(reset, ids, base.to(ids.device)))
             return
         prev = tensordict.get(self.out_keys[0], None) if tensordict is not None else None
         held = self._ids
@@ -295,6 +310,9 @@ class TrajCounter(Transform):
             raise RuntimeError("_step was called before _reset was called.")
         key = self.out_keys[0]
         value = tensordict.get(key, None)
+        if value is None and self._ids is not None:
+            # a batched env steps its sub-envs with the action alone: the ids kept at reset serve
+            value = torch.as_tensor(self._ids).clone()
         if value is None:
             raise KeyError(f"TrajCounter: key {key!r} not found in the tensordict given to step; reset the env "
                            f"first and step from its output; keys: {sorted(map(str, tensordict.keys(True, True)))}")
@@ -312,7 +330,7 @@ class TrajCounter(Transform):
         set_plain(self, "_initialized", True)
         shape = self._reset_group()[1]
         ids = self._ids
-        if ids is None or ids.shape != shape:
+        if type(ids) is not np.ndarray or ids.shape != shape:
             ids = np.zeros(shape, dtype=np.int64)
             set_plain(self, "_ids", ids)
         if mask is not None and mask.ndim == 0:
