@@ -349,4 +349,48 @@ CASES: dict[str, Case] = {
     "LineariseRewards": Case(_t("LineariseRewards", in_keys=["reward"], out_keys=["scalar"], weights=[-2.0]),
                              "pendulum"),
     "TargetReturn": Case(_t("TargetReturn", 10.0), "cartpole"),
+    "TrajCounter": Case(_t("TrajCounter"), "cartpole"),
 }
+
+
+# ------------------------------------------------------------------ trajectory
+from numbarl.torch_api import GymEnv as _GymEnv  # noqa: E402
+
+
+class SelfResettingCartPole(_GymEnv):
+    """CartPole that resets itself inside ``step`` (the env an ``AutoResetEnv`` wraps)."""
+
+    def __init__(self, **kwargs):
+        super().__init__("CartPole-v1", **kwargs)
+
+    def _step(self, td):
+        out = super()._step(td)
+        if out["done"].any():
+            out.update(super()._reset(None).exclude(*self.done_keys))
+        return out
+
+    def _reset(self, td=None, **kwargs):
+        if td is not None and "_reset" in td.keys():
+            return td.copy()
+        return super()._reset(td, **kwargs)
+
+
+def _auto_reset_env():
+    import numbarl.torch_api as api
+
+    # replace=False: filled (NaN) observations would not fit CartPole's bounded spec in check_env_specs
+    return api.AutoResetEnv(SelfResettingCartPole(), api.AutoResetTransform(replace=False))
+
+
+@dataclass
+class _EnvFactoryCase(Case):
+    """A case whose env comes from a factory rather than a :func:`make_env` name (the transform needs its own env)."""
+
+    factory: Callable | None = None
+
+    def make_env(self):
+        return self.factory()
+
+
+# AutoResetTransform runs only as the transform of an AutoResetEnv: the case checks that env, with an empty Compose.
+CASES["AutoResetTransform"] = _EnvFactoryCase(_t("Compose"), factory=_auto_reset_env)

@@ -231,6 +231,11 @@ class EnvBase(nn.Module):
     def batch_dims(self) -> int:
         return len(self.batch_size)
 
+    @property
+    def shape(self) -> torch.Size:
+        """The env's batch size (TorchRL's ``EnvBase.shape``)."""
+        return self.batch_size
+
     # ------------------------------------------------------------------ specs
     @property
     def output_spec(self) -> Composite:

@@ -195,3 +195,22 @@ class EnvCreator:
         for name, module in env.named_modules():
             if name in self._handles and callable(getattr(module, "all_reduce_stats", None)):
                 module.all_reduce_stats(group)
+
+    def make_variant(self, **kwargs) -> EnvCreator:
+        """A creator of the same env with other keyword arguments, attached to the same shared blocks (TorchRL's).
+
+        The variant builds no template env of its own: its envs share the
+        statistics (e.g. a ``TrajCounter``'s counter) of this creator's. The
+        blocks stay owned by this creator; ``state_dict`` and
+        ``all_reduce_stats`` are this creator's.
+
+        Examples:
+            >>> import functools
+            >>> from numbarl.torch_api import GymEnv
+            >>> creator = EnvCreator(GymEnv, env_name="Pendulum-v1")
+            >>> variant = creator.make_variant(env_name="CartPole-v1")
+            >>> variant().action_spec.shape, creator().action_spec.shape
+            (torch.Size([2]), torch.Size([1]))
+            >>> creator.close()
+        """
+        return _rebuild(self.create_env_fn, False, {**self.create_env_kwargs, **kwargs}, self._handles)
