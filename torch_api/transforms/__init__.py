@@ -18,5 +18,7 @@ from .action import *  # noqa: F401,F403
 from .keys import *  # noqa: F401,F403
 from .dtype import *  # noqa: F401,F403
 from .utility import *  # noqa: F401,F403
+from .stacking import *  # noqa: F401,F403
+from .unary import *  # noqa: F401,F403
 
 __all__ = sorted(n for n, v in list(globals().items()) if not n.startswith("_") and not isinstance(v, _types.ModuleType))
