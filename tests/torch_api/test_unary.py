@@ -54,6 +54,12 @@ def test_forward_and_inverse_match_torchrl(trl):
         assert a["u"] == b["u"]
 
 
+def test_repr_matches_torchrl(trl):
+    for m in (nb, trl):
+        assert repr(m.UnaryTransform(["a"], ["b"], fn=_double)) == "UnaryTransform(keys=['a'])"
+        assert repr(m.Hash(["a"], ["b"])) == "Hash(keys=['a'])"
+
+
 def test_missing_key_raises_keyerror(trl):
     td = TensorDict({"x": torch.zeros(2)}, [])
     with pytest.raises(KeyError, match="'q'"):

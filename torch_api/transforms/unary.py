@@ -143,11 +143,6 @@ class UnaryTransform(Transform):
             input_spec[name] = self._set_specs(input_spec[name], probe, pairs)
         return input_spec
 
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}(in_keys={self.in_keys}, out_keys={self.out_keys}, "
-                f"in_keys_inv={self.in_keys_inv}, out_keys_inv={self.out_keys_inv})")
-
-
 class Hash(UnaryTransform):
     """Write a hash of each entry of ``in_keys`` (by default a 32-byte SHA-256 of its text).
 
