@@ -202,6 +202,23 @@ def _to_one_one(td):
     return td.reshape(1, 1)
 
 
+def _row_norm(value):
+    return value.norm(dim=-1)
+
+
+def _hash_text(value):
+    import numbarl.torch_api as api
+
+    return api.Hash.reproducible_hash(str(value.tolist()))
+
+
+def _stack_with_copy():
+    import numbarl.torch_api as api
+
+    return api.Compose(api.RenameTransform(["observation"], ["obs_copy"], create_copy=True),
+                       api.Stack(["observation", "obs_copy"], "stacked", dim=-2))
+
+
 def _t(name, *args, **kwargs):
     """A factory of ``numbarl.torch_api.<name>(*args, **kwargs)``, picklable."""
     return functools.partial(_build, name, args, kwargs)
@@ -350,6 +367,9 @@ CASES: dict[str, Case] = {
                              "pendulum"),
     "TargetReturn": Case(_t("TargetReturn", 10.0), "cartpole"),
     "TrajCounter": Case(_t("TrajCounter"), "cartpole"),
+    "Stack": Case(_stack_with_copy, "pendulum"),
+    "UnaryTransform": Case(_t("UnaryTransform", ["observation"], ["obs_norm"], fn=_row_norm), "pendulum"),
+    "Hash": Case(_t("Hash", ["observation"], ["obs_hash"], hash_fn=_hash_text), "pendulum"),
 }
 
 

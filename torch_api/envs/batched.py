@@ -180,8 +180,11 @@ class _BatchedEnv(ArrayEnvBase):
         d["_state_at_reset"] = arrays["state_at_reset"]
         d["_np_synced"] = arrays["np_synced"]
         # state inputs that are also outputs (step_count, an RNN state the env returns): the array
-        # path hands each step the current values, as step_mdp does on the TensorDict path
-        d["_state_carry"] = [(key, dst) for key, dst in d["_state_arrays"] if key in d["_root_views"]]
+        # path hands each step the current values, as step_mdp does on the TensorDict path; a state
+        # spec whose shape disagrees with the output of the same name (TorchRL's Stack can give one) is
+        # not carried
+        d["_state_carry"] = [(key, dst) for key, dst in d["_state_arrays"]
+                             if key in d["_root_views"] and d["_root_views"][key].shape == dst.shape]
         d["_mask"] = arrays["mask"]
         d["_after_step"] = False
 

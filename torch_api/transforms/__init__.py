@@ -24,5 +24,7 @@ from .memory import *  # noqa: F401,F403
 from .gym_transforms import *  # noqa: F401,F403
 from .reward_shaping import *  # noqa: F401,F403
 from .trajectory import *  # noqa: F401,F403
+from .stacking import *  # noqa: F401,F403
+from .unary import *  # noqa: F401,F403
 
 __all__ = sorted(n for n, v in list(globals().items()) if not n.startswith("_") and not isinstance(v, _types.ModuleType))
