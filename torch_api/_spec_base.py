@@ -325,6 +325,10 @@ class TensorSpec:
         """Random value in the space, with extra leading dims ``shape``."""
         raise NotImplementedError
 
+    def sample(self, shape=None):
+        """A random value in the space: the same as :meth:`rand` (TorchRL's alias)."""
+        return self.rand(shape)
+
     def zero(self, shape=None):
         """Zeros of the spec's dtype and device, with extra leading dims ``shape``."""
         return torch.zeros(_lead(shape) + self.shape, dtype=self.dtype, device=self.device)

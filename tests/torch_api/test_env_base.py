@@ -220,3 +220,41 @@ def test_partial_reset_keeps_the_other_sub_envs_as_torchrl(torchrl):
         rollout = env.rollout(4, break_when_any_done=False)  # done sub-env 0 is reset, the others continue
         assert rollout["next", "obs"][1].flatten().tolist() == [101.0, 102.0, 103.0, 104.0]
     assert_td_equal(outs[0], outs[1])
+
+
+def make_scalar_done_env(base):
+    """A user env whose _step gives done / terminated as Python bools (shape []), as TorchRL's test mocks do."""
+
+    class ScalarDone(base["EnvBase"]):
+        def __init__(self):
+            super().__init__()
+            self.observation_spec = base["Composite"](obs=base["Unbounded"]((2,)))
+            self.action_spec = base["Unbounded"]((1,))
+            self.reward_spec = base["Unbounded"]((1,))
+
+        def _reset(self, td):
+            self.t = 0
+            return TensorDict({"obs": torch.zeros(2)}, [])
+
+        def _step(self, td):
+            self.t += 1
+            return TensorDict({"obs": torch.full((2,), float(self.t)), "reward": torch.ones(1),
+                               "done": self.t >= 3, "terminated": self.t >= 3}, [])
+
+        def _set_seed(self, seed):
+            pass
+
+    return ScalarDone
+
+
+def test_scalar_done_flags_take_the_spec_shape_like_torchrl(torchrl):
+    envs = pytest.importorskip("torchrl.envs")
+    import torchrl.data as data
+
+    ours = make_scalar_done_env(OURS)()
+    theirs = make_scalar_done_env({"EnvBase": envs.EnvBase, "Composite": data.Composite,
+                                   "Unbounded": data.Unbounded})()
+    a = ours.rollout(5, actions=[torch.ones(1)] * 5, break_when_any_done=False)
+    b = theirs.rollout(5, lambda td: td.set("action", torch.ones(1)), break_when_any_done=False)
+    assert a["next", "done"].shape == (5, 1)
+    assert_td_equal(a, b)

@@ -201,6 +201,18 @@ def test_rand_is_in_and_batched_rand_is_in(leaf):
     leaf.assert_is_in(leaf.rand())
 
 
+def test_sample_is_rand_for_leaves_and_composites(leaf):
+    # TorchRL's specs have sample() as an alias of rand(); its tests' mock envs reset with it
+    assert leaf.is_in(leaf.sample())
+    assert leaf.sample((3,)).shape == (3,) + tuple(leaf.shape)
+    from numbarl.torch_api.specs import Composite
+
+    comp = Composite(obs=leaf, shape=())
+    td = comp.sample((2,))
+    assert td.batch_size == (2,) and td["obs"].shape == (2,) + tuple(leaf.shape)
+    assert comp.is_in(comp.sample())
+
+
 def test_is_in_rejects_wrong_dtype_and_shape(leaf):
     x = leaf.rand()
     other = torch.float64 if leaf.dtype != torch.float64 else torch.float32

@@ -280,7 +280,7 @@ def test_internal_attribute_errors_are_not_hidden_by_the_base_env():
     env = TransformedEnv(GymEnv("Pendulum-v1"), Buggy())
     with pytest.raises(AttributeError, match="because an internal error was raised.*inner"):
         env.observation_spec
-    with pytest.raises(AttributeError, match="'GymEnv' object has no attribute 'tralala'"):
+    with pytest.raises(AttributeError, match="GymEnv has no attribute 'tralala', nor has its gymnasium env"):
         env.tralala
     with pytest.raises(RuntimeError, match="_allow_done_after_reset is a read-only property for TransformedEnvs"):
         env._allow_done_after_reset = True
@@ -295,3 +295,18 @@ def test_transforms_leave_the_device_choice_to_the_seam():
     root = pathlib.Path(sys.modules["numbarl.torch_api.transforms.base"].__file__).parent
     calls = {p.name: len(re.findall(r"\bis_cuda\(", p.read_text())) for p in root.glob("*.py")}
     assert sum(calls.values()) <= 3, {k: v for k, v in calls.items() if v}
+
+
+def test_compose_takes_a_list_or_transforms_keyword_like_torchrl(torchrl):
+    from numbarl.torch_api import RewardSum, StepCounter
+    torchrl = pytest.importorskip("torchrl.envs")
+
+    for lib in (None, torchrl):
+        C, S, R = (Compose, StepCounter, RewardSum) if lib is None else (lib.Compose, lib.StepCounter, lib.RewardSum)
+        for c in (C([S(), R()]), C(transforms=[S(), R()])):
+            assert [type(t).__name__ for t in c] == ["StepCounter", "RewardSum"]
+        assert len(C(transforms=[])) == 0
+        with pytest.raises(ValueError, match="nexpected keyword"):
+            C(S(), trsf=[R()])
+    with pytest.raises(TypeError, match="either positionally or as transforms="):
+        Compose(StepCounter(), transforms=[RewardSum()])

@@ -412,7 +412,17 @@ class EnvBase(nn.Module):
         present = set(td.keys(True, True))
         spec = self.full_done_spec
         keys = list(spec.keys(True, True))
-        missing = [k for k in keys if k not in present]
+        missing = []
+        lead = tuple(td.batch_size[:td.batch_dims - spec.ndim] if spec.ndim else td.batch_size)
+        for key in keys:
+            if key not in present:
+                missing.append(key)
+                continue
+            value = td.get(key)
+            want = lead + tuple(spec[key].shape)
+            if value.shape != want:
+                # an env may give a flag as a scalar or flat entry; TorchRL reshapes it to the spec's shape
+                td.set(key, value.reshape(want))
         if not missing:
             return td
         for key in missing:

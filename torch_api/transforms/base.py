@@ -349,7 +349,16 @@ class Compose(Transform):
         TypeError: an argument is not a ``Transform``.
     """
 
-    def __init__(self, *transforms: Transform):
+    def __init__(self, *transforms: Transform, **kwargs):
+        # TorchRL's forms: Compose(a, b), Compose([a, b]) and Compose(transforms=[a, b])
+        if "transforms" in kwargs:
+            if transforms:
+                raise TypeError("Compose takes its transforms either positionally or as transforms=, not both")
+            transforms = tuple(kwargs.pop("transforms"))
+        elif len(transforms) == 1 and isinstance(transforms[0], list):
+            transforms = tuple(transforms[0])
+        if kwargs:
+            raise ValueError(f"Compose: unexpected keyword arguments {sorted(kwargs)}; the only one is transforms=")
         super().__init__()
         transforms = [as_transform(t, f"Compose (position {i})") for i, t in enumerate(transforms)]
         self.transforms = nn.ModuleList(transforms)
