@@ -614,3 +614,23 @@ def test_step_counter_key_lists_follow_torchrl():
     assert nested.done_keys == nested.all_done_keys == [("data", "done")]
     assert nested.reset_keys == [("data", "_reset")]
     assert nested.terminated_keys == [("data", "terminated")]
+
+
+@pytest.mark.parametrize("batch", [(), (4,)])
+def test_step_counter_reset_output_without_done_takes_the_input_shape(torchrl, batch):
+    """TorchRL's StepCounter._reset works when the reset output carries no done flags (its Compose tests do it)."""
+    tr_envs = pytest.importorskip("torchrl.envs")
+    outs = []
+    for lib in (N, tr_envs):
+        counter = lib.StepCounter(max_steps=3)
+        counter._step_count_keys, counter._done_keys = ["step_count"], ["done"]
+        counter._truncated_keys, counter._terminated_keys = ["truncated"], ["terminated"]
+        counter._reset_keys = ["_reset"]
+        done = torch.zeros(*batch, 1, dtype=torch.bool)
+        td = TensorDict({"done": done, "terminated": done, "step_count": torch.full((*batch, 1), 2)}, batch)
+        outs.append(counter._reset(td, td.empty()))
+    assert outs[0]["step_count"].shape == (*batch, 1)
+    assert_td_equal(outs[0], outs[1])
+    with pytest.raises(KeyError, match="StepCounter: 'done' is in neither the reset output nor its input"):
+        c = N.StepCounter()
+        c._reset(TensorDict({}, []), TensorDict({}, []))

@@ -355,7 +355,7 @@ def test_specs_clone_pickle_state_dict(case):
     (lambda: N.RewardScaling(0.0, 1.0, standard_normal=1), TypeError, "standard_normal"),
     (lambda: N.RewardScaling(0.0, 1.0, in_keys=[3]), TypeError, "in_keys"),
     (lambda: N.RewardSum(in_keys=[3]), TypeError, "in_keys"),
-    (lambda: N.RewardSum(in_keys=["a", "b"], out_keys=["c"]), ValueError, "same length"),
+    (lambda: N.RewardSum(in_keys=["a", "b"], out_keys=["c"]), ValueError, "same number of input and output keys"),
     (lambda: N.RewardSum(reward_spec="yes"), TypeError, "reward_spec"),
     (lambda: N.BinarizeReward(out_keys=[1.5]), TypeError, "out_keys"),
 ])
@@ -380,3 +380,23 @@ def test_bad_data():
     env = N.TransformedEnv(N.GymEnv("Pendulum-v1"), N.RewardScaling(0.0, 1.0, in_keys=["bonus"]))
     with pytest.raises(KeyError, match="'bonus' not found"):
         env.rollout(2)
+
+
+@pytest.mark.parametrize("name,args", [("RewardScaling", (0.5, 2.0)), ("RewardClipping", (-0.5, 0.5))])
+def test_reward_map_takes_a_leaf_reward_spec_like_torchrl(torchrl, name, args):
+    tr_envs = pytest.importorskip("torchrl.envs")
+    import torchrl.data as tr_data
+
+    ours = getattr(N, name)(*args).transform_reward_spec(N.Unbounded((1,)))
+    theirs = getattr(tr_envs, name)(*args).transform_reward_spec(tr_data.Unbounded((1,)))
+    assert not isinstance(ours, N.Composite)
+    assert_spec_matches_torchrl(ours, theirs)
+
+
+def test_reward_sum_key_count_mismatch_says_torchrl_words(torchrl):
+    tr_envs = pytest.importorskip("torchrl.envs")
+    for kwargs in ({"in_keys": ["a", "b"], "out_keys": ["c"]}, {"in_keys": ["a"], "out_keys": ["c", "d"]}):
+        with pytest.raises(ValueError, match="RewardSum expects the same number of input and output keys"):
+            tr_envs.RewardSum(**kwargs)
+        with pytest.raises(ValueError, match="RewardSum expects the same number of input and output keys"):
+            N.RewardSum(**kwargs)

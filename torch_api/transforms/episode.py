@@ -220,7 +220,13 @@ class StepCounter(RunningState, Transform):
     def _reset(self, tensordict, tensordict_reset):
         batch = tuple(tensordict_reset.batch_size)
         for done_key, trunc_key, count_key in self._group_list():
-            done = tensordict_reset.get(done_key)
+            done = tensordict_reset.get(done_key, None)
+            done_missing = done is None
+            if done is None and tensordict is not None:
+                done = tensordict.get(done_key, None)  # a reset output without done flags: the input's give the shape
+            if done is None:
+                raise KeyError(f"StepCounter: {done_key!r} is in neither the reset output nor its input; keys: "
+                               f"{sorted(map(str, tensordict_reset.keys(True, True)))}")
             ops = ops_for(done)
             count = ops.state(self._counts, count_key, done, torch.int64)
             mask = ops.reset_mask(tensordict, _reset_key(self, key_tuple(done_key)[:-1]), batch, done)
@@ -239,6 +245,8 @@ class StepCounter(RunningState, Transform):
                 # (it differs from the base env's flag when update_done is False).
                 truncated = torch.where(batch_view(ops.tensor(mask), truncated.ndim), truncated, previous)
             tensordict_reset.set(trunc_key, truncated)
+            if done_missing:  # as TorchRL: a reset output without done flags gets done = truncated
+                tensordict_reset.set(done_key, truncated.clone())
         return tensordict_reset
 
     def _step(self, tensordict, next_tensordict):

@@ -35,7 +35,7 @@ from .._attrs import set_plain
 from .._arrays import as_array, numpy_dtype, torch_dtype
 from .._device import HOST, launch, map_on_device, on_device, ops_for
 from .._keys import key_list
-from ..specs import Binary, Bounded, Unbounded
+from ..specs import Binary, Bounded, Composite, Unbounded
 from .returns import Reward2GoTransform
 from ._checks import check_bool, check_unique
 from .._keys import key_tuple, with_leaf
@@ -163,6 +163,8 @@ class _RewardMap(BufferMirrors, Transform):
         return output_spec
 
     def transform_reward_spec(self, reward_spec):
+        if not isinstance(reward_spec, Composite):  # a leaf spec is mapped as the spec of the first in_key
+            return self._map_spec(self.in_keys[0], reward_spec)
         reward_spec = reward_spec.clone()
         for in_key, out_key in zip(self.in_keys, self.out_keys):
             spec = reward_spec.get(in_key, None)
@@ -452,6 +454,10 @@ class RewardSum(RunningState, Transform):
         in_keys = key_list(["reward"] if in_keys is None else in_keys, "in_keys")
         if out_keys is None:
             out_keys = [with_leaf(k, "episode_" + key_tuple(k)[-1]) for k in in_keys]
+        out_keys = key_list(out_keys, "out_keys")
+        if len(out_keys) != len(in_keys):
+            raise ValueError(f"RewardSum expects the same number of input and output keys: got {len(in_keys)} "
+                             f"in_keys and {len(out_keys)} out_keys")
         reset_keys = None if reset_keys is None else key_list(reset_keys, "reset_keys")
         reward_spec = check_bool(reward_spec, "RewardSum", "reward_spec")
         super().__init__(in_keys=in_keys, out_keys=out_keys)
