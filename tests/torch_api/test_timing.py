@@ -1,6 +1,5 @@
 """Timer: keys and specs against TorchRL, the intervals' structure in rollouts, exact values on a stepped clock, errors."""
 import pickle
-import time
 
 import pytest
 import torch
@@ -72,9 +71,7 @@ def test_rollout_structure_with_resets():
     env = TransformedEnv(GymEnv("CartPole-v1"), Timer())
     env.append_transform(StepCounter(max_steps=5))
     env.set_seed(0)
-    start = time.perf_counter()
     td = env.rollout(10, break_when_any_done=False)
-    total = time.perf_counter() - start
     assert not isinstance(td, type(None)) and td.batch_size == torch.Size([10])
     for key in DEFAULT:
         for k in (key, ("next", key)):
@@ -89,9 +86,6 @@ def test_rollout_structure_with_resets():
     assert (td["next", "time_policy"] > 0).all() and (td["next", "time_step"] > 0).all()
     # the root policy time is the previous step's (the policy ran before that step)
     assert torch.equal(td["time_policy"][1:5], td["next", "time_policy"][:4])
-    # the intervals do not overlap: together they fit in the rollout's wall time
-    used = td["next", "time_step"].sum() + td["next", "time_policy"].sum() + td["time_reset"].sum()
-    assert 0 < float(used) <= total
     cumulative = torch.cumsum(td["next", "time_step"] + td["next", "time_policy"], 0)
     assert (cumulative[1:] > cumulative[:-1]).all()
 
