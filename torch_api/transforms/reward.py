@@ -651,15 +651,24 @@ class RewardSum(RunningState, Transform):
         return output_spec
 
     def transform_input_spec(self, input_spec):
-        input_spec = input_spec.clone()
-        if len(self._out_specs) < len(self.out_keys):
-            ensure_specs(self)
-        state = input_spec["full_state_spec"]
-        for out_key in self.out_keys:
-            spec = self._out_specs.get(out_key)
-            if spec is not None:
-                state[out_key] = spec.clone()
-        return input_spec
+        return carried_state_specs(self, input_spec)
 
     def __repr__(self) -> str:
         return f"RewardSum(in_keys={self.in_keys}, out_keys={self.out_keys})"
+
+
+def carried_state_specs(transform, input_spec):
+    """``input_spec`` with ``transform``'s out_keys in its state spec (running values carried from step to step).
+
+    The specs are those the transform made for its outputs (``_out_specs``,
+    filled from the env's output specs on first use).
+    """
+    input_spec = input_spec.clone()
+    if len(transform._out_specs) < len(transform.out_keys):
+        ensure_specs(transform)
+    state = input_spec["full_state_spec"]
+    for out_key in transform.out_keys:
+        spec = transform._out_specs.get(out_key)
+        if spec is not None:
+            state[out_key] = spec.clone()
+    return input_spec

@@ -32,6 +32,7 @@ from ._checks import CompatValueError, check_choice, check_unique
 from ._env_chain import container_env, ensure_specs
 from ._reset_masks import first_leaf
 from .base import Transform
+from .reward import carried_state_specs
 
 __all__ = ["LineariseRewards", "TargetReturn"]
 
@@ -528,15 +529,7 @@ class TargetReturn(Transform):
         return output_spec
 
     def transform_input_spec(self, input_spec):
-        input_spec = input_spec.clone()
-        if len(self._out_specs) < len(self.out_keys):
-            ensure_specs(self)
-        state = input_spec["full_state_spec"]
-        for out_key in self.out_keys:
-            spec = self._out_specs.get(out_key)
-            if spec is not None:
-                state[out_key] = spec.clone()
-        return input_spec
+        return carried_state_specs(self, input_spec)
 
     def __repr__(self) -> str:
         return (f"TargetReturn(target_return={self.target_return}, mode={self.mode!r}, in_keys={self._given_in}, "
