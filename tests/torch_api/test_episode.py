@@ -634,3 +634,16 @@ def test_step_counter_reset_output_without_done_takes_the_input_shape(torchrl, b
     with pytest.raises(KeyError, match="StepCounter: 'done' is in neither the reset output nor its input"):
         c = N.StepCounter()
         c._reset(TensorDict({}, []), TensorDict({}, []))
+
+
+def test_init_tracker_init_keys_and_outside_env_error_like_torchrl(torchrl):
+    tr_envs = pytest.importorskip("torchrl.envs")
+    ours = N.TransformedEnv(N.GymEnv("Pendulum-v1"), N.InitTracker(init_key="first"))
+    theirs = tr_envs.TransformedEnv(tr_envs.GymEnv("Pendulum-v1"), tr_envs.InitTracker(init_key="first"))
+    assert ours.transform.init_keys == theirs.transform.init_keys == ["first"]
+    td = TensorDict({"done": torch.zeros(1, dtype=torch.bool)}, [])
+    for lib in (N, tr_envs):
+        with pytest.raises(NotImplementedError, match="class InitTracker cannot be executed without a parent"):
+            lib.InitTracker()(td.clone())
+    with pytest.raises(NotImplementedError, match="needs the transform to be in an env"):
+        N.InitTracker().init_keys

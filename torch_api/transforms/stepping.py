@@ -29,8 +29,9 @@ __all__ = ["NoopResetEnv", "FrameSkipTransform", "TerminateTransform"]
 
 
 def _outside_env(name: str):
-    return NotImplementedError(f"{name} acts on env steps and resets only; it cannot be called on a tensordict "
-                               "on its own (use it inside a TransformedEnv)")
+    return NotImplementedError(f"class {name} cannot be executed without a parent environment: it acts on env "
+                               "steps and resets only; it cannot be called on a tensordict on its own (use it "
+                               "inside a TransformedEnv)")
 
 
 class NoopResetEnv(Transform):
