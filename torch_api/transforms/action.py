@@ -261,6 +261,32 @@ class ActionScaling(_LazyBuffers, _NoBuffersOnCopy, Transform):
             loc, scale = (high + low) / 2, (high - low) / 2
         return cls(loc=loc, scale=scale.clamp_min(eps), **kwargs)
 
+    @classmethod
+    def from_metadata(cls, metadata, **kwargs):
+        """An ``ActionScaling`` from a dataset's metadata (TorchRL's ``RobotDatasetMetadata`` or any object
+        with ``action_key``, ``action_mean`` / ``action_std``, ``action_low`` / ``action_high``).
+
+        Mean and std are used when both are set, otherwise low and high; the
+        action key defaults to the metadata's (also as ``in_keys`` when
+        ``in_keys_inv=[]`` asks for the forward-only mode).
+
+        Raises:
+            ValueError: the metadata holds neither pair.
+        """
+        key = getattr(metadata, "action_key", "action")
+        kwargs.setdefault("in_keys_inv", [key])
+        if not kwargs["in_keys_inv"]:
+            kwargs.setdefault("in_keys", [key])
+        mean, std = getattr(metadata, "action_mean", None), getattr(metadata, "action_std", None)
+        if mean is not None and std is not None:
+            return cls.from_stats(mean=mean, std=std, **kwargs)
+        low, high = getattr(metadata, "action_low", None), getattr(metadata, "action_high", None)
+        if low is not None and high is not None:
+            return cls.from_stats(low=low, high=high, **kwargs)
+        raise ValueError(f"ActionScaling.from_metadata: metadata {getattr(metadata, 'dataset_id', metadata)!r} has "
+                         "no action normalization statistics (set action_mean/action_std or "
+                         "action_low/action_high)")
+
     def __repr__(self) -> str:
         show = (lambda t: "<uninitialized>" if t is None else t)  # noqa: E731
         return (f"ActionScaling(loc={show(self.loc)}, scale={show(self.scale)}, "
