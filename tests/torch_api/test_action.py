@@ -77,7 +77,7 @@ def test_action_scaling_offline_and_from_stats(trl):
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"loc": 1.0}, ValueError, "loc and scale together"),
     ({"in_keys_inv": ["a", "b"]}, ValueError, "at most one key in in_keys_inv"),
-    ({"in_keys_inv": []}, ValueError, r"in_keys_inv=\[\] \(forward only\) requires loc and scale"),
+    ({"in_keys_inv": []}, ValueError, r"in_keys_inv=\[\] \(forward-only mode\) requires explicit loc and scale"),
     ({"loc": 0.0, "scale": 0.0}, ValueError, "scale without zero entries"),
     ({"loc": "a", "scale": 1.0}, TypeError, "loc to be a number or a tensor"),
     ({"loc": float("inf"), "scale": 1.0}, ValueError, "finite loc"),

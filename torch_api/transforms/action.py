@@ -121,13 +121,15 @@ class ActionScaling(_LazyBuffers, _NoBuffersOnCopy, Transform):
                  standard_normal: bool = True):
         in_keys_inv = ["action"] if in_keys_inv is None else key_list(in_keys_inv, "in_keys_inv")
         if len(in_keys_inv) > 1:
-            raise ValueError(f"ActionScaling takes at most one key in in_keys_inv, got {in_keys_inv}; compose "
+            raise ValueError(f"ActionScaling only supports a single action key per instance: it takes at most one "
+                             f"key in in_keys_inv, got {in_keys_inv}; compose "
                              "several ActionScaling transforms to scale several actions")
         if (loc is None) != (scale is None):
             raise ValueError(f"ActionScaling requires loc and scale together (or neither), got loc={loc!r} "
                              f"and scale={scale!r}")
         if not in_keys_inv and loc is None:
-            raise ValueError("ActionScaling with in_keys_inv=[] (forward only) requires loc and scale: there is "
+            raise ValueError("ActionScaling with in_keys_inv=[] (forward-only mode) requires explicit loc and scale: "
+                             "there is "
                              "no action spec to derive them from")
         check_bool(standard_normal, "ActionScaling", "standard_normal")
         loc, scale = _affine_arg(loc, "loc"), _affine_arg(scale, "scale")
@@ -253,7 +255,11 @@ class ActionScaling(_LazyBuffers, _NoBuffersOnCopy, Transform):
         by_range = low is not None or high is not None
         if by_moments == by_range or (by_moments and (mean is None or std is None)) or (
                 by_range and (low is None or high is None)):
-            raise ValueError("ActionScaling.from_stats requires exactly one pair: mean and std, or low and high")
+            which = ("mean and std must be provided together" if (mean is None) != (std is None) else
+                     "low and high must be provided together" if (low is None) != (high is None) else
+                     "provide exactly one of (mean, std) or (low, high)")
+            raise ValueError(f"ActionScaling.from_stats: {which}; it requires exactly one pair: mean and std, or low "
+                             "and high")
         if by_moments:
             loc, scale = torch.as_tensor(mean), torch.as_tensor(std)
         else:
