@@ -300,7 +300,7 @@ class TensorSpec:
             for name in self._aux:
                 t = self.__dict__.get(name)
                 if t is not None:
-                    new.__dict__[name] = fn(t)
+                    new.__dict__[name] = fn(t)  # an aux tensor (see _aux), mapped like the spec
         new._refresh()
         return new
 

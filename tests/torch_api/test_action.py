@@ -77,7 +77,7 @@ def test_action_scaling_offline_and_from_stats(trl):
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"loc": 1.0}, ValueError, "loc and scale together"),
     ({"in_keys_inv": ["a", "b"]}, ValueError, "at most one key in in_keys_inv"),
-    ({"in_keys_inv": []}, ValueError, r"in_keys_inv=\[\] \(forward only\) requires loc and scale"),
+    ({"in_keys_inv": []}, ValueError, r"in_keys_inv=\[\] \(forward-only mode\) requires explicit loc and scale"),
     ({"loc": 0.0, "scale": 0.0}, ValueError, "scale without zero entries"),
     ({"loc": "a", "scale": 1.0}, TypeError, "loc to be a number or a tensor"),
     ({"loc": float("inf"), "scale": 1.0}, ValueError, "finite loc"),
@@ -323,3 +323,21 @@ def test_action_mask_errors():
         nb.ActionMask()(TensorDict({"action_mask": torch.ones(4, dtype=torch.bool)}, []))
     with pytest.raises(TypeError, match="requires a Categorical, OneHot"):
         _ = nb.TransformedEnv(nb.GymEnv("Pendulum-v1"), nb.ActionMask()).action_spec
+
+
+@pytest.mark.parametrize("stats", [{"action_mean": [1.0, 2.0], "action_std": [2.0, 4.0]},
+                                   {"action_low": [-1.0, 0.0], "action_high": [1.0, 4.0]}, {}])
+def test_action_scaling_from_metadata_like_torchrl(trl, stats):
+    vla = pytest.importorskip("torchrl.data.vla", reason="torchrl 0.14.1 is an optional peer")
+    meta = vla.RobotDatasetMetadata("bridge", action_dim=2, **{k: torch.tensor(v) for k, v in stats.items()})
+    if not stats:
+        for cls in (nb.ActionScaling, trl.ActionScaling):
+            with pytest.raises(ValueError, match="no action normalization statistics"):
+                cls.from_metadata(meta)
+        return
+    ours, theirs = nb.ActionScaling.from_metadata(meta), trl.ActionScaling.from_metadata(meta)
+    assert ours.in_keys_inv == theirs.in_keys_inv
+    x = torch.tensor([[3.0, 6.0], [-1.0, 0.5]])
+    torch.testing.assert_close(ours.normalize(x), theirs.normalize(x))
+    td = TensorDict({"action": x}, [2])
+    assert_td_equal(ours(td.clone()), theirs(td.clone()))

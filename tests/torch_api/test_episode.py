@@ -7,6 +7,7 @@ at different steps; the array path against the TensorDict path; partial
 resets and ``state_dict``; bad input.
 """
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -634,3 +635,42 @@ def test_step_counter_reset_output_without_done_takes_the_input_shape(torchrl, b
     with pytest.raises(KeyError, match="StepCounter: 'done' is in neither the reset output nor its input"):
         c = N.StepCounter()
         c._reset(TensorDict({}, []), TensorDict({}, []))
+
+
+def test_init_tracker_init_keys_and_outside_env_error_like_torchrl(torchrl):
+    tr_envs = pytest.importorskip("torchrl.envs")
+    ours = N.TransformedEnv(N.GymEnv("Pendulum-v1"), N.InitTracker(init_key="first"))
+    theirs = tr_envs.TransformedEnv(tr_envs.GymEnv("Pendulum-v1"), tr_envs.InitTracker(init_key="first"))
+    assert ours.transform.init_keys == theirs.transform.init_keys == ["first"]
+    td = TensorDict({"done": torch.zeros(1, dtype=torch.bool)}, [])
+    for lib in (N, tr_envs):
+        with pytest.raises(NotImplementedError, match="class InitTracker cannot be executed without a parent"):
+            lib.InitTracker()(td.clone())
+    with pytest.raises(NotImplementedError, match="needs the transform to be in an env"):
+        N.InitTracker().init_keys
+
+
+@pytest.mark.parametrize("make", [lambda lib: lib.FrameSkipTransform(0), lambda lib: lib.ClipTransform(),
+                                  lambda lib: lib.ActionScaling(in_keys_inv=["a", "b"]),
+                                  lambda lib: lib.ActionScaling(in_keys_inv=[]),
+                                  lambda lib: lib.ActionScaling.from_stats(mean=torch.zeros(2)),
+                                  lambda lib: lib.ActionScaling.from_stats(low=torch.zeros(2))])
+def test_argument_errors_start_with_torchrl_words(torchrl, make):
+    """Our messages keep TorchRL's phrase (what its users and tests match on), then add the detail."""
+    tr_envs = pytest.importorskip("torchrl.envs")
+    with pytest.raises(Exception) as theirs:
+        make(tr_envs)
+    with pytest.raises(type(theirs.value)) as ours:
+        make(N)
+    phrase = re.split(r"[.:] ", str(theirs.value))[0].rstrip(".")
+    assert phrase in str(ours.value), (phrase, str(ours.value))
+
+
+@pytest.mark.parametrize("name,words", [("StepCounter", "StepCounter cannot be called independently"),
+                                        ("FrameSkipTransform", "parent not found for FrameSkipTransform"),
+                                        ("TerminateTransform", "without a parent environment")])
+def test_outside_env_errors_start_with_torchrl_words(name, words):
+    td = TensorDict({"done": torch.zeros(1, dtype=torch.bool), "reward": torch.zeros(1)}, [])
+    t = getattr(N, name)() if name != "TerminateTransform" else N.TerminateTransform(stop=lambda td: td["done"])
+    with pytest.raises(NotImplementedError, match=words):
+        t(td)

@@ -149,3 +149,16 @@ def test_reward2go_key_and_dtype_errors_name_the_arguments():
     with pytest.raises(ValueError, match=r"Reward2GoTransform requires one out_key per in_key, got in_keys=.*'r2'.*"
                                          r"out_keys=\['x'\]"):
         N.Reward2GoTransform(in_keys=["reward", "r2"], out_keys=["x"])
+
+
+def test_env_error_and_missing_reward_say_torchrl_words(torchrl):
+    import torchrl.envs as tr_envs
+
+    assert N.Reward2GoTransform.ENV_ERR == tr_envs.Reward2GoTransform.ENV_ERR
+    with pytest.raises(ValueError, match=N.Reward2GoTransform.ENV_ERR):
+        N.TransformedEnv(N.GymEnv("Pendulum-v1"), N.Reward2GoTransform())
+    td = TensorDict({"misc": torch.zeros(4, 1), "next": {"done": torch.ones(4, 1, dtype=torch.bool)}}, [4])
+    with pytest.raises(KeyError, match="Could not find"):
+        tr_envs.Reward2GoTransform().inv(td.clone())
+    with pytest.raises(KeyError, match="Reward2GoTransform: Could not find .*reward"):
+        N.Reward2GoTransform().inv(td.clone())

@@ -121,13 +121,15 @@ class ActionScaling(_LazyBuffers, _NoBuffersOnCopy, Transform):
                  standard_normal: bool = True):
         in_keys_inv = ["action"] if in_keys_inv is None else key_list(in_keys_inv, "in_keys_inv")
         if len(in_keys_inv) > 1:
-            raise ValueError(f"ActionScaling takes at most one key in in_keys_inv, got {in_keys_inv}; compose "
+            raise ValueError(f"ActionScaling only supports a single action key per instance: it takes at most one "
+                             f"key in in_keys_inv, got {in_keys_inv}; compose "
                              "several ActionScaling transforms to scale several actions")
         if (loc is None) != (scale is None):
             raise ValueError(f"ActionScaling requires loc and scale together (or neither), got loc={loc!r} "
                              f"and scale={scale!r}")
         if not in_keys_inv and loc is None:
-            raise ValueError("ActionScaling with in_keys_inv=[] (forward only) requires loc and scale: there is "
+            raise ValueError("ActionScaling with in_keys_inv=[] (forward-only mode) requires explicit loc and scale: "
+                             "there is "
                              "no action spec to derive them from")
         check_bool(standard_normal, "ActionScaling", "standard_normal")
         loc, scale = _affine_arg(loc, "loc"), _affine_arg(scale, "scale")
@@ -253,13 +255,43 @@ class ActionScaling(_LazyBuffers, _NoBuffersOnCopy, Transform):
         by_range = low is not None or high is not None
         if by_moments == by_range or (by_moments and (mean is None or std is None)) or (
                 by_range and (low is None or high is None)):
-            raise ValueError("ActionScaling.from_stats requires exactly one pair: mean and std, or low and high")
+            which = ("mean and std must be provided together" if (mean is None) != (std is None) else
+                     "low and high must be provided together" if (low is None) != (high is None) else
+                     "provide exactly one of (mean, std) or (low, high)")
+            raise ValueError(f"ActionScaling.from_stats: {which}; it requires exactly one pair: mean and std, or low "
+                             "and high")
         if by_moments:
             loc, scale = torch.as_tensor(mean), torch.as_tensor(std)
         else:
             low, high = torch.as_tensor(low), torch.as_tensor(high)
             loc, scale = (high + low) / 2, (high - low) / 2
         return cls(loc=loc, scale=scale.clamp_min(eps), **kwargs)
+
+    @classmethod
+    def from_metadata(cls, metadata, **kwargs):
+        """An ``ActionScaling`` from a dataset's metadata (TorchRL's ``RobotDatasetMetadata`` or any object
+        with ``action_key``, ``action_mean`` / ``action_std``, ``action_low`` / ``action_high``).
+
+        Mean and std are used when both are set, otherwise low and high; the
+        action key defaults to the metadata's (also as ``in_keys`` when
+        ``in_keys_inv=[]`` asks for the forward-only mode).
+
+        Raises:
+            ValueError: the metadata holds neither pair.
+        """
+        key = getattr(metadata, "action_key", "action")
+        kwargs.setdefault("in_keys_inv", [key])
+        if not kwargs["in_keys_inv"]:
+            kwargs.setdefault("in_keys", [key])
+        mean, std = getattr(metadata, "action_mean", None), getattr(metadata, "action_std", None)
+        if mean is not None and std is not None:
+            return cls.from_stats(mean=mean, std=std, **kwargs)
+        low, high = getattr(metadata, "action_low", None), getattr(metadata, "action_high", None)
+        if low is not None and high is not None:
+            return cls.from_stats(low=low, high=high, **kwargs)
+        raise ValueError(f"ActionScaling.from_metadata: metadata {getattr(metadata, 'dataset_id', metadata)!r} has "
+                         "no action normalization statistics (set action_mean/action_std or "
+                         "action_low/action_high)")
 
     def __repr__(self) -> str:
         show = (lambda t: "<uninitialized>" if t is None else t)  # noqa: E731

@@ -446,7 +446,8 @@ class ClipTransform(_KeyWise):
 
     def __init__(self, in_keys=None, out_keys=None, in_keys_inv=None, out_keys_inv=None, *, low=None, high=None):
         if low is None and high is None:
-            raise TypeError("ClipTransform requires low or high (or both), got neither")
+            raise TypeError("ClipTransform: Either one or both of `high` and `low` must be provided (it requires low or "
+                            "high, got neither)")
         lo, hi = _bound(low, "low"), _bound(high, "high")
         if lo is not None and hi is not None and not lo < hi:
             raise ValueError(f"ClipTransform requires low < high, got low={lo.item()} and high={hi.item()}")

@@ -343,6 +343,14 @@ class InitTracker(Transform):
             ensure_specs(self)
         return self._groups if self._groups is not None else [("done", self.init_key)]
 
+    @property
+    def init_keys(self) -> list:
+        """The flag's key under each done group of the env (TorchRL's ``init_keys``); needs an env."""
+        if self.parent is None:
+            raise NotImplementedError("InitTracker.init_keys needs the transform to be in an env (its done keys "
+                                      "decide where the flags go)")
+        return [init_key for _, init_key in self._group_list()]
+
     def _buf(self, name, key, like) -> np.ndarray:
         buf = self._bufs.get((name, key))
         if buf is None or buf.shape != like.shape:

@@ -129,8 +129,9 @@ class Reward2GoTransform(BufferMirrors, Transform):
 
     _host_buffers = {"gamma": float}
 
-    _ENV_ERROR = ("The Reward2GoTransform is only an inverse transform and can only be applied to the replay "
-                  "buffer (or a collector's postproc), not to an env.")
+    # TorchRL's message (its tests match on ENV_ERR); ours adds where it can go instead
+    ENV_ERR = "The Reward2GoTransform is only an inverse transform and can only be applied to the replay buffer."
+    _ENV_ERROR = ENV_ERR + " A collector's postproc takes it too; an env does not."
 
     def set_container(self, container) -> None:
         if env_above(container) is not None:
@@ -233,6 +234,11 @@ class Reward2GoTransform(BufferMirrors, Transform):
         if tensordict.batch_dims < 1:
             raise ValueError("Reward2GoTransform requires a tensordict with a time dim, got batch_size []")
         return names.index("time") if "time" in names else tensordict.batch_dims - 1
+
+    def _missing(self, key, tensordict) -> None:
+        if not self._missing_tolerance:  # TorchRL's words first ("Could not find")
+            raise KeyError(f"Reward2GoTransform: Could not find {key!r}; keys present: "
+                           f"{sorted(map(str, tensordict.keys(True, True)))}")
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         return tensordict

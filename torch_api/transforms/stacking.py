@@ -97,6 +97,7 @@ def stack_specs(specs, dim: int):
             continue
         if any(p is None for p in parts):
             raise ValueError(f"Stack cannot stack {type(first).__name__} specs where only some have a {name}")
+        # aux tensors (bounds, masks) are plain attributes named in _aux, set directly before _refresh checks them
         out.__dict__[name] = torch.stack(parts, d)
     out._refresh()
     return out

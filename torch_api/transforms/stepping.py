@@ -28,9 +28,18 @@ from .base import Transform
 __all__ = ["NoopResetEnv", "FrameSkipTransform", "TerminateTransform"]
 
 
+# TorchRL's own words for each class come first in the message (its tests and users match on them)
+_TORCHRL_WORDS = {
+    "StepCounter": "StepCounter cannot be called independently",
+    "FrameSkipTransform": "parent not found for FrameSkipTransform; FrameSkipTransform can only be used when "
+                          "appended to a transformed env",
+}
+
+
 def _outside_env(name: str):
-    return NotImplementedError(f"{name} acts on env steps and resets only; it cannot be called on a tensordict "
-                               "on its own (use it inside a TransformedEnv)")
+    words = _TORCHRL_WORDS.get(name, f"class {name} cannot be executed without a parent environment")
+    return NotImplementedError(f"{words}: it acts on env steps and resets only; it cannot be called on a "
+                               "tensordict on its own (use it inside a TransformedEnv)")
 
 
 class NoopResetEnv(Transform):
@@ -83,7 +92,8 @@ class NoopResetEnv(Transform):
             raise ValueError("NoopResetEnv must be inside a TransformedEnv to step its env at reset")
         env, base, preceding = chain
         if len(base.batch_size):
-            raise ValueError(f"NoopResetEnv works on unbatched envs (partial resets are not supported), got an env "
+            raise ValueError(f"The parent environment batch-size is non-null: NoopResetEnv works on unbatched envs "
+                             f"(partial resets are not supported), got an env "
                              f"with batch_size {tuple(base.batch_size)}; put it inside each worker instead: "
                              "ParallelEnv(n, lambda: TransformedEnv(make_env(), NoopResetEnv(...)))")
         steps = self.noops
@@ -149,6 +159,9 @@ class FrameSkipTransform(Transform):
     """
 
     def __init__(self, frame_skip: int = 1):
+        if isinstance(frame_skip, int) and not isinstance(frame_skip, bool) and frame_skip < 1:
+            raise ValueError(f"FrameSkipTransform: frame_skip should have a value greater or equal to one; it "
+                             f"requires frame_skip >= 1, got {frame_skip}")
         frame_skip = check_int(frame_skip, "FrameSkipTransform", "frame_skip", minimum=1)
         super().__init__()
         set_plain(self, "frame_skip", frame_skip)
