@@ -20,7 +20,8 @@ import pytest
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GPU_ONLY = "runs on a real CUDA GPU, not under the simulator"
 _SIM_ENV = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-_PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--timeout=0"]  # the run has its own limit
+# each simulator test has its own limit, so one that runs away fails alone instead of the whole run
+_PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--timeout=300"]
 _COLLECT_FAILED = "collection of tests/cuda under the simulator"
 
 

@@ -63,10 +63,11 @@ CASES = {
     "ObservationNorm": (lambda: ObservationNorm(loc=0.5, scale=2.0, in_keys=["obs"]), lambda: {"obs": _vec()},
                         [], 0, [], 0),
     "RewardSum": (RewardSum, lambda: {"reward": _vec()[:, :1].contiguous()}, [], 0, [], 0),
-    # the fused Atari pipeline: one gray+resize pass and one push per step (frames a quarter of
-    # Atari's size: the counts do not depend on it, and the simulator runs one Python thread per pixel)
-    "AtariCompose": (lambda: Compose(ToTensorImage(), GrayScale(), Resize(21, 21), CatFrames(4, dim=-3)),
-                     lambda: {"pixels": _hwc(52, 80)},
+    # the fused Atari pipeline: one gray+resize pass and one push per step (small frames: the counts do
+    # not depend on their size, and the simulator runs one Python thread per pixel, whose scheduling made
+    # a 52x80 -> 21x21 step take from seconds to over ten minutes)
+    "AtariCompose": (lambda: Compose(ToTensorImage(), GrayScale(), Resize(7, 7), CatFrames(4, dim=-3)),
+                     lambda: {"pixels": _hwc(13, 20)},
                      ["pixels.gray_resize", "frames.frames_state", "frames.frames_reset", "frames.frames_push"], 4,
                      ["pixels.gray_resize", "frames.frames_push"], 2),
 }
