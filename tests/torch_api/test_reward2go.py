@@ -55,6 +55,23 @@ def test_reward2go_matches_torchrl_and_exact_reference(torchrl, gamma):
 
 
 @pytest.mark.torchrl
+def test_reward2go_time_is_the_rewards_second_to_last_dim_like_torchrl(torchrl):
+    """A [B] tensordict holding [B, T, 1] rewards: the scan runs over T (TorchRL's time_dim=-2), not over B."""
+    import torchrl.envs as T
+
+    full = stored(n_batch=3, n_steps=40, seed=5, p_done=0.1)
+    td = TensorDict({"next": {"reward": full["next", "reward"], "done": full["next", "done"]}}, [3])
+    ours = N.Reward2GoTransform(0.9, out_keys=["r2g"]).inv(td.clone())
+    theirs = T.Reward2GoTransform(0.9, out_keys=["r2g"]).inv(td.clone())
+    torch.testing.assert_close(ours["r2g"], theirs["r2g"], atol=torchrl_tolerance(full, 0.9), rtol=0)
+    exact = naive_reward_to_go(full["next", "reward"].numpy(), full["next", "done"].numpy(), 0.9)
+    np.testing.assert_allclose(ours["r2g"].numpy(), exact, rtol=1e-6, atol=1e-5)
+    with pytest.raises(ValueError, match=r"shape \[\.\.\., T, 1\]"):
+        flat = {"next": {"reward": torch.ones(5), "done": torch.ones(5, dtype=torch.bool)}}
+        N.Reward2GoTransform(0.9).inv(TensorDict(flat, [5]))
+
+
+@pytest.mark.torchrl
 def test_reward2go_open_ends_like_torchrl(torchrl):
     import torchrl.envs as T
 

@@ -43,7 +43,9 @@ class Reward2GoTransform(BufferMirrors, Transform):
     ``forward`` returns its input unchanged; stepping it inside an env raises
     ValueError. ``G[t] = r[t] + gamma * G[t + 1]``, restarting at every done
     (and truncated, when that entry is present), along the dim named
-    ``"time"`` or else the last batch dim.
+    ``"time"`` or else, as in TorchRL, the reward's second-to-last dim (the
+    time dim of ``[..., T, 1]`` rewards, also when the tensordict's batch
+    size stops before it, e.g. ``[B]`` with ``[B, T, 1]`` rewards).
 
     Differences from TorchRL, which convolves each episode with a geometric
     kernel cut where ``gamma ** k < 1e-7``: the scan here is exact (error up
@@ -180,7 +182,7 @@ class Reward2GoTransform(BufferMirrors, Transform):
         truncated = self._truncated(tensordict, done_key, done)
         if truncated is not None:
             d = d | as_array(truncated).astype(bool, copy=False)
-        axis = self._time_axis(tensordict)
+        axis = self._time_axis(tensordict, done)
         if self.open_end == "torchrl" and d.size:
             no_done = ~d.any(axis=axis)
             if no_done.any():
@@ -198,7 +200,7 @@ class Reward2GoTransform(BufferMirrors, Transform):
         truncated = self._truncated(tensordict, done_key, done)
         if truncated is not None:
             d = d | truncated.to(device=d.device, dtype=torch.bool)
-        axis = self._time_axis(tensordict)
+        axis = self._time_axis(tensordict, done)
         if self.open_end == "torchrl" and d.numel():
             no_done = ~d.any(dim=axis)
             if no_done.any():  # the one read-back of this mode: whether to raise
@@ -229,11 +231,15 @@ class Reward2GoTransform(BufferMirrors, Transform):
         return tensordict
 
     @staticmethod
-    def _time_axis(tensordict) -> int:
+    def _time_axis(tensordict, done) -> int:
+        """The dim named ``"time"``, else the done entry's second-to-last dim (TorchRL's ``time_dim=-2``)."""
         names = getattr(tensordict, "names", None) or []
-        if tensordict.batch_dims < 1:
-            raise ValueError("Reward2GoTransform requires a tensordict with a time dim, got batch_size []")
-        return names.index("time") if "time" in names else tensordict.batch_dims - 1
+        if "time" in names:
+            return names.index("time")
+        if done.ndim < 2:
+            raise ValueError("Reward2GoTransform requires done and reward entries of shape [..., T, 1] (time "
+                             f"second-to-last, as in TorchRL) or a dim named 'time', got {tuple(done.shape)}")
+        return done.ndim - 2
 
     def _missing(self, key, tensordict) -> None:
         if not self._missing_tolerance:  # TorchRL's words first ("Could not find")
