@@ -221,3 +221,21 @@ def test_partial_device_cast_leaves_a_tensordict_without_device():
     assert out.device is None and "b" in out.keys()
     whole = nb.DeviceCastTransform("cpu:1", "cpu:0")
     assert whole._call(TensorDict({}, [], device="cpu:0")).device == torch.device("cpu:1")
+
+
+@pytest.mark.parametrize("keys", [["observation", ("some_other", "nested_key")], ["observation_pixels"], ["action"]])
+def test_cast_observation_spec_alone_matches_torchrl(trl, keys):
+    """TorchRL's per-part hook: transform_observation_spec maps the in_keys the Composite holds, keeps the rest."""
+    import torchrl.data as trd
+
+    def spec(lib):
+        leaves = {key: lib.Bounded(0, 1, (1, 3, 3), dtype=torch.double) for key in keys}
+        leaves["untouched"] = lib.Bounded(0, 1, (1, 3, 3), dtype=torch.double)
+        return lib.Composite(leaves)
+
+    ours = nb.DoubleToFloat(in_keys=keys).transform_observation_spec(spec(nb))
+    theirs = trl.DoubleToFloat(in_keys=keys).transform_observation_spec(spec(trd))
+    for key in [*keys, "untouched"]:
+        assert ours[key].dtype == theirs[key].dtype, key
+    assert [ours[key].dtype for key in keys] == [torch.float32] * len(keys)
+    assert ours["untouched"].dtype == torch.float64

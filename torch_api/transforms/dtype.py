@@ -94,6 +94,21 @@ class _KeyWise(_NoBuffersOnCopy, Transform):
             family[out_key] = self._spec(family[in_key].clone())
         return output_spec
 
+    def _map_family(self, family):
+        """``family`` (one Composite, e.g. the observation spec) with each in_key it holds mapped to its out_key."""
+        for in_key, out_key in zip(self.in_keys, self.out_keys):
+            spec = family.get(in_key, None)
+            if spec is not None:
+                family[out_key] = self._spec(spec.clone())
+        return family
+
+    def transform_observation_spec(self, observation_spec):
+        """The observation spec alone (TorchRL's per-part hook): the in_keys it holds are mapped, others kept."""
+        return self._map_family(observation_spec)
+
+    def transform_reward_spec(self, reward_spec):
+        return self._map_family(reward_spec)
+
     def transform_input_spec(self, input_spec):
         input_spec = input_spec.clone()
         for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
