@@ -236,3 +236,16 @@ def test_rename_and_cattensors_refuse_repeated_or_empty_keys():
         VecNorm(in_keys=[])
     with _pytest.raises(ValueError, match="VecNorm requires distinct in_keys"):
         VecNorm(in_keys=["a", "a"])
+
+
+def test_cat_tensors_leaf_observation_spec_like_torchrl(trl):
+    """A leaf spec stands for the one in_key: TorchRL returns it as it is; several in_keys need a Composite."""
+    import torchrl.data as trd
+
+    ours = nb.CatTensors(in_keys=["a"], out_key="out", dim=-2).transform_observation_spec(nb.Bounded(0, 1, (1, 4, 32)))
+    theirs = trl.CatTensors(in_keys=["a"], out_key="out", dim=-2).transform_observation_spec(
+        trd.Bounded(0, 1, (1, 4, 32)))
+    assert ours.shape == theirs.shape == torch.Size([1, 4, 32])
+    assert type(ours).__name__ == type(theirs).__name__
+    with pytest.raises(ValueError, match="pass a Composite"):
+        nb.CatTensors(in_keys=["a", "b"], out_key="out").transform_observation_spec(nb.Bounded(0, 1, (3,)))

@@ -23,7 +23,7 @@ from tensordict.utils import expand_as_right
 from .._attrs import set_plain
 from .._arrays import numpy_dtype
 from .._keys import key_list, unravel_key
-from ..specs import Unbounded
+from ..specs import Composite, Unbounded
 from ._checks import check_bool, check_unique
 from ._env_chain import container_env
 from .base import Transform
@@ -470,6 +470,12 @@ class CatTensors(_NoBuffersOnCopy, Transform):
         return arrays
 
     def transform_observation_spec(self, observation_spec):
+        if not isinstance(observation_spec, Composite):
+            # a leaf spec stands for the one in_key (TorchRL's convention): concatenating one entry keeps it
+            if len(self.in_keys) != 1:
+                raise ValueError(f"CatTensors got a single {type(observation_spec).__name__} observation spec "
+                                 f"for {len(self.in_keys)} in_keys; pass a Composite holding {self.in_keys}")
+            return observation_spec
         if self._auto and not self.in_keys:
             keys = [k for k in observation_spec.keys(True, True) if k != self.out_keys[0]]
             set_plain(self, "in_keys", sorted(keys, key=str) if self.sort else keys)
