@@ -93,6 +93,14 @@ def test_action_scaling_bad_arguments(kwargs, error, match):
 def test_action_scaling_needs_a_bounded_spec():
     with pytest.raises(TypeError, match="requires a Bounded action spec"):
         _ = nb.TransformedEnv(nb.GymEnv("CartPole-v1"), nb.ActionScaling()).action_spec
+    # TorchRL raises RuntimeError for both: ours are TypeError / ValueError and RuntimeError too
+    with pytest.raises(RuntimeError, match="ActionScaling requires a Bounded action spec"):
+        _ = nb.TransformedEnv(nb.GymEnv("CartPole-v1"), nb.ActionScaling()).action_spec
+    half_open = nb.Composite(full_action_spec=nb.Composite(action=nb.Bounded(
+        torch.tensor([-1.0, -float("inf")]), torch.tensor([1.0, 1.0]), (2,))))
+    with pytest.raises(RuntimeError, match="ActionScaling requires finite bounds") as info:
+        nb.ActionScaling().transform_input_spec(half_open)
+    assert isinstance(info.value, ValueError)
     with pytest.raises(ValueError, match="has no loc / scale yet"):
         nb.ActionScaling().inv(TensorDict({"action": torch.zeros(1)}, []))
 

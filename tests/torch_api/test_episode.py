@@ -544,6 +544,12 @@ def test_bad_arguments(make, error, match):
         make()
 
 
+def test_terminate_transform_refuses_a_non_callable_with_torchrl_type_too():
+    with pytest.raises(ValueError, match="callable") as info:  # TorchRL's type
+        N.TerminateTransform(stop=3)
+    assert isinstance(info.value, TypeError)
+
+
 def test_next_observation_delta_forward_skips_what_it_cannot_rebuild():
     # as TorchRL: no in_keys outside an env, or no stored delta, leaves the data as it is
     td = TensorDict({"observation": torch.zeros(3)}, [])

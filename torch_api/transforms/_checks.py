@@ -14,13 +14,21 @@ from numbarl.core._checks import check_bool, check_int, check_number
 
 from .._keys import key_list
 
-__all__ = ["CompatValueError", "check_bool", "check_choice", "check_int", "check_keys", "check_lock", "check_number", "check_str_key",
-           "check_unique"]
+__all__ = ["CompatTypeError", "CompatTypeValueError", "CompatValueError", "check_bool", "check_choice", "check_int",
+           "check_keys", "check_lock", "check_number", "check_str_key", "check_unique"]
 
 
 class CompatValueError(ValueError, RuntimeError):
     """A wrong value that TorchRL refuses with RuntimeError: a ValueError by this package's rule, and a
     RuntimeError too, so code written against TorchRL (``except RuntimeError``) keeps working."""
+
+
+class CompatTypeError(TypeError, RuntimeError):
+    """A wrong type that TorchRL refuses with RuntimeError: a TypeError here, and a RuntimeError for TorchRL code."""
+
+
+class CompatTypeValueError(TypeError, ValueError):
+    """A wrong type that TorchRL refuses with ValueError: a TypeError here, and a ValueError for TorchRL code."""
 
 
 def check_str_key(value, owner: str, name: str) -> str:

@@ -26,7 +26,7 @@ from .._attrs import set_plain
 from .._keys import key_list
 from ..specs import (Binary, Bounded, Categorical, MultiCategorical, MultiOneHot, OneHot, Unbounded)
 from .base import Transform
-from ._checks import check_bool
+from ._checks import CompatTypeError, CompatValueError, check_bool
 from ._env_chain import container_env
 from .keys import INPUT_PARTS, _NoBuffersOnCopy, one_key, part_of, spec_key_error
 
@@ -219,10 +219,10 @@ class ActionScaling(_LazyBuffers, _NoBuffersOnCopy, Transform):
         finite = bounded and bool(torch.isfinite(spec.low).all() and torch.isfinite(spec.high).all())
         if not self._explicit:
             if not bounded:
-                raise TypeError(f"ActionScaling requires a Bounded action spec at {in_key!r} to derive loc and "
+                raise CompatTypeError(f"ActionScaling requires a Bounded action spec at {in_key!r} to derive loc and "
                                 f"scale, got {type(spec).__name__}; pass loc and scale explicitly")
             if not finite:
-                raise ValueError(f"ActionScaling requires finite bounds at {in_key!r} to derive loc and scale, "
+                raise CompatValueError(f"ActionScaling requires finite bounds at {in_key!r} to derive loc and scale, "
                                  f"got low={spec.low} and high={spec.high}")
             if not self.initialized:
                 self._buffers["loc"] = (spec.high + spec.low) / 2

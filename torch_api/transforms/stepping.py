@@ -19,7 +19,7 @@ import torch
 
 from .._attrs import set_plain
 from ..envs.utils import step_mdp
-from ._checks import check_bool
+from ._checks import CompatTypeValueError, check_bool
 from .._keys import key_tuple
 from ._checks import check_int
 from ._env_chain import chain_reset, chain_step, container_env, parent_chain
@@ -230,7 +230,7 @@ class TerminateTransform(Transform):
 
     def __init__(self, stop, *, write_done: bool = True):
         if not callable(stop):
-            raise TypeError(f"TerminateTransform requires stop to be a callable taking a TensorDict, got "
+            raise CompatTypeValueError(f"TerminateTransform requires stop to be a callable taking a TensorDict, got "
                             f"{type(stop).__name__}: {stop!r}")
         write_done = check_bool(write_done, "TerminateTransform", "write_done")
         super().__init__()
