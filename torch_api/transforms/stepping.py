@@ -19,7 +19,7 @@ import torch
 
 from .._attrs import set_plain
 from ..envs.utils import step_mdp
-from ._checks import CompatTypeValueError, check_bool
+from ._checks import CompatTypeValueError, CompatValueError, check_bool
 from .._keys import key_tuple
 from ._checks import check_int
 from ._env_chain import chain_reset, chain_step, container_env, parent_chain
@@ -60,7 +60,7 @@ class NoopResetEnv(Transform):
     Raises:
         TypeError: ``noops`` not an int or ``random`` not a bool.
         ValueError: ``noops < 0``; at reset, a batched parent env, or an env done
-            before ``noops`` steps 11 times in a row (TorchRL raises RuntimeError).
+            before ``noops`` steps 11 times in a row (a RuntimeError too, TorchRL's type).
 
     Examples:
         >>> import torch
@@ -113,7 +113,7 @@ class NoopResetEnv(Transform):
                 retries += 1
                 td, done_step = chain_reset(base, preceding, None), 0
                 if retries > self._MAX_RETRIES:
-                    raise ValueError(f"NoopResetEnv: the env was done before {steps} no-op steps "
+                    raise CompatValueError(f"NoopResetEnv: the env was done before {steps} no-op steps "
                                      f"{retries} times in a row; lower noops (got {self.noops})")
                 continue
             td.set("next", next_td)
