@@ -4,7 +4,7 @@ import torch
 from tensordict import TensorDict
 
 from compare import assert_td_equal
-from numbarl.torch_api import Composite, EnvBase, Unbounded, seed_generator, step_mdp
+from numbarl.torch_api import Composite, EnvBase, Unbounded, check_env_specs, seed_generator, step_mdp
 
 
 def make_counter(base):
@@ -258,3 +258,40 @@ def test_scalar_done_flags_take_the_spec_shape_like_torchrl(torchrl):
     b = theirs.rollout(5, lambda td: td.set("action", torch.ones(1)), break_when_any_done=False)
     assert a["next", "done"].shape == (5, 1)
     assert_td_equal(a, b)
+
+
+def make_group_env(base):
+    """A user env with a group holding both an observation and the action (a multi-agent layout)."""
+
+    class Grouped(base["EnvBase"]):
+        def __init__(self):
+            super().__init__()
+            self.observation_spec = base["Composite"](agents=base["Composite"](obs=base["Unbounded"]((2, 3))))
+            self.action_spec = base["Composite"](agents=base["Composite"](action=base["Unbounded"]((2, 1))))
+            self.reward_spec = base["Unbounded"]((1,))
+
+        def _reset(self, td):
+            return TensorDict({"agents": {"obs": torch.zeros(2, 3)}}, [])
+
+        def _step(self, td):
+            obs = td["agents", "action"].expand(2, 3).clone()
+            done = torch.zeros(1, dtype=torch.bool)
+            return TensorDict({"agents": {"obs": obs}, "reward": torch.ones(1), "done": done}, [])
+
+        def _set_seed(self, seed):
+            self.seed = seed
+
+    return Grouped
+
+
+@pytest.mark.torchrl
+def test_fake_tensordict_keeps_a_grouped_action_out_of_next_like_torchrl(torchrl):
+    from torchrl.data import Composite as TC, Unbounded as TU
+    from torchrl.envs import EnvBase as TE
+
+    ours = make_group_env(OURS)()
+    theirs = make_group_env({"EnvBase": TE, "Composite": TC, "Unbounded": TU})()
+    keys = set(ours.fake_tensordict().keys(True, True))
+    assert ("agents", "action") in keys and ("next", "agents", "action") not in keys
+    assert keys == set(theirs.fake_tensordict().keys(True, True))
+    check_env_specs(ours)

@@ -589,8 +589,10 @@ class EnvBase(nn.Module):
         done = self.full_done_spec.zero()
         root = TensorDict(batch_size=self.batch_size, device=self.device)
         root.update(self.full_state_spec.zero())
-        root.update(obs)
-        root.update(done)
+        # clones: update() merges nested groups into the sub-tensordict it was given, so an action nested
+        # beside observations (("agents", "action")) would otherwise also land under "next"
+        root.update(obs.clone())
+        root.update(done.clone())
         root.update(self.full_action_spec.zero())
         nxt = TensorDict(batch_size=self.batch_size, device=self.device)
         nxt.update(obs.clone())
