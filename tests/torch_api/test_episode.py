@@ -6,6 +6,7 @@ rollouts with several episodes and in a ``SerialEnv`` whose sub-envs are done
 at different steps; the array path against the TensorDict path; partial
 resets and ``state_dict``; bad input.
 """
+import functools
 import pickle
 import re
 import warnings
@@ -525,7 +526,8 @@ def test_check_env_specs(case):
     (lambda: N.StepCounter(5, truncated_key=("a", "b")), TypeError, "truncated_key to be a str"),
     (lambda: N.StepCounter(5, step_count_key=3), TypeError, "step_count_key to be a str"),
     (lambda: N.StepCounter(5, update_done="no"), TypeError, "update_done to be a bool"),
-    (lambda: N.InitTracker(init_key=("a", "b")), TypeError, "init_key to be a str"),
+    (lambda: N.InitTracker(init_key=("a", "b")), TypeError, "init_key can only be of type str"),
+    (lambda: N.InitTracker(init_key=("a", "b")), ValueError, "init_key can only be of type str"),
     (lambda: N.NoopResetEnv(-1), ValueError, "noops >= 0, got -1"),
     (lambda: N.NoopResetEnv("30"), TypeError, "noops to be an int"),
     (lambda: N.NoopResetEnv(3, random=None), TypeError, "random to be a bool"),
@@ -681,3 +683,84 @@ def test_outside_env_errors_start_with_torchrl_words(name, words):
     t = getattr(N, name)() if name != "TerminateTransform" else N.TerminateTransform(stop=lambda td: td["done"])
     with pytest.raises(NotImplementedError, match=words):
         t(td)
+
+
+def _root_and_group_env(lib):
+    """A root done and an ("agents", ...) done group of 3 agents (TorchRL's NestedCountingEnv(has_root_done=True))."""
+
+    def flag(*shape):
+        return lib.Categorical(2, shape, dtype=torch.bool)
+
+    class RootAndGroup(lib.EnvBase):
+        def __init__(self):
+            super().__init__()
+            self.observation_spec = lib.Composite(observation=lib.Unbounded((1,)))
+            self.action_spec = lib.Bounded(-1.0, 1.0, (1,))
+            self.reward_spec = lib.Unbounded((1,))
+            self.done_spec = lib.Composite(done=flag(1), terminated=flag(1), agents=lib.Composite(
+                done=flag(3, 1), terminated=flag(3, 1), shape=(3,)))
+
+        def _flags(self):
+            return {"done": torch.zeros(1, dtype=torch.bool), "terminated": torch.zeros(1, dtype=torch.bool),
+                    "agents": TensorDict({"done": torch.zeros(3, 1, dtype=torch.bool),
+                                          "terminated": torch.zeros(3, 1, dtype=torch.bool)}, [3])}
+
+        def _reset(self, td):
+            return TensorDict({"observation": torch.zeros(1), **self._flags()}, [])
+
+        def _step(self, td):
+            return TensorDict({"observation": td["action"].clone(), "reward": torch.ones(1), **self._flags()}, [])
+
+        def _set_seed(self, seed):
+            pass
+
+    return RootAndGroup()
+
+
+def test_step_counter_and_init_tracker_count_at_the_root_beside_nested_groups_like_torchrl(torchrl):
+    tr_envs = pytest.importorskip("torchrl.envs")
+    import torchrl.data as tr_data
+
+    class TorchRLLib:
+        EnvBase = tr_envs.EnvBase
+        Composite, Unbounded, Bounded, Categorical = (tr_data.Composite, tr_data.Unbounded, tr_data.Bounded,
+                                                      tr_data.Categorical)
+
+    actions = [torch.full((1,), 0.5)] * 7
+    results = []
+    for lib, envs in ((N, N), (TorchRLLib, tr_envs)):
+        env = envs.TransformedEnv(_root_and_group_env(lib), envs.Compose(envs.StepCounter(max_steps=3),
+                                                                         envs.InitTracker()))
+        counter, tracker = env.transform[0], env.transform[1]
+        assert counter.step_count_keys == ["step_count"] and tracker.init_keys == ["is_init"]
+        assert counter.all_truncated_keys == ["truncated", ("agents", "truncated")]
+        results.append(env.rollout(7, actions=actions, break_when_any_done=False))
+    ours, theirs = results
+    assert_td_equal(ours, theirs)
+    # the root truncation at step 3 reaches every agent's done (no nested truncated entry is added)
+    assert ours["next", "truncated"][2].all() and ours["next", "agents", "done"][2].all()
+    assert not ours["next", "agents", "done"][:2].any() and ("agents", "truncated") not in ours["next"].keys(True)
+
+
+def test_step_counter_root_truncation_reaches_nested_groups_on_the_array_path(torchrl):
+    """The same rule through SerialEnv's arrays (the array rollout) as through TensorDicts, and as TorchRL."""
+    tr_envs = pytest.importorskip("torchrl.envs")
+    import torchrl.data as tr_data
+
+    class TorchRLLib:
+        EnvBase = tr_envs.EnvBase
+        Composite, Unbounded, Bounded, Categorical = (tr_data.Composite, tr_data.Unbounded, tr_data.Bounded,
+                                                      tr_data.Categorical)
+
+    actions = [torch.full((2, 1), 0.5)] * 7
+    results = []
+    for lib, envs in ((N, N), (TorchRLLib, tr_envs)):
+        env = envs.TransformedEnv(envs.SerialEnv(2, functools.partial(_root_and_group_env, lib)),
+                                  envs.StepCounter(max_steps=3))
+        results.append(env.rollout(7, actions=actions, break_when_any_done=False))
+        env.close()
+    ours, theirs = results
+    assert set(ours.keys(True, True)) == set(theirs.keys(True, True))
+    for key in theirs.keys(True, True):  # leaf by leaf (the group's sub-tensordict batch size is not compared)
+        assert torch.equal(ours[key], theirs[key]), key
+    assert ours["next", "agents", "done"][:, 2].all()

@@ -389,6 +389,16 @@ class EnvBase(nn.Module):
         return list(self.full_done_spec.keys(True, True))
 
     @property
+    def done_keys_groups(self) -> list:
+        """The done keys grouped by the (sub-)tensordict holding them, in ``done_keys`` order (TorchRL's):
+        e.g. ``[["done", "terminated"], [("agents", "done"), ("agents", "terminated")]]``."""
+        groups = {}
+        for key in self.done_keys:
+            root = key[:-1] if isinstance(key, tuple) else ()
+            groups.setdefault(root, []).append(key)
+        return list(groups.values())
+
+    @property
     def observation_keys(self) -> list:
         return list(self.full_observation_spec.keys(True, True))
 

@@ -35,7 +35,7 @@ from .._attrs import set_plain
 from .._device import HOST, launch, ops_for
 from .._keys import key_list, key_of
 from ..specs import Bounded, Categorical
-from ._checks import check_bool
+from ._checks import CompatTypeValueError, check_bool
 from .._keys import key_tuple, with_leaf
 from ._checks import check_int, check_str_key
 from ._env_chain import container_env, ensure_specs
@@ -58,6 +58,19 @@ def _done_groups(done_spec):
     return [key_tuple(k)[:-1] for k in done_spec.keys(True, True) if key_tuple(k)[-1] == "done"]
 
 
+def _tracked_groups(done_spec):
+    """TorchRL's rule for per-group state (step counts, init flags): the root group alone when the env has a
+    root ``"done"`` (nested groups would need other shapes), else every nested group."""
+    groups = _done_groups(done_spec)
+    return [()] if () in groups else groups
+
+
+def _broadcast_batch(flag, like):
+    """A root flag ``[*batch, 1]`` viewed so that it broadcasts against a nested group's ``[*batch, *group, 1]``."""
+    base = flag.reshape(flag.shape[:-1]) if flag.shape and flag.shape[-1] == 1 else flag
+    return base.reshape(tuple(base.shape) + (1,) * (len(like.shape) - len(base.shape)))
+
+
 def _reset_key(transform, prefix: tuple):
     """The reset key next to ``prefix`` among the env's reset keys (``"_reset"`` at the root)."""
     env = container_env(transform)
@@ -76,7 +89,12 @@ class StepCounter(RunningState, Transform):
     count reaches it (OR-ed with the env's own truncation) and, with
     ``update_done``, ``done`` too; a ``truncated`` entry is added to the done
     spec when the env has none. One counter per ``"done"`` leaf of the env
-    (``("agent", "step_count")`` next to ``("agent", "done")``).
+    (``("agent", "step_count")`` next to ``("agent", "done")``), except that,
+    as in TorchRL, an env with a root ``"done"`` is counted at the root only:
+    its nested done groups get no counter of their own, and with
+    ``max_steps`` and ``update_done`` the root's truncation is OR-ed into
+    their ``done`` (and into their ``truncated`` when the env has one;
+    ``all_done_keys`` / ``all_truncated_keys`` list them).
 
     The counts are kept in the transform per sub-env (NumPy arrays, saved in
     ``state_dict``): a ``"_reset"`` mask resets only those sub-envs, and the
@@ -175,8 +193,18 @@ class StepCounter(RunningState, Transform):
         """The ``_reset`` entries beside each done entry (the partial-reset masks the counter reads)."""
         return self._keys_beside_done("_reset")
 
-    all_done_keys = done_keys
-    all_truncated_keys = truncated_keys
+    @property
+    def all_done_keys(self) -> list:
+        """Every done entry the counter writes: its groups' and, with max_steps, the nested groups' beside a root
+        done, which get the root's truncation."""
+        self._group_list()
+        return self.done_keys + [unravel_key(d) for d, _ in self.__dict__.get("_nested", [])]
+
+    @property
+    def all_truncated_keys(self) -> list:
+        """Every truncated entry the counter writes (see :attr:`all_done_keys`)."""
+        self._group_list()
+        return self.truncated_keys + [unravel_key(t) for _, t in self.__dict__.get("_nested", [])]
 
 
     def _buf(self, name, key, like) -> np.ndarray:
@@ -214,6 +242,17 @@ class StepCounter(RunningState, Transform):
                 if update_done:
                     arrays[done_key] = done_out
             arrays[count_key] = count
+        nested = self.__dict__.get("_nested")
+        if nested and max_steps is not None:
+            root = arrays[self._group_list()[0][1]]
+            for done_key, trunc_key in nested:
+                done = arrays[done_key]
+                flag = _broadcast_batch(root, done)
+                trunc = arrays.get(trunc_key)
+                if trunc is not None:
+                    arrays[trunc_key] = trunc | flag
+                if update_done:
+                    arrays[done_key] = done | flag
         return arrays
 
     # --------------------------------------------------------- tensordicts
@@ -267,6 +306,19 @@ class StepCounter(RunningState, Transform):
                 if self.update_done:
                     next_tensordict.set(done_key, done_out)
             next_tensordict.set(count_key, ops.snapshot(count))
+        nested = self.__dict__.get("_nested")
+        if nested and self.max_steps is not None:
+            root = next_tensordict.get(self._group_list()[0][1], None)
+            for done_key, trunc_key in nested:
+                done = next_tensordict.get(done_key, None)
+                if root is None or done is None:
+                    continue
+                flag = _broadcast_batch(root, done)
+                trunc = next_tensordict.get(trunc_key, None)
+                if trunc is not None:
+                    next_tensordict.set(trunc_key, trunc | flag)
+                if self.update_done:
+                    next_tensordict.set(done_key, done | flag)
         return next_tensordict
 
     def forward(self, tensordict):
@@ -277,8 +329,16 @@ class StepCounter(RunningState, Transform):
         output_spec = output_spec.clone()
         done_spec = output_spec["full_done_spec"]
         obs = output_spec["full_observation_spec"]
-        groups, specs = [], {}
+        groups, specs, nested = [], {}, []
+        tracked = _tracked_groups(done_spec)
         for prefix in _done_groups(done_spec):
+            if prefix in tracked:
+                continue
+            # a nested group beside a root done: no count of its own; the root's truncation is OR-ed into its
+            # done (and into its truncated entry when the env has one; none is added, as in TorchRL)
+            nested.append((_key(prefix + ("done",)), _key(prefix + (self.truncated_key,))))
+        set_plain(self, "_nested", nested)
+        for prefix in tracked:
             done_key = _key(prefix + ("done",))
             trunc_key = _key(prefix + (self.truncated_key,))
             count_key = _key(prefix + (self.step_count_key,))
@@ -309,7 +369,8 @@ class InitTracker(Transform):
     """Flag the first step of each episode: ``is_init`` is True at reset and False after each step.
 
     ``is_init`` (bool, shaped like ``done``) goes into the observation spec, as
-    in TorchRL; one flag per ``"done"`` leaf. After a partial reset it is True
+    in TorchRL; one flag per ``"done"`` leaf, or the root's alone when the env
+    has a root ``"done"`` (TorchRL's rule). After a partial reset it is True
     only for the sub-envs that were reset. For CUDA data the flags are made
     on the device from the (device) reset mask.
 
@@ -317,7 +378,7 @@ class InitTracker(Transform):
         init_key: leaf name of the flag (default ``"is_init"``).
 
     Raises:
-        TypeError: ``init_key`` not a str (TorchRL raises ValueError).
+        TypeError: ``init_key`` not a str (a ValueError too, TorchRL's type).
         NotImplementedError: called on a tensordict outside an env (as TorchRL).
 
     Examples:
@@ -332,6 +393,10 @@ class InitTracker(Transform):
     _np_supported = True
 
     def __init__(self, init_key: str = "is_init"):
+        if not isinstance(init_key, str):  # TorchRL's words and ValueError, a TypeError too
+            raise CompatTypeValueError(f"InitTracker requires a str init_key: init_key can only be of type str (a "
+                                       f"leaf name, placed beside each done), got {type(init_key).__name__}: "
+                                       f"{init_key!r}")
         check_str_key(init_key, "InitTracker", "init_key")
         super().__init__()
         set_plain(self, "init_key", init_key)
@@ -393,7 +458,7 @@ class InitTracker(Transform):
         output_spec = output_spec.clone()
         done_spec = output_spec["full_done_spec"]
         groups = []
-        for prefix in _done_groups(done_spec):
+        for prefix in _tracked_groups(done_spec):
             done_key, init_key = _key(prefix + ("done",)), _key(prefix + (self.init_key,))
             leaf = done_spec[done_key]
             output_spec["full_observation_spec"][init_key] = Categorical(2, shape=leaf.shape, device=leaf.device,
