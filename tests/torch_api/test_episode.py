@@ -717,14 +717,22 @@ def _root_and_group_env(lib):
     return RootAndGroup()
 
 
-def test_step_counter_and_init_tracker_count_at_the_root_beside_nested_groups_like_torchrl(torchrl):
-    tr_envs = pytest.importorskip("torchrl.envs")
+def _torchrl_spec_lib():
+    """TorchRL's EnvBase and spec classes under the names _root_and_group_env uses."""
     import torchrl.data as tr_data
+    import torchrl.envs as tr_envs
 
     class TorchRLLib:
         EnvBase = tr_envs.EnvBase
         Composite, Unbounded, Bounded, Categorical = (tr_data.Composite, tr_data.Unbounded, tr_data.Bounded,
                                                       tr_data.Categorical)
+
+    return TorchRLLib
+
+
+def test_step_counter_and_init_tracker_count_at_the_root_beside_nested_groups_like_torchrl(torchrl):
+    tr_envs = pytest.importorskip("torchrl.envs")
+    TorchRLLib = _torchrl_spec_lib()
 
     actions = [torch.full((1,), 0.5)] * 7
     results = []
@@ -745,12 +753,7 @@ def test_step_counter_and_init_tracker_count_at_the_root_beside_nested_groups_li
 def test_step_counter_root_truncation_reaches_nested_groups_on_the_array_path(torchrl):
     """The same rule through SerialEnv's arrays (the array rollout) as through TensorDicts, and as TorchRL."""
     tr_envs = pytest.importorskip("torchrl.envs")
-    import torchrl.data as tr_data
-
-    class TorchRLLib:
-        EnvBase = tr_envs.EnvBase
-        Composite, Unbounded, Bounded, Categorical = (tr_data.Composite, tr_data.Unbounded, tr_data.Bounded,
-                                                      tr_data.Categorical)
+    TorchRLLib = _torchrl_spec_lib()
 
     actions = [torch.full((2, 1), 0.5)] * 7
     results = []
