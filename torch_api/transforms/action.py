@@ -129,8 +129,7 @@ class ActionScaling(_LazyBuffers, _NoBuffersOnCopy, Transform):
                              f"and scale={scale!r}")
         if not in_keys_inv and loc is None:
             raise ValueError("ActionScaling with in_keys_inv=[] (forward-only mode) requires explicit loc and scale: "
-                             "there is "
-                             "no action spec to derive them from")
+                             "there is no action spec to derive them from")
         check_bool(standard_normal, "ActionScaling", "standard_normal")
         loc, scale = _affine_arg(loc, "loc"), _affine_arg(scale, "scale")
         if scale is not None and bool((scale == 0).any()):
@@ -219,11 +218,11 @@ class ActionScaling(_LazyBuffers, _NoBuffersOnCopy, Transform):
         finite = bounded and bool(torch.isfinite(spec.low).all() and torch.isfinite(spec.high).all())
         if not self._explicit:
             if not bounded:
-                raise CompatTypeError(f"ActionScaling requires a Bounded action spec at {in_key!r} to derive loc and "
-                                f"scale, got {type(spec).__name__}; pass loc and scale explicitly")
+                raise CompatTypeError(f"ActionScaling requires a Bounded action spec at {in_key!r} to derive loc "
+                                      f"and scale, got {type(spec).__name__}; pass loc and scale explicitly")
             if not finite:
-                raise CompatValueError(f"ActionScaling requires finite bounds at {in_key!r} to derive loc and scale, "
-                                 f"got low={spec.low} and high={spec.high}")
+                raise CompatValueError(f"ActionScaling requires finite bounds at {in_key!r} to derive loc and "
+                                       f"scale, got low={spec.low} and high={spec.high}")
             if not self.initialized:
                 self._buffers["loc"] = (spec.high + spec.low) / 2
                 self._buffers["scale"] = (spec.high - spec.low) / 2

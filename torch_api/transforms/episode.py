@@ -144,6 +144,7 @@ class StepCounter(RunningState, Transform):
         set_plain(self, "step_count_key", step_count_key)
         set_plain(self, "update_done", update_done)
         set_plain(self, "_groups", None)  # [(done_key, truncated_key, count_key)] from the env's done spec
+        set_plain(self, "_nested", [])  # [(done_key, truncated_key)] of nested groups beside a root done
         set_plain(self, "_bufs", {})
         self._init_state()
 
@@ -198,13 +199,13 @@ class StepCounter(RunningState, Transform):
         """Every done entry the counter writes: its groups' and, with max_steps, the nested groups' beside a root
         done, which get the root's truncation."""
         self._group_list()
-        return self.done_keys + [unravel_key(d) for d, _ in self.__dict__.get("_nested", [])]
+        return self.done_keys + [unravel_key(d) for d, _ in self._nested]
 
     @property
     def all_truncated_keys(self) -> list:
         """Every truncated entry the counter writes (see :attr:`all_done_keys`)."""
         self._group_list()
-        return self.truncated_keys + [unravel_key(t) for _, t in self.__dict__.get("_nested", [])]
+        return self.truncated_keys + [unravel_key(t) for _, t in self._nested]
 
 
     def _buf(self, name, key, like) -> np.ndarray:
@@ -212,6 +213,26 @@ class StepCounter(RunningState, Transform):
         if buf is None or buf.shape != like.shape:
             buf = self._bufs[(name, key)] = np.zeros(like.shape, dtype=np.bool_)
         return buf
+
+    def _truncate_nested(self, data) -> None:
+        """OR the root truncation into the nested groups' done (and truncated) entries of ``data``.
+
+        ``data`` is the step's arrays (a dict) or its ``"next"`` TensorDict:
+        both read with ``get(key, None)`` and write with ``data[key] = value``.
+        """
+        root = data.get(self._group_list()[0][1], None)
+        if root is None:
+            return
+        for done_key, trunc_key in self._nested:
+            done = data.get(done_key, None)
+            if done is None:
+                continue
+            flag = _broadcast_batch(root, done)
+            trunc = data.get(trunc_key, None)
+            if trunc is not None:
+                data[trunc_key] = trunc | flag
+            if self.update_done:
+                data[done_key] = done | flag
 
     # -------------------------------------------------------------- arrays
     def _np_reset(self, arrays: dict, mask) -> dict:
@@ -242,17 +263,8 @@ class StepCounter(RunningState, Transform):
                 if update_done:
                     arrays[done_key] = done_out
             arrays[count_key] = count
-        nested = self.__dict__.get("_nested")
-        if nested and max_steps is not None:
-            root = arrays[self._group_list()[0][1]]
-            for done_key, trunc_key in nested:
-                done = arrays[done_key]
-                flag = _broadcast_batch(root, done)
-                trunc = arrays.get(trunc_key)
-                if trunc is not None:
-                    arrays[trunc_key] = trunc | flag
-                if update_done:
-                    arrays[done_key] = done | flag
+        if self._nested and max_steps is not None:
+            self._truncate_nested(arrays)
         return arrays
 
     # --------------------------------------------------------- tensordicts
@@ -306,19 +318,8 @@ class StepCounter(RunningState, Transform):
                 if self.update_done:
                     next_tensordict.set(done_key, done_out)
             next_tensordict.set(count_key, ops.snapshot(count))
-        nested = self.__dict__.get("_nested")
-        if nested and self.max_steps is not None:
-            root = next_tensordict.get(self._group_list()[0][1], None)
-            for done_key, trunc_key in nested:
-                done = next_tensordict.get(done_key, None)
-                if root is None or done is None:
-                    continue
-                flag = _broadcast_batch(root, done)
-                trunc = next_tensordict.get(trunc_key, None)
-                if trunc is not None:
-                    next_tensordict.set(trunc_key, trunc | flag)
-                if self.update_done:
-                    next_tensordict.set(done_key, done | flag)
+        if self._nested and self.max_steps is not None:
+            self._truncate_nested(next_tensordict)
         return next_tensordict
 
     def forward(self, tensordict):

@@ -114,7 +114,7 @@ class NoopResetEnv(Transform):
                 td, done_step = chain_reset(base, preceding, None), 0
                 if retries > self._MAX_RETRIES:
                     raise CompatValueError(f"NoopResetEnv: the env was done before {steps} no-op steps "
-                                     f"{retries} times in a row; lower noops (got {self.noops})")
+                                           f"{retries} times in a row; lower noops (got {self.noops})")
                 continue
             td.set("next", next_td)
             td = step_mdp(td, reward_keys=reward_keys, done_keys=done_keys, action_keys=action_keys)
@@ -230,8 +230,8 @@ class TerminateTransform(Transform):
 
     def __init__(self, stop, *, write_done: bool = True):
         if not callable(stop):
-            raise CompatTypeValueError(f"TerminateTransform requires stop to be a callable taking a TensorDict, got "
-                            f"{type(stop).__name__}: {stop!r}")
+            raise CompatTypeValueError(f"TerminateTransform requires stop to be a callable taking a TensorDict, "
+                                       f"got {type(stop).__name__}: {stop!r}")
         write_done = check_bool(write_done, "TerminateTransform", "write_done")
         super().__init__()
         set_plain(self, "stop", stop)
